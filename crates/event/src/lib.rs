@@ -1,0 +1,1 @@
+//! event: work in progress (see the crate description).

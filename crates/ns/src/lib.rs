@@ -1,0 +1,1 @@
+//! ns: work in progress (see the crate description).

@@ -1,0 +1,405 @@
+//! Typed attribute values and attribute lists.
+//!
+//! Elvin has exactly five value types (spec §3.1): int32, int64, real64,
+//! string and opaque. There is no boolean and no null. [`Value`] owns its
+//! data and is what clients build and keep; [`ValueRef`] borrows from a
+//! decoded frame and is what the router evaluates subscriptions against, so
+//! that routing a notification never copies its strings.
+//!
+//! [`Attributes`] is a notification's name/value list. Names are
+//! case-sensitive; a name appears at most once (inserting an existing name
+//! replaces its value, as Avis keeps the last of duplicate names). Order is
+//! insertion order, which Elvin does not promise to preserve on delivery.
+
+use std::fmt;
+
+/// The wire type code of a [`Value`] (spec §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum ValueType {
+    Int32 = 1,
+    Int64 = 2,
+    Real64 = 3,
+    String = 4,
+    Opaque = 5,
+}
+
+impl ValueType {
+    /// The type for a wire type code, or `None` for an unknown code.
+    pub fn from_code(code: i32) -> Option<ValueType> {
+        Some(match code {
+            1 => ValueType::Int32,
+            2 => ValueType::Int64,
+            3 => ValueType::Real64,
+            4 => ValueType::String,
+            5 => ValueType::Opaque,
+            _ => return None,
+        })
+    }
+
+    /// The wire type code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The lower-case name used in messages and in the subscription
+    /// language's type predicates (`int32`, `int64`, `real64`, `string`,
+    /// `opaque`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Int32 => "int32",
+            ValueType::Int64 => "int64",
+            ValueType::Real64 => "real64",
+            ValueType::String => "string",
+            ValueType::Opaque => "opaque",
+        }
+    }
+}
+
+impl fmt::Display for ValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An owned attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int32(i32),
+    Int64(i64),
+    Real64(f64),
+    String(String),
+    Opaque(Vec<u8>),
+}
+
+impl Value {
+    /// The value's wire type.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Value::Int32(_) => ValueType::Int32,
+            Value::Int64(_) => ValueType::Int64,
+            Value::Real64(_) => ValueType::Real64,
+            Value::String(_) => ValueType::String,
+            Value::Opaque(_) => ValueType::Opaque,
+        }
+    }
+
+    /// A borrowed view of this value.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Int32(v) => ValueRef::Int32(*v),
+            Value::Int64(v) => ValueRef::Int64(*v),
+            Value::Real64(v) => ValueRef::Real64(*v),
+            Value::String(s) => ValueRef::String(s),
+            Value::Opaque(b) => ValueRef::Opaque(b),
+        }
+    }
+
+    /// The string, if this is a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The int32, if this is an int32 value.
+    pub fn as_i32(&self) -> Option<i32> {
+        match self {
+            Value::Int32(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if this is an opaque value.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Opaque(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::Int32(v)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int64(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Real64(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::String(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::String(v.to_owned())
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Opaque(v)
+    }
+}
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Value::Opaque(v.to_vec())
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
+    }
+}
+
+/// A value borrowed from a decoded frame or from an owned [`Value`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Int32(i32),
+    Int64(i64),
+    Real64(f64),
+    String(&'a str),
+    Opaque(&'a [u8]),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The value's wire type.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            ValueRef::Int32(_) => ValueType::Int32,
+            ValueRef::Int64(_) => ValueType::Int64,
+            ValueRef::Real64(_) => ValueType::Real64,
+            ValueRef::String(_) => ValueType::String,
+            ValueRef::Opaque(_) => ValueType::Opaque,
+        }
+    }
+
+    /// Copies the value into an owned [`Value`].
+    pub fn to_owned(&self) -> Value {
+        match *self {
+            ValueRef::Int32(v) => Value::Int32(v),
+            ValueRef::Int64(v) => Value::Int64(v),
+            ValueRef::Real64(v) => Value::Real64(v),
+            ValueRef::String(s) => Value::String(s.to_owned()),
+            ValueRef::Opaque(b) => Value::Opaque(b.to_vec()),
+        }
+    }
+
+    /// The string, if this is a string value.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match *self {
+            ValueRef::String(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Human-readable rendering, as a subscription-language literal where one
+/// exists: `42`, `42L`, `1.5`, `"text"`, and opaque bytes as `[0a ff]`.
+impl fmt::Display for ValueRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueRef::Int32(v) => write!(f, "{v}"),
+            ValueRef::Int64(v) => write!(f, "{v}L"),
+            ValueRef::Real64(v) => write!(f, "{v:?}"),
+            ValueRef::String(s) => write!(f, "{s:?}"),
+            ValueRef::Opaque(b) => {
+                f.write_str("[")?;
+                for (i, byte) in b.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{byte:02x}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// A notification's attributes: a list of unique names with their values,
+/// in insertion order.
+///
+/// Lookups are linear scans. Notifications carry a dozen or so attributes,
+/// where a scan of a small vector beats hashing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Attributes {
+    entries: Vec<(String, Value)>,
+}
+
+impl Attributes {
+    /// An empty attribute list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty list with room for `n` attributes.
+    pub fn with_capacity(n: usize) -> Self {
+        Attributes { entries: Vec::with_capacity(n) }
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no attributes.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// The string value of `name`, if present and a string.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Value::as_str)
+    }
+
+    /// The int32 value of `name`, if present and an int32.
+    pub fn get_i32(&self, name: &str) -> Option<i32> {
+        self.get(name).and_then(Value::as_i32)
+    }
+
+    /// True when `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name` to `value`, replacing (in place) any earlier value.
+    /// Returns the earlier value.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        let name = name.into();
+        let value = value.into();
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, slot)) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.entries.push((name, value));
+                None
+            }
+        }
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let pos = self.entries.iter().position(|(n, _)| n == name)?;
+        Some(self.entries.remove(pos).1)
+    }
+
+    /// The attributes in insertion order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
+
+impl<N: Into<String>, V: Into<Value>> FromIterator<(N, V)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut attrs = Attributes::new();
+        for (n, v) in iter {
+            attrs.insert(n, v);
+        }
+        attrs
+    }
+}
+
+impl<'a> IntoIterator for &'a Attributes {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a str, &'a Value)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v))
+    }
+}
+
+/// Attribute lookup by name, over owned or borrowed attribute lists.
+///
+/// The subscription evaluator is written against this trait so that the
+/// router can evaluate a borrowed, zero-copy view of a frame and a client
+/// can evaluate an owned [`Attributes`].
+pub trait AttributeLookup {
+    /// The value of `name`, if present.
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>>;
+}
+
+impl AttributeLookup for Attributes {
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
+        self.get(name).map(Value::as_ref)
+    }
+}
+
+/// A borrowed attribute list, as decoded from a frame without copying.
+/// Duplicate names are resolved on lookup: the last occurrence wins, as in
+/// Avis.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttributesRef<'a> {
+    pub entries: Vec<(&'a str, ValueRef<'a>)>,
+}
+
+impl<'a> AttributesRef<'a> {
+    /// The value of `name`, if present (the last one if repeated).
+    pub fn get(&self, name: &str) -> Option<ValueRef<'a>> {
+        self.entries.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// Copies into an owned [`Attributes`] (the last of repeated names wins).
+    pub fn to_owned(&self) -> Attributes {
+        let mut attrs = Attributes::with_capacity(self.entries.len());
+        for (n, v) in &self.entries {
+            attrs.insert(*n, v.to_owned());
+        }
+        attrs
+    }
+}
+
+impl AttributeLookup for AttributesRef<'_> {
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
+        self.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_replaces_in_place() {
+        let mut a = Attributes::new();
+        a.insert("A", 1);
+        a.insert("B", "x");
+        assert_eq!(a.insert("A", 2i64), Some(Value::Int32(1)));
+        let names: Vec<_> = a.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["A", "B"]);
+        assert_eq!(a.get("A"), Some(&Value::Int64(2)));
+        assert_eq!(a.remove("A"), Some(Value::Int64(2)));
+        assert!(!a.contains("A"));
+        assert_eq!(a.len(), 1);
+    }
+
+    #[test]
+    fn borrowed_lookup_takes_last_duplicate() {
+        let r = AttributesRef { entries: vec![("A", ValueRef::Int32(1)), ("A", ValueRef::Int32(2))] };
+        assert_eq!(r.lookup("A"), Some(ValueRef::Int32(2)));
+        assert_eq!(r.to_owned().len(), 1);
+        assert_eq!(r.lookup("B"), None);
+    }
+
+    #[test]
+    fn display_is_literal_like() {
+        assert_eq!(Value::Int32(5).to_string(), "5");
+        assert_eq!(Value::Int64(5).to_string(), "5L");
+        assert_eq!(Value::Real64(1.0).to_string(), "1.0");
+        assert_eq!(Value::from("a\"b").to_string(), "\"a\\\"b\"");
+        assert_eq!(Value::Opaque(vec![0x0a, 0xff]).to_string(), "[0a ff]");
+    }
+}

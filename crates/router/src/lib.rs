@@ -1,0 +1,1 @@
+//! router: work in progress (see the crate description).

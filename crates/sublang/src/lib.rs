@@ -1,0 +1,1 @@
+//! sublang: work in progress (see the crate description).

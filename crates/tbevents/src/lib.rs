@@ -1,0 +1,1 @@
+//! tbevents: work in progress (see the crate description).
