@@ -1,1 +1,268 @@
-//! testkit: work in progress (see the crate description).
+//! Helpers for tbevents' multi-process integration tests.
+//!
+//! The project's tests run the real binaries (`eventd`, `tevc`,
+//! `event-sched`, ...) as separate processes talking real TCP. This crate
+//! holds the plumbing those tests share:
+//!
+//! - [`bin_path`] finds a workspace binary in the target directory and, if a
+//!   test is run on its own (`cargo test -p x --test y`) before that binary
+//!   was built, builds it once with cargo.
+//! - [`Proc`] runs a binary with its output captured to files, kills it when
+//!   dropped (so a failing test leaves no strays), and can wait for a line of
+//!   output or for a TCP port to accept.
+//! - [`free_port`] picks an unused loopback port.
+//! - [`Router`] starts an `eventd` on a free loopback port.
+//!
+//! Everything here panics on failure: it is test-only code, where a panic
+//! with a clear message is the right way to fail a test.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The target directory's profile directory (`target/debug` or
+/// `target/release`) of the running test binary.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    let deps = exe.parent().expect("test binary has a parent directory");
+    if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        deps.to_path_buf()
+    }
+}
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Path of the workspace binary `name`, building it with cargo if it is not
+/// in the target directory yet.
+///
+/// `cargo test --workspace` builds every binary before any test runs, so the
+/// build here only happens when a single package's tests run alone.
+pub fn bin_path(name: &str) -> PathBuf {
+    let dir = profile_dir();
+    let path = dir.join(name);
+    if path.exists() {
+        return path;
+    }
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        return path;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--bin", name]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --bin {name} failed");
+    assert!(path.exists(), "cargo built {name} but {} does not exist", path.display());
+    path
+}
+
+/// An unused TCP port on 127.0.0.1 (free when this returns; tests bind it
+/// right away).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local_addr").port()
+}
+
+/// Waits until a TCP connection to `addr` succeeds.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing accepted connections on {addr} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process whose stdout and stderr go to files, killed on drop.
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts the workspace binary `name` with `args`.
+    pub fn start<I, S>(name: &str, args: I) -> Proc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(bin_path(name));
+        cmd.args(args);
+        Proc::spawn(name, cmd)
+    }
+
+    /// Starts a prepared command (for environment or working directory
+    /// settings); its stdout and stderr are replaced by capture files.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = std::fs::File::create(dir.path().join("stdout")).expect("create stdout file");
+        let err = std::fs::File::create(dir.path().join("stderr")).expect("create stderr file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc { name: name.to_owned(), child: Some(child), dir, status: None }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Everything the process wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Directory holding the capture files (usable as a scratch directory).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits until stdout or stderr contains `needle`; returns that output.
+    pub fn wait_for_output(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.stdout();
+            let err = self.stderr();
+            if out.contains(needle) {
+                return out;
+            }
+            if err.contains(needle) {
+                return err;
+            }
+            if let Some(status) = self.try_wait() {
+                panic!(
+                    "{} exited ({status}) before printing {needle:?}\n--- stdout\n{out}\n--- stderr\n{err}",
+                    self.name
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not print {needle:?} within {timeout:?}\n--- stdout\n{out}\n--- stderr\n{err}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The exit status if the process has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Some(child) = self.child.as_mut() {
+                self.status = child.try_wait().ok().flatten();
+            }
+        }
+        self.status
+    }
+
+    /// Waits for the process to exit, killing it after `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!(
+                    "{} did not exit within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.name,
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) with a pid we own and a plain signal number.
+            unsafe {
+                kill(child.id() as i32, signal);
+            }
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            if let Ok(status) = child.wait() {
+                self.status.get_or_insert(status);
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Signal numbers used by tests (Linux).
+pub mod signals {
+    pub const SIGHUP: i32 = 1;
+    pub const SIGINT: i32 = 2;
+    pub const SIGKILL: i32 = 9;
+    pub const SIGTERM: i32 = 15;
+    pub const SIGSTOP: i32 = 19;
+    pub const SIGCONT: i32 = 18;
+}
+
+/// An `eventd` router on a free loopback port.
+pub struct Router {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Router {
+    /// Starts `eventd --listen elvin://127.0.0.1:<free port>` plus `extra`
+    /// arguments and waits until it accepts connections.
+    pub fn start(extra: &[&str]) -> Router {
+        let port = free_port();
+        Router::start_on(port, extra)
+    }
+
+    /// Starts `eventd` on a chosen port (for restart tests).
+    pub fn start_on(port: u16, extra: &[&str]) -> Router {
+        let listen = format!("elvin://127.0.0.1:{port}");
+        let mut args = vec!["--listen", listen.as_str()];
+        args.extend_from_slice(extra);
+        let proc = Proc::start("eventd", &args);
+        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20));
+        Router { proc, port }
+    }
+
+    /// The router's URI, `elvin://127.0.0.1:<port>`.
+    pub fn uri(&self) -> String {
+        format!("elvin://127.0.0.1:{}", self.port)
+    }
+
+    /// The router's socket address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
