@@ -352,13 +352,39 @@ impl<'a> AttributesRef<'a> {
         self.entries.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
-    /// Copies into an owned [`Attributes`] (the last of repeated names wins).
+    /// Copies into an owned [`Attributes`] (the last of repeated names wins,
+    /// kept at the position of the first).
+    ///
+    /// Runs in linear time whatever the input: a hostile frame can carry
+    /// over 100,000 attributes, where de-duplicating by repeated linear
+    /// scans would take seconds.
     pub fn to_owned(&self) -> Attributes {
-        let mut attrs = Attributes::with_capacity(self.entries.len());
-        for (n, v) in &self.entries {
-            attrs.insert(*n, v.to_owned());
+        /// Below this many entries a linear scan beats hashing.
+        const HASH_THRESHOLD: usize = 16;
+        if self.entries.len() <= HASH_THRESHOLD {
+            let mut attrs = Attributes::with_capacity(self.entries.len());
+            for (n, v) in &self.entries {
+                attrs.insert(*n, v.to_owned());
+            }
+            return attrs;
         }
-        attrs
+        let mut positions: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(self.entries.len());
+        let mut entries: Vec<(String, Value)> = Vec::with_capacity(self.entries.len());
+        for (name, value) in &self.entries {
+            match positions.get(name) {
+                Some(&index) => {
+                    if let Some(slot) = entries.get_mut(index) {
+                        slot.1 = value.to_owned();
+                    }
+                }
+                None => {
+                    positions.insert(name, entries.len());
+                    entries.push(((*name).to_owned(), value.to_owned()));
+                }
+            }
+        }
+        Attributes { entries }
     }
 }
 
@@ -392,6 +418,20 @@ mod tests {
         assert_eq!(r.lookup("A"), Some(ValueRef::Int32(2)));
         assert_eq!(r.to_owned().len(), 1);
         assert_eq!(r.lookup("B"), None);
+    }
+
+    #[test]
+    fn large_borrowed_lists_dedupe_like_small_ones() {
+        let names: Vec<String> = (0..100).map(|i| format!("n{}", i % 40)).collect();
+        let r = AttributesRef {
+            entries: names.iter().enumerate().map(|(i, n)| (n.as_str(), ValueRef::Int32(i as i32))).collect(),
+        };
+        let owned = r.to_owned();
+        assert_eq!(owned.len(), 40);
+        // First-occurrence order, last value.
+        let first: Vec<_> = owned.iter().take(2).map(|(n, v)| (n.to_owned(), v.clone())).collect();
+        assert_eq!(first, [("n0".to_owned(), Value::Int32(80)), ("n1".to_owned(), Value::Int32(81))]);
+        assert_eq!(owned.get("n39"), Some(&Value::Int32(79)));
     }
 
     #[test]
