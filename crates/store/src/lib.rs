@@ -1,3 +1,75 @@
-//! The experiment store (work in progress: the model is in [`model`]).
+//! The experiment store: where tbevents keeps experiments, their virtual
+//! topology and static events, the physical mapping made at swap-in, and
+//! the users and groups the control plane checks.
+//!
+//! # Design
+//!
+//! * **One interface, several backends.** [`ExperimentStore`] is a trait
+//!   that speaks in [`model`] types (never SQL), used by the scheduler
+//!   (`event-sched`), the operator command (`tbevents`) and later the
+//!   control plane. The default backend, [`SqliteStore`], is an embedded
+//!   SQLite database: nothing to install or run. A MySQL/MariaDB backend
+//!   against the real Emulab schema and an XML-RPC client backend are
+//!   planned; callers will not change when they arrive, because they only
+//!   hold a `Box<dyn ExperimentStore>` from [`open`].
+//! * **Synchronous.** Every planned backend is a blocking library, and the
+//!   store is consulted a few times per experiment operation, not per
+//!   event. Async callers run store calls in `spawn_blocking`; see
+//!   [`store`] for the reasoning.
+//! * **Emulab's tables and names.** The SQLite schema uses Emulab's table
+//!   and column names (spec emulab-events-B §3) so the future MySQL backend
+//!   and anyone who knows Emulab can read it; object and event types are
+//!   stored as indexes into `event_objecttypes` / `event_eventtypes`,
+//!   seeded with Emulab's rows (§2.7).
+//! * **Migrated by the program.** The schema is a versioned list of
+//!   migrations ([`schema`]) applied on open, each in one transaction; an
+//!   older file is upgraded, a newer one refused.
+//! * **Found the same way by every program.** [`resolve_store_url`] picks a
+//!   command-line URL, else `TBEVENTS_STORE`, else
+//!   `sqlite:/var/lib/tbevents/tbevents.db`.
+//!
+//! Event keys ([`generate_event_key`], [`write_event_key_file`]) live here
+//! too because creating an experiment means both storing the key and
+//! writing the key file the scheduler and `tevc` read.
+//!
+//! # Decisions on points the original left open
+//!
+//! * Events are numbered `idx` 1, 2, 3, ... per experiment in load order
+//!   (Emulab used a table-wide auto-increment), and [`ExperimentStore::events`]
+//!   orders by `(time, idx)`: equal-time events keep file order, which the
+//!   seed scheduler's heap did not guarantee (spec B §1.6, §1.9).
+//! * Event times keep full `f64` precision instead of Emulab's
+//!   `float(10,3)`; negative, infinite or NaN times are refused.
+//! * Broadcast (`*`) agents come back with `node_id` and `ipaddr` `None`
+//!   (the scheduler turns that into HOST `*`), never with a literal `"*"`.
+//! * An unknown object or event type name in [`ExperimentStore::load_virtual`]
+//!   is an error naming the type and the row, and nothing is written;
+//!   Emulab's front end would have written index 0 or failed in Tcl.
+//! * The store does not enforce experiment life-cycle transitions (any
+//!   state may follow any other, deleting an active experiment is allowed):
+//!   that policy belongs to the control plane. It does validate the state
+//!   *values* against Emulab's `EXPTSTATE_*` list.
+//! * Users and groups are not required to exist when an experiment is
+//!   created; the control plane checks permissions, the store only records.
 
+pub mod error;
+pub mod eventkey;
 pub mod model;
+pub mod open;
+pub mod schema;
+pub mod sqlite;
+pub mod store;
+
+pub use error::{SUPPORTED_URLS, StoreError};
+pub use eventkey::{
+    EVENT_KEY_FILE_MODE, event_key_path, generate_event_key, try_generate_event_key,
+    validate_event_key, write_event_key_file,
+};
+pub use model::{
+    AgentRow, EventRow, Experiment, ExperimentId, ExperimentState, Group, GroupMembership,
+    GroupRow, NewExperiment, NodeAssignment, StaticEvent, Trust, TypeEntry, TypeTable, User,
+    VirtAgent, VirtLanMember, VirtNode, VirtProgram, VirtTrafgen, VirtualExperiment,
+};
+pub use open::{DEFAULT_STORE_URL, STORE_ENV_VAR, StoreUrl, open, resolve_store_url};
+pub use sqlite::SqliteStore;
+pub use store::ExperimentStore;

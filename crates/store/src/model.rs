@@ -11,17 +11,36 @@
 //!
 //! Object and event types travel by name (`"LINK"`, `"MODIFY"`); the store
 //! maps them to the `event_objecttypes` / `event_eventtypes` indexes.
+//!
+//! The second half of the file holds the store's own records: an
+//! [`Experiment`] row and its [`ExperimentState`], the physical mapping of a
+//! swap-in ([`NodeAssignment`]), and the minimal user/group tables the
+//! control plane needs ([`User`], [`Group`], [`GroupMembership`]). Every type
+//! here is plain data with no database handle, so a MySQL or XML-RPC backend
+//! can produce the same values.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::StoreError;
 
 /// An experiment's identity: Emulab project id and experiment id.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExperimentId {
+    /// Project id (`experiments.pid`).
     pub pid: String,
+    /// Experiment id within the project (`experiments.eid`).
     pub eid: String,
 }
 
 impl ExperimentId {
+    /// Builds an id from its two parts (no validation; see
+    /// [`ExperimentId::validate`] for Emulab's naming rules).
     pub fn new(pid: impl Into<String>, eid: impl Into<String>) -> Self {
-        ExperimentId { pid: pid.into(), eid: eid.into() }
+        ExperimentId {
+            pid: pid.into(),
+            eid: eid.into(),
+        }
     }
 
     /// Parses `pid/eid` (split at the first `/`; both parts non-empty).
@@ -31,6 +50,65 @@ impl ExperimentId {
             return None;
         }
         Some(ExperimentId::new(pid, eid))
+    }
+}
+
+impl ExperimentId {
+    /// Checks Emulab's naming rules: the project id is 1 to 48 and the
+    /// experiment id 1 to 32 characters from `A-Z a-z 0-9 _ -` (the
+    /// characters the XML-RPC server and `eventsys_control` accept, and
+    /// safe as directory names under `/proj/<pid>/exp/<eid>`).
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_name("project id", &self.pid, MAX_PID_LEN)?;
+        check_name("experiment id", &self.eid, MAX_EID_LEN)
+    }
+}
+
+/// Longest project id accepted (Emulab HEAD's `pid varchar(48)`).
+pub const MAX_PID_LEN: usize = 48;
+/// Longest experiment id accepted (Emulab's `eid varchar(32)`).
+pub const MAX_EID_LEN: usize = 32;
+/// Longest group id accepted.
+pub const MAX_GID_LEN: usize = 32;
+/// Longest user id accepted.
+pub const MAX_UID_LEN: usize = 32;
+
+const NAME_RULE_48: &str = "use 1 to 48 characters from A-Z, a-z, 0-9, `_` and `-`";
+const NAME_RULE_32: &str = "use 1 to 32 characters from A-Z, a-z, 0-9, `_` and `-`";
+
+/// Validates one identifier against the shared character rule.
+pub(crate) fn check_name(
+    what: &'static str,
+    value: &str,
+    max_len: usize,
+) -> Result<(), StoreError> {
+    let rule = if max_len == MAX_PID_LEN {
+        NAME_RULE_48
+    } else {
+        NAME_RULE_32
+    };
+    let well_formed = !value.is_empty()
+        && value.len() <= max_len
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            what,
+            value: shorten(value),
+            rule,
+        })
+    }
+}
+
+/// Caps a hostile value at a displayable length for error messages.
+pub(crate) fn shorten(value: &str) -> String {
+    const SHOWN: usize = 80;
+    match value.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value.to_owned(),
     }
 }
 
@@ -65,6 +143,7 @@ pub struct VirtualExperiment {
 /// A virtual node (`virt_nodes`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct VirtNode {
+    /// The node's name in the NS file.
     pub vname: String,
     /// Hardware type asked for (`tb-set-hardware`), empty for any.
     pub node_type: String,
@@ -87,6 +166,7 @@ pub struct VirtLanMember {
     pub vport: u32,
     /// Experimental IP address of the member, dotted quad.
     pub ip: String,
+    /// Netmask of the member's address, dotted quad.
     pub mask: String,
     /// One-way delay in milliseconds (toward the LAN).
     pub delay: f64,
@@ -96,7 +176,9 @@ pub struct VirtLanMember {
     pub lossrate: f64,
     /// Reverse direction (from the LAN to this member).
     pub rdelay: f64,
+    /// Reverse bandwidth in kbit/s.
     pub rbandwidth: u64,
+    /// Reverse packet loss rate, 0..=1.
     pub rlossrate: f64,
     /// Queue length in packets (`q_limit`), and the queue options set by
     /// `Queue` objects.
@@ -123,25 +205,36 @@ pub struct VirtAgent {
 /// A program agent (`virt_programs`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VirtProgram {
+    /// Node the program runs on.
     pub vnode: String,
+    /// Program agent name (OBJNAME of its events).
     pub vname: String,
+    /// The command line the program agent runs.
     pub command: String,
 }
 
 /// A traffic generator (`virt_trafgens`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VirtTrafgen {
+    /// Node the generator runs on.
     pub vnode: String,
+    /// Generator name (OBJNAME of its events).
     pub vname: String,
     /// `source` or `sink`.
     pub role: String,
     /// `udp` or `tcp`.
     pub proto: String,
+    /// Local port.
     pub port: u32,
+    /// Local IP address, dotted quad.
     pub ip: String,
+    /// Node of the peer generator.
     pub target_vnode: String,
+    /// Name of the peer generator.
     pub target_vname: String,
+    /// Peer port.
     pub target_port: u32,
+    /// Peer IP address, dotted quad.
     pub target_ip: String,
     /// `TG` (Emulab's trafgen) or `NSE`.
     pub generator: String,
@@ -150,7 +243,9 @@ pub struct VirtTrafgen {
 /// One member of an event group (`event_groups`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupRow {
+    /// The group's name (an OBJNAME events can target).
     pub group_name: String,
+    /// The member agent's name.
     pub agent_name: String,
 }
 
@@ -177,12 +272,19 @@ pub struct StaticEvent {
 /// with the type tables.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventRow {
+    /// `eventlist.idx`: the event's position in load order, from 1.
     pub idx: u64,
+    /// Seconds after time zero.
     pub time: f64,
+    /// Target node, `*`, or empty for links and queues.
     pub vnode: String,
+    /// Target object name (OBJNAME).
     pub vname: String,
+    /// Object type name from `event_objecttypes`.
     pub objtype: String,
+    /// Event type name from `event_eventtypes`.
     pub eventtype: String,
+    /// The ARGS string (empty when none).
     pub arguments: String,
 }
 
@@ -190,13 +292,314 @@ pub struct EventRow {
 /// `reserved`, `nodes`, `node_types` and `interfaces` (spec B §1.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentRow {
+    /// Agent name (OBJNAME).
     pub vname: String,
     /// `*` for broadcast agents.
     pub vnode: String,
+    /// Object type name from `event_objecttypes`.
     pub objtype: String,
     /// Physical node id (`reserved.node_id`), `None` when the vnode is not
     /// mapped (or is `*`).
     pub node_id: Option<String>,
     /// Control-network IPv4 of the physical host, `None` if unknown.
     pub ipaddr: Option<String>,
+}
+
+/// An experiment's life-cycle state: Emulab's `EXPTSTATE_*` values, stored
+/// as their text in `experiments.state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExperimentState {
+    /// Created, never swapped in (`new`).
+    New,
+    /// Being parsed and set up before its first swap-in (`prerunning`).
+    Prerunning,
+    /// Defined but holding no nodes (`swapped`).
+    Swapped,
+    /// Waiting in the batch queue (`queued`).
+    Queued,
+    /// Being swapped out (`swapping`).
+    Swapping,
+    /// Being swapped in (`activating`).
+    Activating,
+    /// Swapped in and running; the scheduler waits for this (`active`).
+    Active,
+    /// Being torn down for good (`terminating`).
+    Terminating,
+    /// Terminated (`ended`).
+    Ended,
+    /// A modify is parsing the new NS file (`modify_parse`).
+    ModifyParse,
+    /// A modify is re-parsing (`modify_reparse`).
+    ModifyReparse,
+    /// A modify is re-swapping the nodes (`modify_reswap`).
+    ModifyReswap,
+    /// Being restarted (`restarting`).
+    Restarting,
+}
+
+impl ExperimentState {
+    /// Every state, in Emulab's order.
+    pub const ALL: [ExperimentState; 13] = [
+        ExperimentState::New,
+        ExperimentState::Prerunning,
+        ExperimentState::Swapped,
+        ExperimentState::Queued,
+        ExperimentState::Swapping,
+        ExperimentState::Activating,
+        ExperimentState::Active,
+        ExperimentState::Terminating,
+        ExperimentState::Ended,
+        ExperimentState::ModifyParse,
+        ExperimentState::ModifyReparse,
+        ExperimentState::ModifyReswap,
+        ExperimentState::Restarting,
+    ];
+
+    /// The text Emulab stores in `experiments.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentState::New => "new",
+            ExperimentState::Prerunning => "prerunning",
+            ExperimentState::Swapped => "swapped",
+            ExperimentState::Queued => "queued",
+            ExperimentState::Swapping => "swapping",
+            ExperimentState::Activating => "activating",
+            ExperimentState::Active => "active",
+            ExperimentState::Terminating => "terminating",
+            ExperimentState::Ended => "ended",
+            ExperimentState::ModifyParse => "modify_parse",
+            ExperimentState::ModifyReparse => "modify_reparse",
+            ExperimentState::ModifyReswap => "modify_reswap",
+            ExperimentState::Restarting => "restarting",
+        }
+    }
+
+    /// The valid state names, comma-separated, for error messages.
+    pub fn valid_names() -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+        names.join(", ")
+    }
+}
+
+impl fmt::Display for ExperimentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExperimentState {
+    type Err = StoreError;
+
+    /// Parses the exact lower-case Emulab spelling; anything else is an
+    /// [`StoreError::InvalidState`] that lists the valid states.
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| StoreError::InvalidState {
+                value: shorten(text),
+                valid: Self::valid_names(),
+            })
+    }
+}
+
+/// What `create_experiment` needs: the columns an operator supplies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewExperiment {
+    /// The experiment's pid/eid.
+    pub id: ExperimentId,
+    /// Project group the experiment belongs to (`experiments.gid`); Emulab
+    /// uses the pid for the project's default group.
+    pub gid: String,
+    /// The creating user (`expt_head_uid`; also the first `expt_swap_uid`).
+    pub creator_uid: String,
+    /// Absolute experiment directory (`experiments.path`), conventionally
+    /// `/proj/<pid>/exp/<eid>`; the event key file lives under it.
+    pub path: String,
+}
+
+impl NewExperiment {
+    /// Bundles the creation parameters.
+    pub fn new(
+        id: ExperimentId,
+        gid: impl Into<String>,
+        creator_uid: impl Into<String>,
+        path: impl Into<String>,
+    ) -> Self {
+        NewExperiment {
+            id,
+            gid: gid.into(),
+            creator_uid: creator_uid.into(),
+            path: path.into(),
+        }
+    }
+}
+
+/// One `experiments` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Experiment {
+    /// pid/eid.
+    pub id: ExperimentId,
+    /// Unique experiment index (`experiments.idx`), never reused.
+    pub idx: u64,
+    /// Project group (`gid`).
+    pub gid: String,
+    /// Creator (`expt_head_uid`).
+    pub expt_head_uid: String,
+    /// Who last swapped it (`expt_swap_uid`).
+    pub expt_swap_uid: String,
+    /// Life-cycle state (`state`).
+    pub state: ExperimentState,
+    /// Batch state (`batchstate`), when the batch system uses it.
+    pub batchstate: Option<String>,
+    /// Experiment directory (`path`).
+    pub path: String,
+    /// Swap log file (`logfile`), when one was recorded.
+    pub logfile: Option<String>,
+    /// Web access key hash (`keyhash`), when one was recorded.
+    pub keyhash: Option<String>,
+    /// The HMAC event key (`eventkey`), once set.
+    pub eventkey: Option<String>,
+    /// Linktest level 0..=4 (`linktest_level`).
+    pub linktest_level: u8,
+    /// When the row was created (`expt_created`, UTC, `YYYY-MM-DD HH:MM:SS`).
+    pub expt_created: String,
+}
+
+/// One physical assignment made at swap-in: virtual node `vnode` runs on
+/// physical node `node_id`, whose control-network address is `control_ip`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NodeAssignment {
+    /// Virtual node name (a `virt_nodes.vname`).
+    pub vnode: String,
+    /// Physical node id (`reserved.node_id`, `nodes.node_id`).
+    pub node_id: String,
+    /// Control-network IPv4 address, dotted quad (`interfaces.IP`).
+    pub control_ip: String,
+}
+
+/// A testbed user (`users`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Emulab user id (`uid`).
+    pub uid: String,
+    /// Unix uid the user's processes run as (`unix_uid`).
+    pub unix_uid: u32,
+    /// Account status (`status`), e.g. `active`.
+    pub status: String,
+    /// Testbed administrator (`admin`).
+    pub admin: bool,
+}
+
+/// A project group (`groups`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Project id (`pid`).
+    pub pid: String,
+    /// Group id within the project (`gid`); the project's default group has
+    /// `gid == pid`.
+    pub gid: String,
+    /// Unix gid (`unix_gid`).
+    pub unix_gid: u32,
+    /// Unix group name (`unix_name`).
+    pub unix_name: String,
+}
+
+/// How much a member is trusted in a group (`group_membership.trust`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Trust {
+    /// Applied but not approved.
+    None,
+    /// Ordinary member.
+    User,
+    /// May control experiments as root on their nodes.
+    LocalRoot,
+    /// Group leader.
+    GroupRoot,
+    /// Project leader.
+    ProjectRoot,
+}
+
+impl Trust {
+    /// The text Emulab stores in `group_membership.trust`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trust::None => "none",
+            Trust::User => "user",
+            Trust::LocalRoot => "local_root",
+            Trust::GroupRoot => "group_root",
+            Trust::ProjectRoot => "project_root",
+        }
+    }
+}
+
+impl fmt::Display for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Trust {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<Self, StoreError> {
+        [
+            Trust::None,
+            Trust::User,
+            Trust::LocalRoot,
+            Trust::GroupRoot,
+            Trust::ProjectRoot,
+        ]
+        .into_iter()
+        .find(|trust| trust.as_str() == text)
+        .ok_or_else(|| StoreError::InvalidTrust {
+            value: shorten(text),
+        })
+    }
+}
+
+/// A user's membership in a project group (`group_membership`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMembership {
+    /// The member (`uid`).
+    pub uid: String,
+    /// Project of the group (`pid`).
+    pub pid: String,
+    /// The group (`gid`).
+    pub gid: String,
+    /// Trust level (`trust`).
+    pub trust: Trust,
+}
+
+/// One row of a type table (`event_objecttypes`, `event_eventtypes`,
+/// `event_triggertypes`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TypeEntry {
+    /// The table index (`idx`) other tables refer to.
+    pub idx: u16,
+    /// The type name (`type`).
+    pub name: String,
+}
+
+/// Which type table [`crate::ExperimentStore::type_table`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TypeTable {
+    /// `event_objecttypes`.
+    ObjectTypes,
+    /// `event_eventtypes`.
+    EventTypes,
+    /// `event_triggertypes`.
+    TriggerTypes,
+}
+
+impl TypeTable {
+    /// The SQL table name.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            TypeTable::ObjectTypes => "event_objecttypes",
+            TypeTable::EventTypes => "event_eventtypes",
+            TypeTable::TriggerTypes => "event_triggertypes",
+        }
+    }
 }

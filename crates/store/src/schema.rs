@@ -1,0 +1,301 @@
+//! The SQLite schema, as an ordered list of migrations.
+//!
+//! Why migrations rather than one `CREATE TABLE` script: the database file
+//! outlives the program that created it. Every build of tbevents carries the
+//! full list below; opening a database applies, in order, each migration
+//! newer than the file's `PRAGMA user_version`, each in its own transaction
+//! together with the version bump, so a crash leaves the file at a clean
+//! version boundary. A file whose version is newer than the list is refused
+//! (an older binary must not write data it does not understand).
+//!
+//! Rules for editing this file: never change a migration that has shipped;
+//! add a new one at the end. Migration 1 is the Emulab seed-era schema
+//! (table and column names as in spec emulab-events-B §3, with SQLite types);
+//! migration 2 adds what Emulab HEAD added (more object/event types,
+//! `event_triggertypes`, `eventlist.triggertype` and `eventlist.parent`),
+//! which is also how an older tbevents database upgrades.
+//!
+//! Type choices: Emulab's `varchar`/`tinytext` become `TEXT`, integer
+//! widths become `INTEGER`, `float(10,3)` becomes `REAL` (we keep the full
+//! double the NS front end computed instead of rounding to milliseconds).
+//! Keys follow Emulab (`PRIMARY KEY (pid, eid, idx)` and so on); the extra
+//! indexes are the ones the scheduler's queries need to avoid table scans
+//! and sorts.
+
+/// One schema step: applying `sql` to a database at version `version - 1`
+/// brings it to `version`.
+pub(crate) struct Migration {
+    /// The `user_version` after this migration.
+    pub version: i64,
+    /// What it does, for logs and error messages.
+    pub description: &'static str,
+    /// The statements, run as one batch inside the migration's transaction.
+    pub sql: &'static str,
+}
+
+/// Marks a database file as ours (`PRAGMA application_id`, ASCII "TBEV"),
+/// so that another program's SQLite file is never mistaken for an empty
+/// tbevents store.
+pub(crate) const APPLICATION_ID: i64 = 0x5442_4556;
+
+/// Every migration, oldest first; versions are 1, 2, 3, ... without gaps.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "Emulab seed schema and seed type tables",
+        sql: SEED_SCHEMA,
+    },
+    Migration {
+        version: 2,
+        description: "Emulab HEAD additions: object/event/trigger types, eventlist.triggertype and parent",
+        sql: HEAD_ADDITIONS,
+    },
+];
+
+/// The schema version this build writes and fully understands.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const SEED_SCHEMA: &str = r#"
+CREATE TABLE experiments (
+    idx             INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid             TEXT NOT NULL,
+    eid             TEXT NOT NULL,
+    gid             TEXT NOT NULL DEFAULT '',
+    expt_head_uid   TEXT NOT NULL DEFAULT '',
+    expt_swap_uid   TEXT NOT NULL DEFAULT '',
+    expt_created    TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    state           TEXT NOT NULL DEFAULT 'new',
+    batchstate      TEXT,
+    path            TEXT,
+    logfile         TEXT,
+    event_sched_pid INTEGER DEFAULT 0,
+    keyhash         TEXT,
+    eventkey        TEXT,
+    linktest_level  INTEGER NOT NULL DEFAULT 0,
+    linktest_pid    INTEGER DEFAULT 0,
+    sync_server     TEXT,
+    simulator_name  TEXT NOT NULL DEFAULT '',
+    UNIQUE (pid, eid)
+);
+
+CREATE TABLE event_objecttypes (
+    idx  INTEGER PRIMARY KEY,
+    type TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE event_eventtypes (
+    idx  INTEGER PRIMARY KEY,
+    type TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE eventlist (
+    pid        TEXT NOT NULL DEFAULT '',
+    eid        TEXT NOT NULL DEFAULT '',
+    idx        INTEGER NOT NULL,
+    time       REAL NOT NULL DEFAULT 0,
+    vnode      TEXT NOT NULL DEFAULT '',
+    vname      TEXT NOT NULL DEFAULT '',
+    objecttype INTEGER NOT NULL DEFAULT 0,
+    eventtype  INTEGER NOT NULL DEFAULT 0,
+    isgroup    INTEGER DEFAULT 0,
+    arguments  TEXT,
+    atstring   TEXT,
+    PRIMARY KEY (pid, eid, idx)
+);
+CREATE INDEX eventlist_vnode ON eventlist (vnode);
+CREATE INDEX eventlist_time ON eventlist (pid, eid, time, idx);
+
+CREATE TABLE virt_agents (
+    pid        TEXT NOT NULL DEFAULT '',
+    eid        TEXT NOT NULL DEFAULT '',
+    vname      TEXT NOT NULL DEFAULT '',
+    vnode      TEXT NOT NULL DEFAULT '',
+    objecttype INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (pid, eid, vname, vnode)
+);
+
+CREATE TABLE event_groups (
+    pid        TEXT NOT NULL DEFAULT '',
+    eid        TEXT NOT NULL DEFAULT '',
+    idx        INTEGER NOT NULL,
+    group_name TEXT NOT NULL DEFAULT '',
+    agent_name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (pid, eid, idx)
+);
+CREATE INDEX event_groups_group_name ON event_groups (group_name);
+CREATE INDEX event_groups_agent_name ON event_groups (agent_name);
+
+CREATE TABLE virt_nodes (
+    pid        TEXT NOT NULL DEFAULT '',
+    eid        TEXT NOT NULL DEFAULT '',
+    vname      TEXT NOT NULL DEFAULT '',
+    type       TEXT NOT NULL DEFAULT '',
+    osname     TEXT NOT NULL DEFAULT '',
+    routertype TEXT NOT NULL DEFAULT '',
+    ips        TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (pid, eid, vname)
+);
+
+CREATE TABLE virt_lans (
+    pid        TEXT NOT NULL DEFAULT '',
+    eid        TEXT NOT NULL DEFAULT '',
+    vname      TEXT NOT NULL DEFAULT '',
+    vnode      TEXT NOT NULL DEFAULT '',
+    vport      INTEGER NOT NULL DEFAULT 0,
+    ip         TEXT NOT NULL DEFAULT '',
+    mask       TEXT NOT NULL DEFAULT '',
+    delay      REAL NOT NULL DEFAULT 0,
+    bandwidth  INTEGER NOT NULL DEFAULT 0,
+    lossrate   REAL NOT NULL DEFAULT 0,
+    rdelay     REAL NOT NULL DEFAULT 0,
+    rbandwidth INTEGER NOT NULL DEFAULT 0,
+    rlossrate  REAL NOT NULL DEFAULT 0,
+    q_limit    INTEGER NOT NULL DEFAULT 0,
+    member     TEXT NOT NULL DEFAULT '',
+    is_lan     INTEGER NOT NULL DEFAULT 0,
+    mustdelay  INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (pid, eid, vname, member)
+);
+CREATE INDEX virt_lans_vnode ON virt_lans (pid, eid, vnode);
+
+CREATE TABLE virt_programs (
+    pid     TEXT NOT NULL DEFAULT '',
+    eid     TEXT NOT NULL DEFAULT '',
+    vnode   TEXT NOT NULL DEFAULT '',
+    vname   TEXT NOT NULL DEFAULT '',
+    command TEXT,
+    PRIMARY KEY (pid, eid, vnode, vname)
+);
+CREATE INDEX virt_programs_vnode ON virt_programs (vnode);
+
+CREATE TABLE virt_trafgens (
+    pid          TEXT NOT NULL DEFAULT '',
+    eid          TEXT NOT NULL DEFAULT '',
+    vnode        TEXT NOT NULL DEFAULT '',
+    vname        TEXT NOT NULL DEFAULT '',
+    role         TEXT NOT NULL DEFAULT '',
+    proto        TEXT NOT NULL DEFAULT '',
+    port         INTEGER NOT NULL DEFAULT 0,
+    ip           TEXT NOT NULL DEFAULT '',
+    target_vnode TEXT NOT NULL DEFAULT '',
+    target_vname TEXT NOT NULL DEFAULT '',
+    target_port  INTEGER NOT NULL DEFAULT 0,
+    target_ip    TEXT NOT NULL DEFAULT '',
+    generator    TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (pid, eid, vnode, vname)
+);
+
+CREATE TABLE reserved (
+    node_id           TEXT NOT NULL PRIMARY KEY,
+    pid               TEXT NOT NULL DEFAULT '',
+    eid               TEXT NOT NULL DEFAULT '',
+    rsrv_time         TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    vname             TEXT,
+    erole             TEXT NOT NULL DEFAULT 'node',
+    simhost_violation INTEGER NOT NULL DEFAULT 0,
+    old_pid           TEXT NOT NULL DEFAULT '',
+    old_eid           TEXT NOT NULL DEFAULT '',
+    UNIQUE (pid, eid, vname)
+);
+
+CREATE TABLE node_types (
+    type          TEXT NOT NULL PRIMARY KEY,
+    class         TEXT,
+    control_iface TEXT,
+    isvirtnode    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE nodes (
+    node_id     TEXT NOT NULL PRIMARY KEY,
+    type        TEXT NOT NULL DEFAULT '',
+    phys_nodeid TEXT,
+    eventstate  TEXT
+);
+CREATE INDEX nodes_phys_nodeid ON nodes (phys_nodeid);
+
+CREATE TABLE interfaces (
+    node_id TEXT NOT NULL DEFAULT '',
+    card    INTEGER NOT NULL DEFAULT 0,
+    port    INTEGER NOT NULL DEFAULT 0,
+    mac     TEXT NOT NULL DEFAULT '000000000000',
+    IP      TEXT,
+    iface   TEXT,
+    role    TEXT,
+    PRIMARY KEY (node_id, card, port)
+);
+CREATE INDEX interfaces_iface ON interfaces (node_id, iface);
+
+CREATE TABLE users (
+    uid      TEXT NOT NULL PRIMARY KEY,
+    unix_uid INTEGER NOT NULL,
+    status   TEXT NOT NULL DEFAULT 'active',
+    admin    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE groups (
+    pid       TEXT NOT NULL,
+    gid       TEXT NOT NULL,
+    unix_gid  INTEGER NOT NULL,
+    unix_name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (pid, gid)
+);
+
+CREATE TABLE group_membership (
+    uid           TEXT NOT NULL,
+    gid           TEXT NOT NULL,
+    pid           TEXT NOT NULL,
+    trust         TEXT NOT NULL DEFAULT 'none',
+    date_applied  TEXT,
+    date_approved TEXT,
+    PRIMARY KEY (uid, gid, pid)
+);
+CREATE INDEX group_membership_group ON group_membership (pid, gid);
+
+INSERT INTO event_objecttypes (idx, type) VALUES
+    (0, 'TBCONTROL'), (1, 'LINK'), (2, 'TRAFGEN'), (3, 'TIME'), (4, 'PROGRAM'),
+    (5, 'FRISBEE'), (6, 'SIMULATOR'), (7, 'LINKTEST'), (8, 'NSE'), (9, 'SLOTHD');
+
+INSERT INTO event_eventtypes (idx, type) VALUES
+    (0, 'REBOOT'), (1, 'START'), (2, 'STOP'), (3, 'UP'), (4, 'DOWN'), (5, 'UPDATE'),
+    (6, 'MODIFY'), (7, 'SET'), (8, 'TIME'), (9, 'RESET'), (10, 'KILL'), (11, 'HALT'),
+    (12, 'SWAPOUT'), (13, 'NSEEVENT'), (14, 'REPORT'), (15, 'ALERT');
+"#;
+
+const HEAD_ADDITIONS: &str = r#"
+INSERT INTO event_objecttypes (idx, type) VALUES
+    (10, 'NODE'), (11, 'SEQUENCE'), (12, 'TIMELINE'), (13, 'CONSOLE'), (14, 'TOPOGRAPHY'),
+    (15, 'LINKTRACE'), (16, 'EVPROXY'), (17, 'BGMON');
+
+INSERT INTO event_eventtypes (idx, type) VALUES
+    (16, 'SETDEST'), (17, 'COMPLETE'), (18, 'MESSAGE'), (19, 'LOG'), (20, 'RUN'),
+    (21, 'SNAPSHOT'), (22, 'RELOAD'), (23, 'CLEAR'), (24, 'CREATE'), (25, 'STOPRUN');
+
+CREATE TABLE event_triggertypes (
+    idx  INTEGER PRIMARY KEY,
+    type TEXT NOT NULL UNIQUE
+);
+INSERT INTO event_triggertypes (idx, type) VALUES (0, 'TIMER'), (2, 'SWAPOUT');
+
+ALTER TABLE eventlist ADD COLUMN triggertype INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE eventlist ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (position, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                migration.version,
+                position as i64 + 1,
+                "{}",
+                migration.description
+            );
+        }
+        assert_eq!(latest_version(), MIGRATIONS.len() as i64);
+    }
+}
