@@ -5,6 +5,7 @@ pub mod error;
 pub mod frame;
 pub mod keys;
 pub mod notify;
+pub mod options;
 pub mod packet;
 pub mod sub_ast;
 pub mod uri;
