@@ -47,7 +47,9 @@ pub enum DecodeErrorKind {
         count: i32,
     },
     /// A string or opaque length runs past the end of the frame.
-    #[error("length {length} at offset {offset} runs past the end of the frame ({available} bytes remain)")]
+    #[error(
+        "length {length} at offset {offset} runs past the end of the frame ({available} bytes remain)"
+    )]
     LengthPastEnd {
         /// Byte offset of the length word.
         offset: usize,
@@ -58,7 +60,9 @@ pub enum DecodeErrorKind {
     },
     /// An array or list count cannot fit in the bytes that remain, even at
     /// the smallest possible element size. Checked before allocating.
-    #[error("element count {count} at offset {offset} cannot fit in the {available} bytes that remain")]
+    #[error(
+        "element count {count} at offset {offset} cannot fit in the {available} bytes that remain"
+    )]
     CountPastEnd {
         /// Byte offset of the count word.
         offset: usize,
@@ -147,7 +151,10 @@ pub struct DecodeError {
 impl DecodeError {
     /// An error in the named packet.
     pub fn in_packet(packet: &'static str, kind: DecodeErrorKind) -> Self {
-        DecodeError { packet: Some(packet), kind }
+        DecodeError {
+            packet: Some(packet),
+            kind,
+        }
     }
 
     /// An error not tied to a particular packet type.

@@ -98,7 +98,8 @@ pub fn frame_len(buf: &[u8], max: usize) -> Result<Option<usize>, FrameError> {
 /// Like [`frame_len`], but returns the frame's body (packet id onwards,
 /// ready for [`crate::Packet::decode`]) and the number of bytes to consume.
 pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, FrameError> {
-    Ok(frame_len(buf, max)?.and_then(|total| buf.get(FRAME_HEADER_LEN..total).map(|body| (body, total))))
+    Ok(frame_len(buf, max)?
+        .and_then(|total| buf.get(FRAME_HEADER_LEN..total).map(|body| (body, total))))
 }
 
 #[cfg(test)]
@@ -109,9 +110,16 @@ mod tests {
     fn test_conn_frame_is_found_whole() {
         let frame = [0, 0, 0, 4, 0, 0, 0, 0x3F];
         assert_eq!(frame_len(&frame, DEFAULT_MAX_PACKET_LENGTH), Ok(Some(8)));
-        assert_eq!(split_frame(&frame, DEFAULT_MAX_PACKET_LENGTH), Ok(Some((&frame[4..], 8))));
+        assert_eq!(
+            split_frame(&frame, DEFAULT_MAX_PACKET_LENGTH),
+            Ok(Some((&frame[4..], 8)))
+        );
         for cut in 0..8 {
-            assert_eq!(frame_len(&frame[..cut], DEFAULT_MAX_PACKET_LENGTH), Ok(None), "cut at {cut}");
+            assert_eq!(
+                frame_len(&frame[..cut], DEFAULT_MAX_PACKET_LENGTH),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -130,7 +138,10 @@ mod tests {
 
     #[test]
     fn short_length_is_rejected() {
-        assert_eq!(frame_len(&[0, 0, 0, 0], 1024), Err(FrameError::TooShort { length: 0 }));
+        assert_eq!(
+            frame_len(&[0, 0, 0, 0], 1024),
+            Err(FrameError::TooShort { length: 0 })
+        );
     }
 
     #[test]
@@ -139,15 +150,27 @@ mod tests {
         // error.
         let header = ((DEFAULT_MAX_PACKET_LENGTH + 4) as u32).to_be_bytes();
         let err = frame_len(&header, DEFAULT_MAX_PACKET_LENGTH).unwrap_err();
-        assert_eq!(err, FrameError::TooLarge { length: 2_097_156, max: DEFAULT_MAX_PACKET_LENGTH });
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                length: 2_097_156,
+                max: DEFAULT_MAX_PACKET_LENGTH
+            }
+        );
         assert_eq!(
             err.to_string(),
             "Frame size of 2097156 bytes is larger than maximum 2097152. Use the Packet.Max-Length \
              connection option to increase the maximum notification size."
         );
         // The largest value a header can hold.
-        assert!(matches!(frame_len(&[0xFF, 0xFF, 0xFF, 0xFC], usize::MAX - 1), Ok(None)));
-        assert!(matches!(frame_len(&[0xFF, 0xFF, 0xFF, 0xFC], 1024), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            frame_len(&[0xFF, 0xFF, 0xFF, 0xFC], usize::MAX - 1),
+            Ok(None)
+        ));
+        assert!(matches!(
+            frame_len(&[0xFF, 0xFF, 0xFF, 0xFC], 1024),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

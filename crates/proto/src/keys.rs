@@ -45,7 +45,9 @@ pub fn sha1_public_key(private_key: &[u8]) -> [u8; PUBLIC_KEY_LEN] {
 }
 
 fn hash_set(set: &[Vec<u8>]) -> KeySet {
-    set.iter().map(|key| sha1_public_key(key).to_vec()).collect()
+    set.iter()
+        .map(|key| sha1_public_key(key).to_vec())
+        .collect()
 }
 
 /// The three SHA-1 key schemes.
@@ -135,7 +137,9 @@ pub struct Keys {
 impl Keys {
     /// The empty key block.
     pub const fn new() -> Self {
-        Keys { entries: Vec::new() }
+        Keys {
+            entries: Vec::new(),
+        }
     }
 
     /// True when the block holds no entries.
@@ -203,9 +207,10 @@ impl Keys {
             .entries
             .iter()
             .map(|entry| match entry {
-                KeyEntry::Dual { producer, consumer } => {
-                    KeyEntry::Dual { producer: hash_set(producer), consumer: consumer.clone() }
-                }
+                KeyEntry::Dual { producer, consumer } => KeyEntry::Dual {
+                    producer: hash_set(producer),
+                    consumer: consumer.clone(),
+                },
                 KeyEntry::Producer(set) => KeyEntry::Producer(hash_set(set)),
                 KeyEntry::Consumer(set) => KeyEntry::Consumer(set.clone()),
             })
@@ -222,9 +227,10 @@ impl Keys {
             .entries
             .iter()
             .map(|entry| match entry {
-                KeyEntry::Dual { producer, consumer } => {
-                    KeyEntry::Dual { producer: producer.clone(), consumer: hash_set(consumer) }
-                }
+                KeyEntry::Dual { producer, consumer } => KeyEntry::Dual {
+                    producer: producer.clone(),
+                    consumer: hash_set(consumer),
+                },
                 KeyEntry::Producer(set) => KeyEntry::Producer(set.clone()),
                 KeyEntry::Consumer(set) => KeyEntry::Consumer(hash_set(set)),
             })
@@ -245,7 +251,13 @@ impl Keys {
                 continue;
             };
             match (target, entry) {
-                (KeyEntry::Dual { producer, consumer }, KeyEntry::Dual { producer: p, consumer: c }) => {
+                (
+                    KeyEntry::Dual { producer, consumer },
+                    KeyEntry::Dual {
+                        producer: p,
+                        consumer: c,
+                    },
+                ) => {
                     add_missing(producer, p);
                     add_missing(consumer, c);
                 }
@@ -261,14 +273,26 @@ impl Keys {
     /// with no keys at all are dropped.
     pub fn remove_keys(&mut self, other: &Keys) {
         for entry in &other.entries {
-            for target in self.entries.iter_mut().filter(|e| e.scheme() == entry.scheme()) {
+            for target in self
+                .entries
+                .iter_mut()
+                .filter(|e| e.scheme() == entry.scheme())
+            {
                 match (target, entry) {
-                    (KeyEntry::Dual { producer, consumer }, KeyEntry::Dual { producer: p, consumer: c }) => {
+                    (
+                        KeyEntry::Dual { producer, consumer },
+                        KeyEntry::Dual {
+                            producer: p,
+                            consumer: c,
+                        },
+                    ) => {
                         producer.retain(|k| !p.contains(k));
                         consumer.retain(|k| !c.contains(k));
                     }
                     (KeyEntry::Producer(set), KeyEntry::Producer(del))
-                    | (KeyEntry::Consumer(set), KeyEntry::Consumer(del)) => set.retain(|k| !del.contains(k)),
+                    | (KeyEntry::Consumer(set), KeyEntry::Consumer(del)) => {
+                        set.retain(|k| !del.contains(k))
+                    }
                     _ => {}
                 }
             }
@@ -279,7 +303,10 @@ impl Keys {
 
 fn empty_entry(scheme: KeyScheme) -> KeyEntry {
     match scheme {
-        KeyScheme::Sha1Dual => KeyEntry::Dual { producer: Vec::new(), consumer: Vec::new() },
+        KeyScheme::Sha1Dual => KeyEntry::Dual {
+            producer: Vec::new(),
+            consumer: Vec::new(),
+        },
         KeyScheme::Sha1Producer => KeyEntry::Producer(Vec::new()),
         KeyScheme::Sha1Consumer => KeyEntry::Consumer(Vec::new()),
     }
@@ -295,7 +322,8 @@ fn add_missing(set: &mut KeySet, add: &[Vec<u8>]) {
 
 fn decode_entry(reader: &mut Reader<'_>) -> XdrResult<KeyEntry> {
     let scheme_id = reader.read_i32()?;
-    let scheme = KeyScheme::from_id(scheme_id).ok_or(DecodeErrorKind::UnknownKeyScheme(scheme_id))?;
+    let scheme =
+        KeyScheme::from_id(scheme_id).ok_or(DecodeErrorKind::UnknownKeyScheme(scheme_id))?;
     let set_count = reader.read_i32()?;
     if set_count != scheme.set_count() {
         return Err(DecodeErrorKind::BadKeySetCount {
@@ -336,7 +364,10 @@ fn encode_set(out: &mut Vec<u8>, set: &[Vec<u8>]) {
 }
 
 fn set_len(set: &[Vec<u8>]) -> usize {
-    4 + set.iter().map(|k| xdr::opaque_encoded_len(k.len())).sum::<usize>()
+    4 + set
+        .iter()
+        .map(|k| xdr::opaque_encoded_len(k.len()))
+        .sum::<usize>()
 }
 
 /// Which key sets of a block take part in a comparison.
@@ -348,21 +379,30 @@ enum Half {
 
 /// The key sets of `keys` that belong to `scheme` and `half`: the single set
 /// of producer/consumer entries, or one half of dual entries.
-fn sets_of<'k>(keys: &'k Keys, scheme: KeyScheme, half: Half) -> impl Iterator<Item = &'k [Vec<u8>]> {
-    keys.entries.iter().filter_map(move |entry| match (entry, scheme, half) {
-        (KeyEntry::Producer(set), KeyScheme::Sha1Producer, _) => Some(set.as_slice()),
-        (KeyEntry::Consumer(set), KeyScheme::Sha1Consumer, _) => Some(set.as_slice()),
-        (KeyEntry::Dual { producer, .. }, KeyScheme::Sha1Dual, Half::Producer) => Some(producer.as_slice()),
-        (KeyEntry::Dual { consumer, .. }, KeyScheme::Sha1Dual, Half::Consumer) => Some(consumer.as_slice()),
-        _ => None,
-    })
+fn sets_of(keys: &Keys, scheme: KeyScheme, half: Half) -> impl Iterator<Item = &[Vec<u8>]> {
+    keys.entries
+        .iter()
+        .filter_map(move |entry| match (entry, scheme, half) {
+            (KeyEntry::Producer(set), KeyScheme::Sha1Producer, _) => Some(set.as_slice()),
+            (KeyEntry::Consumer(set), KeyScheme::Sha1Consumer, _) => Some(set.as_slice()),
+            (KeyEntry::Dual { producer, .. }, KeyScheme::Sha1Dual, Half::Producer) => {
+                Some(producer.as_slice())
+            }
+            (KeyEntry::Dual { consumer, .. }, KeyScheme::Sha1Dual, Half::Consumer) => {
+                Some(consumer.as_slice())
+            }
+            _ => None,
+        })
 }
 
 /// True when some key of `a`'s sets equals some key of `b`'s sets.
 fn intersects(a: &Keys, b: &Keys, scheme: KeyScheme, half: Half) -> bool {
     sets_of(a, scheme, half).any(|set_a| {
-        sets_of(b, scheme, half)
-            .any(|set_b| set_a.iter().any(|key| set_b.iter().any(|other| other == key)))
+        sets_of(b, scheme, half).any(|set_b| {
+            set_a
+                .iter()
+                .any(|key| set_b.iter().any(|other| other == key))
+        })
     })
 }
 
@@ -410,8 +450,8 @@ mod tests {
     fn sha1_of_a_known_string() {
         // SHA-1("abc") from FIPS 180-1.
         let expected = [
-            0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c,
-            0xd0, 0xd8, 0x9d,
+            0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50,
+            0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d,
         ];
         assert_eq!(sha1_public_key(b"abc"), expected);
     }
@@ -432,7 +472,10 @@ mod tests {
         let keys = Keys {
             entries: vec![
                 KeyEntry::Consumer(vec![k("c1")]),
-                KeyEntry::Dual { producer: vec![k("p"), k("p")], consumer: vec![] },
+                KeyEntry::Dual {
+                    producer: vec![k("p"), k("p")],
+                    consumer: vec![],
+                },
                 KeyEntry::Producer(vec![k("abcde")]),
                 KeyEntry::Consumer(vec![k("c2")]),
             ],
@@ -446,7 +489,9 @@ mod tests {
 
     #[test]
     fn producer_entry_has_the_documented_layout() {
-        let keys = Keys { entries: vec![KeyEntry::Producer(vec![k("ab")])] };
+        let keys = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("ab")])],
+        };
         let mut out = Vec::new();
         keys.encode(&mut out);
         assert_eq!(out, [words(&[1, 2, 1, 1, 2]), b"ab\0\0".to_vec()].concat());
@@ -454,41 +499,71 @@ mod tests {
 
     #[test]
     fn unknown_scheme_is_rejected_with_its_id() {
-        assert_eq!(decode(&words(&[1, 4, 1, 0])), Err(DecodeErrorKind::UnknownKeyScheme(4)));
-        assert_eq!(decode(&words(&[1, 0, 1, 0])), Err(DecodeErrorKind::UnknownKeyScheme(0)));
+        assert_eq!(
+            decode(&words(&[1, 4, 1, 0])),
+            Err(DecodeErrorKind::UnknownKeyScheme(4))
+        );
+        assert_eq!(
+            decode(&words(&[1, 0, 1, 0])),
+            Err(DecodeErrorKind::UnknownKeyScheme(0))
+        );
     }
 
     #[test]
     fn wrong_set_counts_are_rejected() {
         assert_eq!(
             decode(&words(&[1, 1, 1, 0])),
-            Err(DecodeErrorKind::BadKeySetCount { scheme: 1, expected: 2, count: 1 })
+            Err(DecodeErrorKind::BadKeySetCount {
+                scheme: 1,
+                expected: 2,
+                count: 1
+            })
         );
         assert_eq!(
             decode(&words(&[1, 2, 2, 0, 0])),
-            Err(DecodeErrorKind::BadKeySetCount { scheme: 2, expected: 1, count: 2 })
+            Err(DecodeErrorKind::BadKeySetCount {
+                scheme: 2,
+                expected: 1,
+                count: 2
+            })
         );
         assert_eq!(
             decode(&words(&[1, 3, 0])),
-            Err(DecodeErrorKind::BadKeySetCount { scheme: 3, expected: 1, count: 0 })
+            Err(DecodeErrorKind::BadKeySetCount {
+                scheme: 3,
+                expected: 1,
+                count: 0
+            })
         );
     }
 
     #[test]
     fn empty_key_is_rejected_with_its_scheme() {
-        assert_eq!(decode(&words(&[1, 3, 1, 1, 0])), Err(DecodeErrorKind::EmptyKey { scheme: 3 }));
-        assert_eq!(decode(&words(&[1, 1, 2, 0, 1, 0])), Err(DecodeErrorKind::EmptyKey { scheme: 1 }));
+        assert_eq!(
+            decode(&words(&[1, 3, 1, 1, 0])),
+            Err(DecodeErrorKind::EmptyKey { scheme: 3 })
+        );
+        assert_eq!(
+            decode(&words(&[1, 1, 2, 0, 1, 0])),
+            Err(DecodeErrorKind::EmptyKey { scheme: 1 })
+        );
     }
 
     #[test]
     fn huge_entry_count_fails_before_allocating() {
         assert!(matches!(
             decode(&words(&[0x7FFF_FFFF, 2, 1])),
-            Err(DecodeErrorKind::CountPastEnd { count: 0x7FFF_FFFF, .. })
+            Err(DecodeErrorKind::CountPastEnd {
+                count: 0x7FFF_FFFF,
+                ..
+            })
         ));
         assert!(matches!(
             decode(&words(&[1, 2, 1, 0x4000_0000, 0])),
-            Err(DecodeErrorKind::CountPastEnd { count: 0x4000_0000, .. })
+            Err(DecodeErrorKind::CountPastEnd {
+                count: 0x4000_0000,
+                ..
+            })
         ));
     }
 
@@ -498,7 +573,10 @@ mod tests {
             entries: vec![
                 KeyEntry::Producer(vec![k("secret")]),
                 KeyEntry::Consumer(vec![k("already-public")]),
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![k("c")] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![k("c")],
+                },
             ],
         };
         let hashed = keys.to_public_for_notification();
@@ -507,7 +585,10 @@ mod tests {
             vec![
                 KeyEntry::Producer(vec![public("secret")]),
                 KeyEntry::Consumer(vec![k("already-public")]),
-                KeyEntry::Dual { producer: vec![public("p")], consumer: vec![k("c")] },
+                KeyEntry::Dual {
+                    producer: vec![public("p")],
+                    consumer: vec![k("c")]
+                },
             ]
         );
     }
@@ -518,7 +599,10 @@ mod tests {
             entries: vec![
                 KeyEntry::Producer(vec![k("already-public")]),
                 KeyEntry::Consumer(vec![k("secret")]),
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![k("c")] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![k("c")],
+                },
             ],
         };
         let hashed = keys.to_public_for_subscription();
@@ -527,7 +611,10 @@ mod tests {
             vec![
                 KeyEntry::Producer(vec![k("already-public")]),
                 KeyEntry::Consumer(vec![public("secret")]),
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![public("c")] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![public("c")]
+                },
             ]
         );
     }
@@ -536,24 +623,42 @@ mod tests {
     fn producer_scheme_matches_when_subscriber_knows_the_public_key() {
         // The producer attaches its private key; the consumer attaches the
         // producer's public key.
-        let notification =
-            Keys { entries: vec![KeyEntry::Producer(vec![k("alice")])] }.to_public_for_notification();
-        let good = Keys { entries: vec![KeyEntry::Producer(vec![k("x"), public("alice")])] }
-            .to_public_for_subscription();
-        let bad = Keys { entries: vec![KeyEntry::Producer(vec![public("mallory")])] }.to_public_for_subscription();
+        let notification = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("alice")])],
+        }
+        .to_public_for_notification();
+        let good = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("x"), public("alice")])],
+        }
+        .to_public_for_subscription();
+        let bad = Keys {
+            entries: vec![KeyEntry::Producer(vec![public("mallory")])],
+        }
+        .to_public_for_subscription();
         assert!(keys_match(&good, &notification));
         assert!(!keys_match(&bad, &notification));
         // A raw key on the subscription side is not the public key.
-        let raw = Keys { entries: vec![KeyEntry::Producer(vec![k("alice")])] }.to_public_for_subscription();
+        let raw = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("alice")])],
+        }
+        .to_public_for_subscription();
         assert!(!keys_match(&raw, &notification));
     }
 
     #[test]
     fn consumer_scheme_matches_when_producer_names_the_consumer() {
-        let notification =
-            Keys { entries: vec![KeyEntry::Consumer(vec![public("bob")])] }.to_public_for_notification();
-        let bob = Keys { entries: vec![KeyEntry::Consumer(vec![k("bob")])] }.to_public_for_subscription();
-        let eve = Keys { entries: vec![KeyEntry::Consumer(vec![k("eve")])] }.to_public_for_subscription();
+        let notification = Keys {
+            entries: vec![KeyEntry::Consumer(vec![public("bob")])],
+        }
+        .to_public_for_notification();
+        let bob = Keys {
+            entries: vec![KeyEntry::Consumer(vec![k("bob")])],
+        }
+        .to_public_for_subscription();
+        let eve = Keys {
+            entries: vec![KeyEntry::Consumer(vec![k("eve")])],
+        }
+        .to_public_for_subscription();
         assert!(keys_match(&bob, &notification));
         assert!(!keys_match(&eve, &notification));
     }
@@ -561,19 +666,31 @@ mod tests {
     #[test]
     fn dual_scheme_needs_both_halves() {
         let notification = Keys {
-            entries: vec![KeyEntry::Dual { producer: vec![k("alice")], consumer: vec![public("bob")] }],
+            entries: vec![KeyEntry::Dual {
+                producer: vec![k("alice")],
+                consumer: vec![public("bob")],
+            }],
         }
         .to_public_for_notification();
         let both = Keys {
-            entries: vec![KeyEntry::Dual { producer: vec![public("alice")], consumer: vec![k("bob")] }],
+            entries: vec![KeyEntry::Dual {
+                producer: vec![public("alice")],
+                consumer: vec![k("bob")],
+            }],
         }
         .to_public_for_subscription();
         let producer_only = Keys {
-            entries: vec![KeyEntry::Dual { producer: vec![public("alice")], consumer: vec![k("eve")] }],
+            entries: vec![KeyEntry::Dual {
+                producer: vec![public("alice")],
+                consumer: vec![k("eve")],
+            }],
         }
         .to_public_for_subscription();
         let consumer_only = Keys {
-            entries: vec![KeyEntry::Dual { producer: vec![public("mallory")], consumer: vec![k("bob")] }],
+            entries: vec![KeyEntry::Dual {
+                producer: vec![public("mallory")],
+                consumer: vec![k("bob")],
+            }],
         }
         .to_public_for_subscription();
         assert!(keys_match(&both, &notification));
@@ -583,7 +700,9 @@ mod tests {
 
     #[test]
     fn empty_collections_never_match() {
-        let some = Keys { entries: vec![KeyEntry::Producer(vec![k("a")])] };
+        let some = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("a")])],
+        };
         assert!(!keys_match(&Keys::new(), &some));
         assert!(!keys_match(&some, &Keys::new()));
         assert!(!keys_match(&Keys::new(), &Keys::new()));
@@ -591,8 +710,12 @@ mod tests {
 
     #[test]
     fn keys_under_different_schemes_do_not_match() {
-        let producer = Keys { entries: vec![KeyEntry::Producer(vec![k("same")])] };
-        let consumer = Keys { entries: vec![KeyEntry::Consumer(vec![k("same")])] };
+        let producer = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("same")])],
+        };
+        let consumer = Keys {
+            entries: vec![KeyEntry::Consumer(vec![k("same")])],
+        };
         assert!(!keys_match(&consumer, &producer));
         assert!(!keys_match(&producer, &consumer));
     }
@@ -600,10 +723,16 @@ mod tests {
     #[test]
     fn any_common_scheme_is_enough() {
         let notification = Keys {
-            entries: vec![KeyEntry::Consumer(vec![k("c")]), KeyEntry::Producer(vec![k("p")])],
+            entries: vec![
+                KeyEntry::Consumer(vec![k("c")]),
+                KeyEntry::Producer(vec![k("p")]),
+            ],
         };
         let subscription = Keys {
-            entries: vec![KeyEntry::Consumer(vec![k("other")]), KeyEntry::Producer(vec![k("p")])],
+            entries: vec![
+                KeyEntry::Consumer(vec![k("other")]),
+                KeyEntry::Producer(vec![k("p")]),
+            ],
         };
         assert!(keys_match(&subscription, &notification));
     }
@@ -612,34 +741,56 @@ mod tests {
     fn repeated_scheme_entries_act_as_one_union() {
         let notification = Keys {
             entries: vec![
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![] },
-                KeyEntry::Dual { producer: vec![], consumer: vec![k("c")] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![],
+                },
+                KeyEntry::Dual {
+                    producer: vec![],
+                    consumer: vec![k("c")],
+                },
             ],
         };
-        let subscription = Keys { entries: vec![KeyEntry::Dual { producer: vec![k("p")], consumer: vec![k("c")] }] };
+        let subscription = Keys {
+            entries: vec![KeyEntry::Dual {
+                producer: vec![k("p")],
+                consumer: vec![k("c")],
+            }],
+        };
         assert!(keys_match(&subscription, &notification));
     }
 
     #[test]
     fn add_and_remove_ignore_existing_and_missing_keys() {
-        let mut keys = Keys { entries: vec![KeyEntry::Producer(vec![k("a")])] };
+        let mut keys = Keys {
+            entries: vec![KeyEntry::Producer(vec![k("a")])],
+        };
         keys.add_keys(&Keys {
             entries: vec![
                 KeyEntry::Producer(vec![k("a"), k("b")]),
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![],
+                },
             ],
         });
         assert_eq!(
             keys.entries,
             vec![
                 KeyEntry::Producer(vec![k("a"), k("b")]),
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![]
+                },
             ]
         );
         keys.remove_keys(&Keys {
             entries: vec![
                 KeyEntry::Producer(vec![k("a"), k("zzz")]),
-                KeyEntry::Dual { producer: vec![k("p")], consumer: vec![] },
+                KeyEntry::Dual {
+                    producer: vec![k("p")],
+                    consumer: vec![],
+                },
                 KeyEntry::Consumer(vec![k("nothing")]),
             ],
         });

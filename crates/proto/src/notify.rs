@@ -52,12 +52,17 @@ pub struct UNotifyRef<'a> {
 
 /// Reads the packet id and checks it is `M`'s.
 fn expect_packet<M: Message>(reader: &mut Reader<'_>) -> Result<(), DecodeError> {
-    let id = reader.read_i32().map_err(|_| DecodeError::bare(DecodeErrorKind::MissingPacketId))?;
+    let id = reader
+        .read_i32()
+        .map_err(|_| DecodeError::bare(DecodeErrorKind::MissingPacketId))?;
     if id != M::ID {
-        return Err(DecodeError::in_packet(M::NAME, DecodeErrorKind::WrongPacketType {
-            expected: M::NAME,
-            found: id,
-        }));
+        return Err(DecodeError::in_packet(
+            M::NAME,
+            DecodeErrorKind::WrongPacketType {
+                expected: M::NAME,
+                found: id,
+            },
+        ));
     }
     Ok(())
 }
@@ -70,7 +75,12 @@ fn read_notification<'a>(reader: &mut Reader<'a>) -> XdrResult<NotifyRef<'a>> {
     let deliver_insecure = reader.read_bool()?;
     let keys = Keys::decode(reader)?;
     reader.finish()?;
-    Ok(NotifyRef { attributes, raw_attributes, deliver_insecure, keys })
+    Ok(NotifyRef {
+        attributes,
+        raw_attributes,
+        deliver_insecure,
+        keys,
+    })
 }
 
 /// Decodes a NotifyEmit frame body (starting with packet id 56) without
@@ -86,11 +96,17 @@ pub fn decode_notify_emit(body: &[u8]) -> Result<NotifyRef<'_>, DecodeError> {
 pub fn decode_unotify(body: &[u8]) -> Result<UNotifyRef<'_>, DecodeError> {
     let mut reader = Reader::new(body);
     expect_packet::<UNotify>(&mut reader)?;
-    let fields = |reader: &mut Reader<'_>| -> XdrResult<(i32, i32)> { Ok((reader.read_i32()?, reader.read_i32()?)) };
+    let fields = |reader: &mut Reader<'_>| -> XdrResult<(i32, i32)> {
+        Ok((reader.read_i32()?, reader.read_i32()?))
+    };
     let wrap = |kind| DecodeError::in_packet(UNotify::NAME, kind);
     let (client_major, client_minor) = fields(&mut reader).map_err(wrap)?;
     let notify = read_notification(&mut reader).map_err(wrap)?;
-    Ok(UNotifyRef { client_major, client_minor, notify })
+    Ok(UNotifyRef {
+        client_major,
+        client_minor,
+        notify,
+    })
 }
 
 /// Body length of the NotifyDeliver that [`encode_notify_deliver_raw`]
@@ -103,8 +119,17 @@ pub fn notify_deliver_raw_len(raw_attributes: &[u8], secure: &[i64], insecure: &
 /// `raw_attributes` copied verbatim (it must be a [`NotifyRef::raw_attributes`]
 /// or otherwise a well-formed encoded attribute list), followed by the
 /// secure and insecure subscription id lists.
-pub fn encode_notify_deliver_raw(out: &mut Vec<u8>, raw_attributes: &[u8], secure: &[i64], insecure: &[i64]) {
-    debug_assert_eq!(raw_attributes.len() % 4, 0, "raw attributes must be XDR-aligned");
+pub fn encode_notify_deliver_raw(
+    out: &mut Vec<u8>,
+    raw_attributes: &[u8],
+    secure: &[i64],
+    insecure: &[i64],
+) {
+    debug_assert_eq!(
+        raw_attributes.len() % 4,
+        0,
+        "raw attributes must be XDR-aligned"
+    );
     let body_len = notify_deliver_raw_len(raw_attributes, secure, insecure);
     out.reserve(4 + body_len);
     xdr::put_u32(out, u32::try_from(body_len).unwrap_or(u32::MAX));
@@ -129,7 +154,11 @@ mod tests {
         attributes.insert("__hmac__", vec![7u8; 20]);
         attributes.insert("time", 1.5);
         attributes.insert("big", 1i64 << 40);
-        NotifyEmit { attributes, deliver_insecure: true, keys: Keys::new() }
+        NotifyEmit {
+            attributes,
+            deliver_insecure: true,
+            keys: Keys::new(),
+        }
     }
 
     fn body_of(packet: impl Into<Packet>) -> Vec<u8> {
@@ -145,10 +174,17 @@ mod tests {
         let notify = decode_notify_emit(&body).unwrap();
         assert_eq!(notify.attributes.to_owned(), emit.attributes);
         assert_eq!(notify.attributes.get("SCHEDULER"), Some(ValueRef::Int32(0)));
-        assert_eq!(notify.attributes.get("EXPT"), Some(ValueRef::String("testbed/exp1")));
+        assert_eq!(
+            notify.attributes.get("EXPT"),
+            Some(ValueRef::String("testbed/exp1"))
+        );
         assert!(notify.deliver_insecure);
         assert!(notify.keys.is_empty());
-        assert_eq!(notify.keys.entries.capacity(), 0, "empty key block must not allocate");
+        assert_eq!(
+            notify.keys.entries.capacity(),
+            0,
+            "empty key block must not allocate"
+        );
         // Raw attributes are the exact bytes between the packet id and
         // deliver_insecure.
         assert_eq!(notify.raw_attributes, &body[4..body.len() - 8]);
@@ -169,7 +205,10 @@ mod tests {
         })
         .encode(&mut owned);
         assert_eq!(raw, owned);
-        assert_eq!(notify_deliver_raw_len(notify.raw_attributes, &[3, 9], &[-1]) + 4, raw.len());
+        assert_eq!(
+            notify_deliver_raw_len(notify.raw_attributes, &[3, 9], &[-1]) + 4,
+            raw.len()
+        );
     }
 
     #[test]
@@ -188,7 +227,9 @@ mod tests {
         assert_eq!(notify.attributes.get("A"), Some(ValueRef::Int32(2)));
         assert_eq!(notify.raw_attributes.len(), 4 + 2 * (8 + 8));
         match Packet::decode(&body).unwrap() {
-            Packet::NotifyEmit(emit) => assert_eq!(emit.attributes.get("A"), Some(&Value::Int32(2))),
+            Packet::NotifyEmit(emit) => {
+                assert_eq!(emit.attributes.get("A"), Some(&Value::Int32(2)))
+            }
             other => panic!("decoded as {other:?}"),
         }
     }
@@ -196,7 +237,9 @@ mod tests {
     #[test]
     fn keys_are_decoded_on_the_hot_path() {
         let mut emit = emulab_emit();
-        emit.keys = Keys { entries: vec![KeyEntry::Producer(vec![b"secret".to_vec()])] };
+        emit.keys = Keys {
+            entries: vec![KeyEntry::Producer(vec![b"secret".to_vec()])],
+        };
         let body = body_of(emit.clone());
         assert_eq!(decode_notify_emit(&body).unwrap().keys, emit.keys);
     }
@@ -222,21 +265,36 @@ mod tests {
         let body = body_of(emulab_emit());
         // Wrong packet type.
         let err = decode_notify_emit(&body_of(crate::packet::TestConn)).unwrap_err();
-        assert_eq!(err.kind, DecodeErrorKind::WrongPacketType { expected: "NotifyEmit", found: 63 });
+        assert_eq!(
+            err.kind,
+            DecodeErrorKind::WrongPacketType {
+                expected: "NotifyEmit",
+                found: 63
+            }
+        );
         // Leftover bytes.
         let mut long = body.clone();
         long.extend_from_slice(&[0, 0, 0, 0]);
         let err = decode_notify_emit(&long).unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::LeftoverBytes(4));
-        assert_eq!(err.to_string(), "Error decoding NotifyEmit: 4 bytes left over after the last field");
+        assert_eq!(
+            err.to_string(),
+            "Error decoding NotifyEmit: 4 bytes left over after the last field"
+        );
         // Bad deliver_insecure.
         let mut bad = body.clone();
         let at = bad.len() - 5;
         bad[at] = 2;
-        assert_eq!(decode_notify_emit(&bad).unwrap_err().kind, DecodeErrorKind::BadBool(2));
+        assert_eq!(
+            decode_notify_emit(&bad).unwrap_err().kind,
+            DecodeErrorKind::BadBool(2)
+        );
         // Truncation anywhere is an error, never a panic.
         for cut in 0..body.len() {
-            assert!(decode_notify_emit(&body[..cut]).is_err(), "accepted a body cut at {cut}");
+            assert!(
+                decode_notify_emit(&body[..cut]).is_err(),
+                "accepted a body cut at {cut}"
+            );
         }
     }
 }

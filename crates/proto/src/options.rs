@@ -155,8 +155,19 @@ pub struct OptionSpec {
     pub kind: OptionKind,
 }
 
-const fn int(name: &'static str, legacy: Option<&'static str>, min: i32, default: i32, max: i32) -> OptionSpec {
-    OptionSpec { name, legacy_name: legacy, legacy_inverted: false, kind: OptionKind::Int32 { min, default, max } }
+const fn int(
+    name: &'static str,
+    legacy: Option<&'static str>,
+    min: i32,
+    default: i32,
+    max: i32,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        legacy_name: legacy,
+        legacy_inverted: false,
+        kind: OptionKind::Int32 { min, default, max },
+    }
 }
 
 const fn string(
@@ -175,18 +186,87 @@ const fn string(
 
 /// Every connection option this router understands, with its limits.
 pub static CONNECTION_OPTIONS: [OptionSpec; 16] = [
-    int(names::ATTRIBUTE_MAX_COUNT, Some("router.attribute.max-count"), MAX, MAX, MAX),
-    int(names::ATTRIBUTE_NAME_MAX_LENGTH, Some("router.attribute.name.max-length"), MAX, MAX, MAX),
-    int(names::ATTRIBUTE_OPAQUE_MAX_LENGTH, Some("router.attribute.opaque.max-length"), MAX, MAX, MAX),
-    int(names::ATTRIBUTE_STRING_MAX_LENGTH, Some("router.attribute.string.max-length"), MAX, MAX, MAX),
-    int(names::PACKET_MAX_LENGTH, Some("router.packet.max-length"), K, 2 * M, 10 * M),
-    string(names::RECEIVE_QUEUE_DROP_POLICY, "router.recv-queue.drop-policy", "oldest", DROP_POLICIES),
-    int(names::RECEIVE_QUEUE_MAX_LENGTH, Some("router.recv-queue.max-length"), K, M, M),
-    string(names::SEND_QUEUE_DROP_POLICY, "router.send-queue.drop-policy", "oldest", DROP_POLICIES),
-    int(names::SEND_QUEUE_MAX_LENGTH, Some("router.send-queue.max-length"), K, 2 * M, 1024 * M),
-    int(names::SUBSCRIPTION_MAX_COUNT, Some("router.subscription.max-count"), 16, 2 * K, 2 * K),
-    int(names::SUBSCRIPTION_MAX_LENGTH, Some("router.subscription.max-length"), K, 2 * K, 4 * K),
-    string(names::SUPPORTED_KEY_SCHEMES, "router.supported-keyschemes", "SHA-1", &["SHA-1"]),
+    int(
+        names::ATTRIBUTE_MAX_COUNT,
+        Some("router.attribute.max-count"),
+        MAX,
+        MAX,
+        MAX,
+    ),
+    int(
+        names::ATTRIBUTE_NAME_MAX_LENGTH,
+        Some("router.attribute.name.max-length"),
+        MAX,
+        MAX,
+        MAX,
+    ),
+    int(
+        names::ATTRIBUTE_OPAQUE_MAX_LENGTH,
+        Some("router.attribute.opaque.max-length"),
+        MAX,
+        MAX,
+        MAX,
+    ),
+    int(
+        names::ATTRIBUTE_STRING_MAX_LENGTH,
+        Some("router.attribute.string.max-length"),
+        MAX,
+        MAX,
+        MAX,
+    ),
+    int(
+        names::PACKET_MAX_LENGTH,
+        Some("router.packet.max-length"),
+        K,
+        2 * M,
+        10 * M,
+    ),
+    string(
+        names::RECEIVE_QUEUE_DROP_POLICY,
+        "router.recv-queue.drop-policy",
+        "oldest",
+        DROP_POLICIES,
+    ),
+    int(
+        names::RECEIVE_QUEUE_MAX_LENGTH,
+        Some("router.recv-queue.max-length"),
+        K,
+        M,
+        M,
+    ),
+    string(
+        names::SEND_QUEUE_DROP_POLICY,
+        "router.send-queue.drop-policy",
+        "oldest",
+        DROP_POLICIES,
+    ),
+    int(
+        names::SEND_QUEUE_MAX_LENGTH,
+        Some("router.send-queue.max-length"),
+        K,
+        2 * M,
+        1024 * M,
+    ),
+    int(
+        names::SUBSCRIPTION_MAX_COUNT,
+        Some("router.subscription.max-count"),
+        16,
+        2 * K,
+        2 * K,
+    ),
+    int(
+        names::SUBSCRIPTION_MAX_LENGTH,
+        Some("router.subscription.max-length"),
+        K,
+        2 * K,
+        4 * K,
+    ),
+    string(
+        names::SUPPORTED_KEY_SCHEMES,
+        "router.supported-keyschemes",
+        "SHA-1",
+        &["SHA-1"],
+    ),
     string(
         names::VENDOR_IDENTIFICATION,
         "router.vendor-identification",
@@ -197,7 +277,11 @@ pub static CONNECTION_OPTIONS: [OptionSpec; 16] = [
         name: names::TCP_SEND_IMMEDIATELY,
         legacy_name: Some("router.coalesce-delay"),
         legacy_inverted: true,
-        kind: OptionKind::Int32 { min: 0, default: 0, max: 1 },
+        kind: OptionKind::Int32 {
+            min: 0,
+            default: 0,
+            max: 1,
+        },
     },
     int(names::CONNECTION_MAX_KEYS, None, 0, K, K),
     int(names::SUBSCRIPTION_MAX_KEYS, None, 0, 256, K),
@@ -217,8 +301,14 @@ pub struct OptionName {
 pub fn lookup_option(name: &str) -> Option<OptionName> {
     CONNECTION_OPTIONS.iter().find_map(|spec| {
         if spec.name.eq_ignore_ascii_case(name) {
-            Some(OptionName { spec, legacy: false })
-        } else if spec.legacy_name.is_some_and(|legacy| legacy.eq_ignore_ascii_case(name)) {
+            Some(OptionName {
+                spec,
+                legacy: false,
+            })
+        } else if spec
+            .legacy_name
+            .is_some_and(|legacy| legacy.eq_ignore_ascii_case(name))
+        {
             Some(OptionName { spec, legacy: true })
         } else {
             None
@@ -265,15 +355,29 @@ impl OptionSpec {
     /// made under the legacy name when `legacy` is true.
     pub fn negotiate(&self, requested: &Value, legacy: bool) -> Negotiated {
         let inverted = legacy && self.legacy_inverted;
-        let standard = if inverted { legacy_to_standard(requested) } else { Some(requested.clone()) };
+        let standard = if inverted {
+            legacy_to_standard(requested)
+        } else {
+            Some(requested.clone())
+        };
         match standard {
-            Some(value) if self.is_valid(&value) => {
-                Negotiated { accepted: true, value, reply_value: requested.clone() }
-            }
+            Some(value) if self.is_valid(&value) => Negotiated {
+                accepted: true,
+                value,
+                reply_value: requested.clone(),
+            },
             _ => {
                 let value = self.default_value();
-                let reply_value = if inverted { standard_to_legacy(&value) } else { value.clone() };
-                Negotiated { accepted: false, value, reply_value }
+                let reply_value = if inverted {
+                    standard_to_legacy(&value)
+                } else {
+                    value.clone()
+                };
+                Negotiated {
+                    accepted: false,
+                    value,
+                    reply_value,
+                }
             }
         }
     }
@@ -321,8 +425,14 @@ mod tests {
             // Every default is itself valid.
             assert!(spec.is_valid(&spec.default_value()), "{}", spec.name);
         }
-        assert_eq!(lookup_option("router.packet.max-length").unwrap().spec.name, "Packet.Max-Length");
-        assert_eq!(lookup_option("packet.max-LENGTH").unwrap().spec.name, "Packet.Max-Length");
+        assert_eq!(
+            lookup_option("router.packet.max-length").unwrap().spec.name,
+            "Packet.Max-Length"
+        );
+        assert_eq!(
+            lookup_option("packet.max-LENGTH").unwrap().spec.name,
+            "Packet.Max-Length"
+        );
         assert!(lookup_option("No.Such-Option").is_none());
         assert!(negotiate_option("No.Such-Option", &Value::Int32(1)).is_none());
     }
@@ -331,7 +441,14 @@ mod tests {
     fn in_range_values_are_accepted_and_echoed() {
         let (name, n) = negotiate_option("Packet.Max-Length", &Value::Int32(4096)).unwrap();
         assert!(!name.legacy);
-        assert_eq!(n, Negotiated { accepted: true, value: Value::Int32(4096), reply_value: Value::Int32(4096) });
+        assert_eq!(
+            n,
+            Negotiated {
+                accepted: true,
+                value: Value::Int32(4096),
+                reply_value: Value::Int32(4096)
+            }
+        );
         let (_, n) = negotiate_option("router.subscription.max-count", &Value::Int32(16)).unwrap();
         assert!(n.accepted);
     }
@@ -373,12 +490,17 @@ mod tests {
     #[test]
     fn drop_policies_accept_all_five_names() {
         for policy in ["oldest", "newest", "largest", "fail", "none", "NONE"] {
-            let (_, n) = negotiate_option("router.send-queue.drop-policy", &Value::String(policy.into())).unwrap();
+            let (_, n) = negotiate_option(
+                "router.send-queue.drop-policy",
+                &Value::String(policy.into()),
+            )
+            .unwrap();
             assert!(n.accepted, "{policy}");
             assert_eq!(n.reply_value, Value::String(policy.into()));
             assert!(DropPolicy::from_name(policy).is_some());
         }
-        let (_, n) = negotiate_option("Receive-Queue.Drop-Policy", &Value::String("random".into())).unwrap();
+        let (_, n) =
+            negotiate_option("Receive-Queue.Drop-Policy", &Value::String("random".into())).unwrap();
         assert!(!n.accepted);
         assert_eq!(n.reply_value, Value::String("oldest".into()));
         assert_eq!(DropPolicy::from_name("Largest"), Some(DropPolicy::Largest));
@@ -391,40 +513,80 @@ mod tests {
         let (name, n) = negotiate_option("router.coalesce-delay", &Value::Int32(0)).unwrap();
         assert!(name.legacy);
         assert_eq!(name.spec.name, "TCP.Send-Immediately");
-        assert_eq!(n, Negotiated { accepted: true, value: Value::Int32(1), reply_value: Value::Int32(0) });
+        assert_eq!(
+            n,
+            Negotiated {
+                accepted: true,
+                value: Value::Int32(1),
+                reply_value: Value::Int32(0)
+            }
+        );
         // A delay = coalescing allowed.
         let (_, n) = negotiate_option("router.coalesce-delay", &Value::Int32(1)).unwrap();
-        assert_eq!(n, Negotiated { accepted: true, value: Value::Int32(0), reply_value: Value::Int32(1) });
+        assert_eq!(
+            n,
+            Negotiated {
+                accepted: true,
+                value: Value::Int32(0),
+                reply_value: Value::Int32(1)
+            }
+        );
         let (_, n) = negotiate_option("Router.Coalesce-Delay", &Value::Int32(250)).unwrap();
         assert_eq!(n.value, Value::Int32(0));
         assert_eq!(n.reply_value, Value::Int32(250));
         // Invalid: answered with the default (send-immediately 0) in legacy
         // terms (coalesce-delay 1).
         let (_, n) = negotiate_option("router.coalesce-delay", &Value::Int32(-5)).unwrap();
-        assert_eq!(n, Negotiated { accepted: false, value: Value::Int32(0), reply_value: Value::Int32(1) });
+        assert_eq!(
+            n,
+            Negotiated {
+                accepted: false,
+                value: Value::Int32(0),
+                reply_value: Value::Int32(1)
+            }
+        );
         let (_, n) = negotiate_option("router.coalesce-delay", &Value::String("0".into())).unwrap();
         assert_eq!(n.reply_value, Value::Int32(1));
         // The standard name is not inverted.
         let (_, n) = negotiate_option("TCP.Send-Immediately", &Value::Int32(1)).unwrap();
-        assert_eq!(n, Negotiated { accepted: true, value: Value::Int32(1), reply_value: Value::Int32(1) });
+        assert_eq!(
+            n,
+            Negotiated {
+                accepted: true,
+                value: Value::Int32(1),
+                reply_value: Value::Int32(1)
+            }
+        );
         let (_, n) = negotiate_option("TCP.Send-Immediately", &Value::Int32(2)).unwrap();
         assert_eq!(n.reply_value, Value::Int32(0));
     }
 
     #[test]
     fn informational_options_answer_with_the_router_value() {
-        let (_, n) = negotiate_option("Vendor-Identification", &Value::String("Avis 1.2.2".into())).unwrap();
+        let (_, n) =
+            negotiate_option("Vendor-Identification", &Value::String("Avis 1.2.2".into())).unwrap();
         assert!(!n.accepted);
         assert_eq!(n.reply_value, Value::String(VENDOR_IDENTIFICATION.into()));
-        let (_, n) = negotiate_option("router.supported-keyschemes", &Value::String("SHA-1".into())).unwrap();
+        let (_, n) = negotiate_option(
+            "router.supported-keyschemes",
+            &Value::String("SHA-1".into()),
+        )
+        .unwrap();
         assert!(n.accepted);
-        let (_, n) = negotiate_option("Supported-Key-Schemes", &Value::String("MD5".into())).unwrap();
+        let (_, n) =
+            negotiate_option("Supported-Key-Schemes", &Value::String("MD5".into())).unwrap();
         assert_eq!(n.reply_value, Value::String("SHA-1".into()));
     }
 
     #[test]
     fn avis_only_options_have_no_legacy_name() {
-        assert_eq!(lookup_option("Connection.Max-Keys").unwrap().spec.legacy_name, None);
+        assert_eq!(
+            lookup_option("Connection.Max-Keys")
+                .unwrap()
+                .spec
+                .legacy_name,
+            None
+        );
         let (_, n) = negotiate_option("Subscription.Max-Keys", &Value::Int32(2000)).unwrap();
         assert_eq!(n.reply_value, Value::Int32(256));
     }

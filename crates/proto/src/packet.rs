@@ -64,7 +64,12 @@ pub trait Message: Sized {
         xdr::put_i32(out, Self::ID);
         let start = out.len();
         self.encode_fields(out);
-        debug_assert_eq!(out.len() - start + 4, body_len, "{} length mismatch", Self::NAME);
+        debug_assert_eq!(
+            out.len() - start + 4,
+            body_len,
+            "{} length mismatch",
+            Self::NAME
+        );
     }
 }
 
@@ -227,7 +232,9 @@ impl Message for ConnRqst {
         self.subscription_keys.encode(out);
     }
     fn fields_len(&self) -> usize {
-        12 + options_len(&self.options) + self.notification_keys.encoded_len() + self.subscription_keys.encoded_len()
+        12 + options_len(&self.options)
+            + self.notification_keys.encoded_len()
+            + self.subscription_keys.encoded_len()
     }
 }
 
@@ -244,7 +251,10 @@ impl Message for ConnRply {
     const ID: i32 = 50;
     const NAME: &'static str = "ConnRply";
     fn decode_fields(reader: &mut Reader<'_>) -> XdrResult<Self> {
-        Ok(ConnRply { xid: reader.read_i32()?, options: read_options(reader)? })
+        Ok(ConnRply {
+            xid: reader.read_i32()?,
+            options: read_options(reader)?,
+        })
     }
     fn encode_fields(&self, out: &mut Vec<u8>) {
         xdr::put_i32(out, self.xid);
@@ -307,7 +317,10 @@ impl Message for Disconn {
     const ID: i32 = 53;
     const NAME: &'static str = "Disconn";
     fn decode_fields(reader: &mut Reader<'_>) -> XdrResult<Self> {
-        Ok(Disconn { reason: reader.read_i32()?, args: reader.read_str()?.to_owned() })
+        Ok(Disconn {
+            reason: reader.read_i32()?,
+            args: reader.read_str()?.to_owned(),
+        })
     }
     fn encode_fields(&self, out: &mut Vec<u8>) {
         xdr::put_i32(out, self.reason);
@@ -779,7 +792,10 @@ impl Message for SubDelNotify {
     const ID: i32 = 86;
     const NAME: &'static str = "SubDelNotify";
     fn decode_fields(reader: &mut Reader<'_>) -> XdrResult<Self> {
-        Ok(SubDelNotify { quench_ids: reader.read_i64_array()?, term_id: reader.read_i64()? })
+        Ok(SubDelNotify {
+            quench_ids: reader.read_i64_array()?,
+            term_id: reader.read_i64()?,
+        })
     }
     fn encode_fields(&self, out: &mut Vec<u8>) {
         xdr::put_i64_array(out, &self.quench_ids);
@@ -924,7 +940,11 @@ impl Packet {
         let length = self.encoded_len();
         let max = max_len.min(i32::MAX as usize);
         if length > max {
-            return Err(EncodeError::TooLarge { packet: self.name(), length, max });
+            return Err(EncodeError::TooLarge {
+                packet: self.name(),
+                length,
+                max,
+            });
         }
         self.encode(out);
         Ok(())

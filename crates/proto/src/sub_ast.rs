@@ -181,7 +181,9 @@ impl SubAst {
         match self {
             SubAst::Empty => 4,
             SubAst::Leaf { value, .. } => 4 + xdr::value_len(value.as_ref()),
-            SubAst::Node { children, .. } => 12 + children.iter().map(SubAst::encoded_len).sum::<usize>(),
+            SubAst::Node { children, .. } => {
+                12 + children.iter().map(SubAst::encoded_len).sum::<usize>()
+            }
         }
     }
 
@@ -189,14 +191,18 @@ impl SubAst {
     pub fn depth(&self) -> usize {
         match self {
             SubAst::Empty | SubAst::Leaf { .. } => 1,
-            SubAst::Node { children, .. } => 1 + children.iter().map(SubAst::depth).max().unwrap_or(0),
+            SubAst::Node { children, .. } => {
+                1 + children.iter().map(SubAst::depth).max().unwrap_or(0)
+            }
         }
     }
 }
 
 fn decode_node(reader: &mut Reader<'_>, depth: usize) -> XdrResult<SubAst> {
     if depth > MAX_SUB_AST_DEPTH {
-        return Err(DecodeErrorKind::NestingTooDeep { limit: MAX_SUB_AST_DEPTH });
+        return Err(DecodeErrorKind::NestingTooDeep {
+            limit: MAX_SUB_AST_DEPTH,
+        });
     }
     let Some(code) = NonZeroI32::new(reader.read_i32()?) else {
         return Ok(SubAst::Empty);
@@ -211,7 +217,8 @@ fn decode_node(reader: &mut Reader<'_>, depth: usize) -> XdrResult<SubAst> {
         }
         return Ok(SubAst::Node { code, children });
     }
-    let value_type = ValueType::from_code(base_type).ok_or(DecodeErrorKind::UnknownValueType(base_type))?;
+    let value_type =
+        ValueType::from_code(base_type).ok_or(DecodeErrorKind::UnknownValueType(base_type))?;
     let value = reader.read_value_of_type(value_type)?.to_owned();
     Ok(SubAst::Leaf { code, value })
 }
@@ -243,15 +250,27 @@ mod tests {
                 SubAst::Node {
                     code: code(draft_code::EQUALS),
                     children: vec![
-                        SubAst::Leaf { code: code(draft_code::NAME), value: "OBJNAME".into() },
-                        SubAst::Leaf { code: code(draft_code::CONST_STRING), value: "foo".into() },
+                        SubAst::Leaf {
+                            code: code(draft_code::NAME),
+                            value: "OBJNAME".into(),
+                        },
+                        SubAst::Leaf {
+                            code: code(draft_code::CONST_STRING),
+                            value: "foo".into(),
+                        },
                     ],
                 },
                 SubAst::Node {
                     code: code(draft_code::EQUALS),
                     children: vec![
-                        SubAst::Leaf { code: code(draft_code::NAME), value: "SCHEDULER".into() },
-                        SubAst::Leaf { code: code(draft_code::CONST_INT32), value: Value::Int32(0) },
+                        SubAst::Leaf {
+                            code: code(draft_code::NAME),
+                            value: "SCHEDULER".into(),
+                        },
+                        SubAst::Leaf {
+                            code: code(draft_code::CONST_INT32),
+                            value: Value::Int32(0),
+                        },
                     ],
                 },
             ],
@@ -271,7 +290,11 @@ mod tests {
     #[test]
     fn name_leaf_layout() {
         let mut out = Vec::new();
-        SubAst::Leaf { code: code(1), value: "ab".into() }.encode(&mut out);
+        SubAst::Leaf {
+            code: code(1),
+            value: "ab".into(),
+        }
+        .encode(&mut out);
         assert_eq!(out, [0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 2, b'a', b'b', 0, 0]);
     }
 
@@ -279,14 +302,25 @@ mod tests {
     fn deep_trees_are_rejected_without_recursing_further() {
         let mut tree = SubAst::Empty;
         for _ in 0..MAX_SUB_AST_DEPTH {
-            tree = SubAst::Node { code: code(draft_code::NOT), children: vec![tree] };
+            tree = SubAst::Node {
+                code: code(draft_code::NOT),
+                children: vec![tree],
+            };
         }
-        assert_eq!(round_trip(&tree), Err(DecodeErrorKind::NestingTooDeep { limit: MAX_SUB_AST_DEPTH }));
+        assert_eq!(
+            round_trip(&tree),
+            Err(DecodeErrorKind::NestingTooDeep {
+                limit: MAX_SUB_AST_DEPTH
+            })
+        );
 
         // Exactly at the limit is fine.
         let mut tree = SubAst::Empty;
         for _ in 1..MAX_SUB_AST_DEPTH {
-            tree = SubAst::Node { code: code(draft_code::NOT), children: vec![tree] };
+            tree = SubAst::Node {
+                code: code(draft_code::NOT),
+                children: vec![tree],
+            };
         }
         assert_eq!(round_trip(&tree).unwrap(), tree);
     }

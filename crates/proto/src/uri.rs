@@ -95,7 +95,9 @@ pub enum UriError {
     #[error("Elvin URI has no host: write elvin://host[:port]")]
     EmptyHost,
     /// The host contains characters no host name or address has.
-    #[error("bad host {0:?} in Elvin URI: use a host name, an IPv4 address or an IPv6 address in brackets")]
+    #[error(
+        "bad host {0:?} in Elvin URI: use a host name, an IPv4 address or an IPv6 address in brackets"
+    )]
     BadHost(String),
     /// The port is not a number from 1 to 65535.
     #[error("bad port {0:?} in Elvin URI: use a number from 1 to 65535")]
@@ -108,7 +110,13 @@ pub enum UriError {
 impl ElvinUri {
     /// A TCP URI for `host:port` with no version or options.
     pub fn tcp(host: impl Into<String>, port: u16) -> Self {
-        ElvinUri { version: None, transport: Transport::Tcp, host: host.into(), port, options: Vec::new() }
+        ElvinUri {
+            version: None,
+            transport: Transport::Tcp,
+            host: host.into(),
+            port,
+            options: Vec::new(),
+        }
     }
 
     /// Parses a URI.
@@ -130,7 +138,13 @@ impl ElvinUri {
         let (host, port) = parse_host_port(host_port)?;
         let options = parts.map(parse_option).collect::<Result<Vec<_>, _>>()?;
 
-        Ok(ElvinUri { version, transport, host, port, options })
+        Ok(ElvinUri {
+            version,
+            transport,
+            host,
+            port,
+            options,
+        })
     }
 
     /// `host:port` for connecting, with IPv6 addresses in brackets.
@@ -190,13 +204,19 @@ fn parse_stack(text: &str) -> Result<Transport, UriError> {
 
 fn parse_host_port(text: &str) -> Result<(String, u16), UriError> {
     let (host, port_text) = if let Some(bracketed) = text.strip_prefix('[') {
-        let (address, after) = bracketed.split_once(']').ok_or_else(|| UriError::BadHost(text.to_owned()))?;
+        let (address, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| UriError::BadHost(text.to_owned()))?;
         if address.parse::<Ipv6Addr>().is_err() {
             return Err(UriError::BadHost(address.to_owned()));
         }
         let port_text = match after {
             "" => None,
-            _ => Some(after.strip_prefix(':').ok_or_else(|| UriError::BadHost(text.to_owned()))?),
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| UriError::BadHost(text.to_owned()))?,
+            ),
         };
         (address, port_text)
     } else if text.bytes().filter(|&b| b == b':').count() > 1 {
@@ -211,7 +231,10 @@ fn parse_host_port(text: &str) -> Result<(String, u16), UriError> {
     if host.is_empty() {
         return Err(UriError::EmptyHost);
     }
-    let host_chars_ok = |h: &str| h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let host_chars_ok = |h: &str| {
+        h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    };
     if !text.starts_with('[') && !host_chars_ok(host) {
         return Err(UriError::BadHost(host.to_owned()));
     }
@@ -262,39 +285,93 @@ mod tests {
     use super::*;
 
     fn uri(version: Option<(u32, u32)>, transport: Transport, host: &str, port: u16) -> ElvinUri {
-        ElvinUri { version, transport, host: host.to_owned(), port, options: Vec::new() }
+        ElvinUri {
+            version,
+            transport,
+            host: host.to_owned(),
+            port,
+            options: Vec::new(),
+        }
     }
 
     #[test]
     fn good_uris() {
         let cases = [
-            ("elvin://localhost", uri(None, Transport::Tcp, "localhost", 2917)),
-            ("elvin://event-server", uri(None, Transport::Tcp, "event-server", 2917)),
-            ("elvin://localhost:2927", uri(None, Transport::Tcp, "localhost", 2927)),
-            ("elvin://10.1.2.3:16505", uri(None, Transport::Tcp, "10.1.2.3", 16505)),
-            ("elvin:4.0/tcp,none,xdr/boss.emulab.net:2917", uri(Some((4, 0)), Transport::Tcp, "boss.emulab.net", 2917)),
-            ("elvin:4.0//hostname", uri(Some((4, 0)), Transport::Tcp, "hostname", 2917)),
-            ("elvin:4/tcp,none,xdr/h", uri(Some((4, 0)), Transport::Tcp, "h", 2917)),
-            ("elvin:/tcp,none,xdr/localhost:2927", uri(None, Transport::Tcp, "localhost", 2927)),
-            ("elvin:/tcp,none,xdr/0.0.0.0:2917", uri(None, Transport::Tcp, "0.0.0.0", 2917)),
-            ("elvin:/secure/host:29170", uri(None, Transport::Ssl, "host", 29170)),
-            ("elvin:/ssl,none,xdr/host", uri(None, Transport::Ssl, "host", 2917)),
-            ("elvin:4.0/SECURE/host", uri(Some((4, 0)), Transport::Ssl, "host", 2917)),
+            (
+                "elvin://localhost",
+                uri(None, Transport::Tcp, "localhost", 2917),
+            ),
+            (
+                "elvin://event-server",
+                uri(None, Transport::Tcp, "event-server", 2917),
+            ),
+            (
+                "elvin://localhost:2927",
+                uri(None, Transport::Tcp, "localhost", 2927),
+            ),
+            (
+                "elvin://10.1.2.3:16505",
+                uri(None, Transport::Tcp, "10.1.2.3", 16505),
+            ),
+            (
+                "elvin:4.0/tcp,none,xdr/boss.emulab.net:2917",
+                uri(Some((4, 0)), Transport::Tcp, "boss.emulab.net", 2917),
+            ),
+            (
+                "elvin:4.0//hostname",
+                uri(Some((4, 0)), Transport::Tcp, "hostname", 2917),
+            ),
+            (
+                "elvin:4/tcp,none,xdr/h",
+                uri(Some((4, 0)), Transport::Tcp, "h", 2917),
+            ),
+            (
+                "elvin:/tcp,none,xdr/localhost:2927",
+                uri(None, Transport::Tcp, "localhost", 2927),
+            ),
+            (
+                "elvin:/tcp,none,xdr/0.0.0.0:2917",
+                uri(None, Transport::Tcp, "0.0.0.0", 2917),
+            ),
+            (
+                "elvin:/secure/host:29170",
+                uri(None, Transport::Ssl, "host", 29170),
+            ),
+            (
+                "elvin:/ssl,none,xdr/host",
+                uri(None, Transport::Ssl, "host", 2917),
+            ),
+            (
+                "elvin:4.0/SECURE/host",
+                uri(Some((4, 0)), Transport::Ssl, "host", 2917),
+            ),
             ("elvin://[::1]:2917", uri(None, Transport::Tcp, "::1", 2917)),
-            ("elvin://[fe80::1]", uri(None, Transport::Tcp, "fe80::1", 2917)),
+            (
+                "elvin://[fe80::1]",
+                uri(None, Transport::Tcp, "fe80::1", 2917),
+            ),
             ("ELVIN://Host_1", uri(None, Transport::Tcp, "Host_1", 2917)),
             ("  elvin://h:1  ", uri(None, Transport::Tcp, "h", 1)),
         ];
         for (text, expected) in cases {
-            assert_eq!(ElvinUri::parse(text), Ok(expected.clone()), "parsing {text}");
+            assert_eq!(
+                ElvinUri::parse(text),
+                Ok(expected.clone()),
+                "parsing {text}"
+            );
             let canonical = expected.to_string();
-            assert_eq!(ElvinUri::parse(&canonical), Ok(expected), "re-parsing {canonical}");
+            assert_eq!(
+                ElvinUri::parse(&canonical),
+                Ok(expected),
+                "re-parsing {canonical}"
+            );
         }
     }
 
     #[test]
     fn options_are_kept_in_order() {
-        let parsed = ElvinUri::parse("elvin://h:3;Packet.Max-Length=4096;router.vendor=x=y;empty=").unwrap();
+        let parsed =
+            ElvinUri::parse("elvin://h:3;Packet.Max-Length=4096;router.vendor=x=y;empty=").unwrap();
         assert_eq!(
             parsed.options,
             [
@@ -303,17 +380,39 @@ mod tests {
                 ("empty".to_owned(), String::new()),
             ]
         );
-        assert_eq!(parsed.to_string(), "elvin://h:3;Packet.Max-Length=4096;router.vendor=x=y;empty=");
-        assert_eq!(parsed.option_values()[0], ("Packet.Max-Length".to_owned(), Value::Int32(4096)));
+        assert_eq!(
+            parsed.to_string(),
+            "elvin://h:3;Packet.Max-Length=4096;router.vendor=x=y;empty="
+        );
+        assert_eq!(
+            parsed.option_values()[0],
+            ("Packet.Max-Length".to_owned(), Value::Int32(4096))
+        );
         assert_eq!(parsed.option_values()[1].1, Value::String("x=y".to_owned()));
     }
 
     #[test]
     fn canonical_display() {
-        assert_eq!(ElvinUri::parse("elvin://h").unwrap().to_string(), "elvin://h:2917");
-        assert_eq!(ElvinUri::parse("elvin:4.0/tcp,none,xdr/h:1").unwrap().to_string(), "elvin:4.0//h:1");
-        assert_eq!(ElvinUri::parse("elvin:/ssl,none,xdr/h").unwrap().to_string(), "elvin:/secure/h:2917");
-        assert_eq!(ElvinUri::parse("elvin://[::1]").unwrap().authority(), "[::1]:2917");
+        assert_eq!(
+            ElvinUri::parse("elvin://h").unwrap().to_string(),
+            "elvin://h:2917"
+        );
+        assert_eq!(
+            ElvinUri::parse("elvin:4.0/tcp,none,xdr/h:1")
+                .unwrap()
+                .to_string(),
+            "elvin:4.0//h:1"
+        );
+        assert_eq!(
+            ElvinUri::parse("elvin:/ssl,none,xdr/h")
+                .unwrap()
+                .to_string(),
+            "elvin:/secure/h:2917"
+        );
+        assert_eq!(
+            ElvinUri::parse("elvin://[::1]").unwrap().authority(),
+            "[::1]:2917"
+        );
         assert_eq!(ElvinUri::tcp("a", 5).to_string(), "elvin://a:5");
     }
 
@@ -330,8 +429,14 @@ mod tests {
             ("elvin:4.1//h", UnsupportedVersion { major: 4, minor: 1 }),
             ("elvin:x.0//h", BadVersion("x.0".into())),
             ("elvin:4.//h", BadVersion("4.".into())),
-            ("elvin:/udp,none,xdr/h", UnsupportedStack("udp,none,xdr".into())),
-            ("elvin:/tcp,ssl,xdr/h", UnsupportedStack("tcp,ssl,xdr".into())),
+            (
+                "elvin:/udp,none,xdr/h",
+                UnsupportedStack("udp,none,xdr".into()),
+            ),
+            (
+                "elvin:/tcp,ssl,xdr/h",
+                UnsupportedStack("tcp,ssl,xdr".into()),
+            ),
             ("elvin:/tcp/h", UnsupportedStack("tcp".into())),
             ("elvin://", EmptyHost),
             ("elvin://:2917", EmptyHost),
@@ -345,18 +450,27 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(ElvinUri::parse(text), Err(expected), "parsing {text:?}");
         }
-        assert!(matches!(ElvinUri::parse("elvin://[nothex]:1"), Err(BadHost(_))));
+        assert!(matches!(
+            ElvinUri::parse("elvin://[nothex]:1"),
+            Err(BadHost(_))
+        ));
         assert!(matches!(ElvinUri::parse("elvin://[::1]x"), Err(BadHost(_))));
         assert!(matches!(ElvinUri::parse("elvin://[::1"), Err(BadHost(_))));
         assert!(matches!(ElvinUri::parse("elvin://ho st"), Err(BadHost(_))));
-        assert!(matches!(ElvinUri::parse("elvin://h/extra"), Err(BadHost(_))));
+        assert!(matches!(
+            ElvinUri::parse("elvin://h/extra"),
+            Err(BadHost(_))
+        ));
         assert!(matches!(ElvinUri::parse("elvin://h;=v"), Err(BadOption(_))));
     }
 
     #[test]
     fn errors_tell_the_operator_what_to_write() {
         let err = ElvinUri::parse("elvin:4.1//h").unwrap_err();
-        assert_eq!(err.to_string(), "protocol version 4.1 is not supported: this router speaks Elvin 4.0");
+        assert_eq!(
+            err.to_string(),
+            "protocol version 4.1 is not supported: this router speaks Elvin 4.0"
+        );
         let err = ElvinUri::parse("elvin:/udp,none,xdr/h").unwrap_err();
         assert!(err.to_string().contains("use tcp,none,xdr"), "{err}");
     }

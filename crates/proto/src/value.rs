@@ -245,7 +245,9 @@ impl Attributes {
 
     /// An empty list with room for `n` attributes.
     pub fn with_capacity(n: usize) -> Self {
-        Attributes { entries: Vec::with_capacity(n) }
+        Attributes {
+            entries: Vec::with_capacity(n),
+        }
     }
 
     /// Number of attributes.
@@ -316,7 +318,10 @@ impl<N: Into<String>, V: Into<Value>> FromIterator<(N, V)> for Attributes {
 
 impl<'a> IntoIterator for &'a Attributes {
     type Item = (&'a str, &'a Value);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, Value)>, fn(&'a (String, Value)) -> (&'a str, &'a Value)>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Value)>,
+        fn(&'a (String, Value)) -> (&'a str, &'a Value),
+    >;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(n, v)| (n.as_str(), v))
     }
@@ -349,7 +354,11 @@ pub struct AttributesRef<'a> {
 impl<'a> AttributesRef<'a> {
     /// The value of `name`, if present (the last one if repeated).
     pub fn get(&self, name: &str) -> Option<ValueRef<'a>> {
-        self.entries.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 
     /// Copies into an owned [`Attributes`] (the last of repeated names wins,
@@ -414,7 +423,9 @@ mod tests {
 
     #[test]
     fn borrowed_lookup_takes_last_duplicate() {
-        let r = AttributesRef { entries: vec![("A", ValueRef::Int32(1)), ("A", ValueRef::Int32(2))] };
+        let r = AttributesRef {
+            entries: vec![("A", ValueRef::Int32(1)), ("A", ValueRef::Int32(2))],
+        };
         assert_eq!(r.lookup("A"), Some(ValueRef::Int32(2)));
         assert_eq!(r.to_owned().len(), 1);
         assert_eq!(r.lookup("B"), None);
@@ -424,13 +435,27 @@ mod tests {
     fn large_borrowed_lists_dedupe_like_small_ones() {
         let names: Vec<String> = (0..100).map(|i| format!("n{}", i % 40)).collect();
         let r = AttributesRef {
-            entries: names.iter().enumerate().map(|(i, n)| (n.as_str(), ValueRef::Int32(i as i32))).collect(),
+            entries: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), ValueRef::Int32(i as i32)))
+                .collect(),
         };
         let owned = r.to_owned();
         assert_eq!(owned.len(), 40);
         // First-occurrence order, last value.
-        let first: Vec<_> = owned.iter().take(2).map(|(n, v)| (n.to_owned(), v.clone())).collect();
-        assert_eq!(first, [("n0".to_owned(), Value::Int32(80)), ("n1".to_owned(), Value::Int32(81))]);
+        let first: Vec<_> = owned
+            .iter()
+            .take(2)
+            .map(|(n, v)| (n.to_owned(), v.clone()))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                ("n0".to_owned(), Value::Int32(80)),
+                ("n1".to_owned(), Value::Int32(81))
+            ]
+        );
         assert_eq!(owned.get("n39"), Some(&Value::Int32(79)));
     }
 

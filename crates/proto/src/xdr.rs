@@ -97,15 +97,21 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> XdrResult<&'a [u8]> {
         let available = self.remaining();
         if n > available {
-            return Err(DecodeErrorKind::Truncated { offset: self.pos, needed: n, available });
+            return Err(DecodeErrorKind::Truncated {
+                offset: self.pos,
+                needed: n,
+                available,
+            });
         }
         let start = self.pos;
         self.pos = start + n;
-        self.buf.get(start..self.pos).ok_or(DecodeErrorKind::Truncated {
-            offset: start,
-            needed: n,
-            available,
-        })
+        self.buf
+            .get(start..self.pos)
+            .ok_or(DecodeErrorKind::Truncated {
+                offset: start,
+                needed: n,
+                available,
+            })
     }
 
     /// Takes the next `N` bytes as an array.
@@ -154,9 +160,13 @@ impl<'a> Reader<'a> {
         let length = usize::try_from(length)
             .map_err(|_| DecodeErrorKind::NegativeLength { offset, length })?;
         let available = self.remaining();
-        let padded = length.checked_add(padding(length)).unwrap_or(usize::MAX);
+        let padded = length.saturating_add(padding(length));
         if padded > available {
-            return Err(DecodeErrorKind::LengthPastEnd { offset, length, available });
+            return Err(DecodeErrorKind::LengthPastEnd {
+                offset,
+                length,
+                available,
+            });
         }
         let bytes = self.take(length)?;
         self.take(padding(length))?;
@@ -167,8 +177,9 @@ impl<'a> Reader<'a> {
     pub fn read_str(&mut self) -> XdrResult<&'a str> {
         let start = self.pos + 4;
         let bytes = self.read_opaque()?;
-        std::str::from_utf8(bytes)
-            .map_err(|e| DecodeErrorKind::BadUtf8 { offset: start + e.valid_up_to() })
+        std::str::from_utf8(bytes).map_err(|e| DecodeErrorKind::BadUtf8 {
+            offset: start + e.valid_up_to(),
+        })
     }
 
     /// Reads an element count and checks that `count` elements of at least
@@ -185,7 +196,11 @@ impl<'a> Reader<'a> {
             None => false,
         };
         if !fits {
-            return Err(DecodeErrorKind::CountPastEnd { offset, count, available });
+            return Err(DecodeErrorKind::CountPastEnd {
+                offset,
+                count,
+                available,
+            });
         }
         Ok(count)
     }
@@ -267,7 +282,10 @@ impl<'a> Reader<'a> {
 /// never encode such an item by checking `encoded_len()` against
 /// `Packet.Max-Length` first. Saturating keeps the writer panic-free.
 fn wire_len(len: usize) -> i32 {
-    debug_assert!(len <= i32::MAX as usize, "XDR item of {len} bytes is too long to encode");
+    debug_assert!(
+        len <= i32::MAX as usize,
+        "XDR item of {len} bytes is too long to encode"
+    );
     i32::try_from(len).unwrap_or(i32::MAX)
 }
 
@@ -336,7 +354,10 @@ pub fn put_str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
 
 /// Encoded size of a string array.
 pub fn str_array_len<S: AsRef<str>>(items: &[S]) -> usize {
-    4 + items.iter().map(|s| opaque_encoded_len(s.as_ref().len())).sum::<usize>()
+    4 + items
+        .iter()
+        .map(|s| opaque_encoded_len(s.as_ref().len()))
+        .sum::<usize>()
 }
 
 /// Appends a value's payload without its type code.
@@ -490,19 +511,31 @@ mod tests {
     fn booleans_other_than_zero_and_one_are_rejected() {
         assert!(!Reader::new(&hex("00000000")).read_bool().unwrap());
         assert!(Reader::new(&hex("00000001")).read_bool().unwrap());
-        assert_eq!(Reader::new(&hex("00000002")).read_bool(), Err(DecodeErrorKind::BadBool(2)));
-        assert_eq!(Reader::new(&hex("FFFFFFFF")).read_bool(), Err(DecodeErrorKind::BadBool(-1)));
+        assert_eq!(
+            Reader::new(&hex("00000002")).read_bool(),
+            Err(DecodeErrorKind::BadBool(2))
+        );
+        assert_eq!(
+            Reader::new(&hex("FFFFFFFF")).read_bool(),
+            Err(DecodeErrorKind::BadBool(-1))
+        );
     }
 
     #[test]
     fn negative_length_and_count_are_rejected() {
         assert_eq!(
             Reader::new(&hex("FFFFFFFF")).read_str(),
-            Err(DecodeErrorKind::NegativeLength { offset: 0, length: -1 })
+            Err(DecodeErrorKind::NegativeLength {
+                offset: 0,
+                length: -1
+            })
         );
         assert_eq!(
             Reader::new(&hex("80000000")).read_i64_array(),
-            Err(DecodeErrorKind::NegativeCount { offset: 0, count: i32::MIN })
+            Err(DecodeErrorKind::NegativeCount {
+                offset: 0,
+                count: i32::MIN
+            })
         );
     }
 
@@ -511,7 +544,11 @@ mod tests {
         // Length 5 with only 4 bytes after it.
         assert_eq!(
             Reader::new(&hex("00000005 61626364")).read_str(),
-            Err(DecodeErrorKind::LengthPastEnd { offset: 0, length: 5, available: 4 })
+            Err(DecodeErrorKind::LengthPastEnd {
+                offset: 0,
+                length: 5,
+                available: 4
+            })
         );
         // Length 3 with the data but without the padding byte.
         assert!(matches!(
@@ -520,7 +557,10 @@ mod tests {
         ));
         assert!(matches!(
             Reader::new(&hex("7FFFFFFF 00000000")).read_opaque(),
-            Err(DecodeErrorKind::LengthPastEnd { length: 0x7FFF_FFFF, .. })
+            Err(DecodeErrorKind::LengthPastEnd {
+                length: 0x7FFF_FFFF,
+                ..
+            })
         ));
     }
 
@@ -531,7 +571,11 @@ mod tests {
         let wire = hex("7FFFFFFF 00000000 00000000");
         assert_eq!(
             Reader::new(&wire).read_i64_array(),
-            Err(DecodeErrorKind::CountPastEnd { offset: 0, count: 0x7FFF_FFFF, available: 8 })
+            Err(DecodeErrorKind::CountPastEnd {
+                offset: 0,
+                count: 0x7FFF_FFFF,
+                available: 8
+            })
         );
         assert!(matches!(
             Reader::new(&wire).read_values(),
@@ -555,7 +599,11 @@ mod tests {
     fn truncated_scalars_are_rejected() {
         assert_eq!(
             Reader::new(&[0, 0, 0]).read_i32(),
-            Err(DecodeErrorKind::Truncated { offset: 0, needed: 4, available: 3 })
+            Err(DecodeErrorKind::Truncated {
+                offset: 0,
+                needed: 4,
+                available: 3
+            })
         );
         assert!(matches!(
             Reader::new(&hex("00000000")).read_i64(),
@@ -577,7 +625,13 @@ mod tests {
 
     #[test]
     fn reals_round_trip_bit_for_bit() {
-        for v in [f64::NAN, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::from_bits(0x7FF8_0000_0000_0123)] {
+        for v in [
+            f64::NAN,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(0x7FF8_0000_0000_0123),
+        ] {
             let mut out = Vec::new();
             put_f64(&mut out, v);
             assert_eq!(Reader::new(&out).read_f64().unwrap().to_bits(), v.to_bits());

@@ -8,7 +8,9 @@ use elvin_proto::frame::{frame_len, split_frame};
 use elvin_proto::keys::{KeyEntry, Keys};
 use elvin_proto::packet::*;
 use elvin_proto::sub_ast::SubAst;
-use elvin_proto::{Attributes, Value, decode_notify_emit, decode_unotify, encode_notify_deliver_raw};
+use elvin_proto::{
+    Attributes, Value, decode_notify_emit, decode_unotify, encode_notify_deliver_raw,
+};
 use proptest::prelude::*;
 use proptest::strategy::Union;
 
@@ -42,7 +44,8 @@ fn key_set() -> impl Strategy<Value = Vec<Vec<u8>>> {
 
 fn keys() -> impl Strategy<Value = Keys> {
     let entry = prop_oneof![
-        (key_set(), key_set()).prop_map(|(producer, consumer)| KeyEntry::Dual { producer, consumer }),
+        (key_set(), key_set())
+            .prop_map(|(producer, consumer)| KeyEntry::Dual { producer, consumer }),
         key_set().prop_map(KeyEntry::Producer),
         key_set().prop_map(KeyEntry::Consumer),
     ];
@@ -67,7 +70,8 @@ fn sub_ast() -> impl Strategy<Value = SubAst> {
         (code(), value()).prop_map(|(code, value)| SubAst::Leaf { code, value }),
     ];
     leaf.prop_recursive(6, 48, 4, |inner| {
-        (code(), prop::collection::vec(inner, 0..4)).prop_map(|(code, children)| SubAst::Node { code, children })
+        (code(), prop::collection::vec(inner, 0..4))
+            .prop_map(|(code, children)| SubAst::Node { code, children })
     })
 }
 
@@ -81,23 +85,83 @@ fn strings() -> impl Strategy<Value = Vec<String>> {
 
 fn packet() -> impl Strategy<Value = Packet> {
     let arms: Vec<BoxedStrategy<Packet>> = vec![
-        (any::<i32>(), any::<i32>(), attributes(), any::<bool>(), keys())
-            .prop_map(|(client_major, client_minor, attributes, deliver_insecure, keys)| {
-                UNotify { client_major, client_minor, attributes, deliver_insecure, keys }.into()
+        (
+            any::<i32>(),
+            any::<i32>(),
+            attributes(),
+            any::<bool>(),
+            keys(),
+        )
+            .prop_map(
+                |(client_major, client_minor, attributes, deliver_insecure, keys)| {
+                    UNotify {
+                        client_major,
+                        client_minor,
+                        attributes,
+                        deliver_insecure,
+                        keys,
+                    }
+                    .into()
+                },
+            )
+            .boxed(),
+        (
+            any::<i32>(),
+            any::<i32>(),
+            ".{0,20}",
+            prop::collection::vec(value(), 0..4),
+        )
+            .prop_map(|(xid, error, message, args)| {
+                Nack {
+                    xid,
+                    error,
+                    message,
+                    args,
+                }
+                .into()
             })
             .boxed(),
-        (any::<i32>(), any::<i32>(), ".{0,20}", prop::collection::vec(value(), 0..4))
-            .prop_map(|(xid, error, message, args)| Nack { xid, error, message, args }.into())
+        (
+            nonzero_i32(),
+            any::<i32>(),
+            any::<i32>(),
+            options(),
+            keys(),
+            keys(),
+        )
+            .prop_map(
+                |(
+                    xid,
+                    client_major,
+                    client_minor,
+                    options,
+                    notification_keys,
+                    subscription_keys,
+                )| {
+                    ConnRqst {
+                        xid,
+                        client_major,
+                        client_minor,
+                        options,
+                        notification_keys,
+                        subscription_keys,
+                    }
+                    .into()
+                },
+            )
             .boxed(),
-        (nonzero_i32(), any::<i32>(), any::<i32>(), options(), keys(), keys())
-            .prop_map(|(xid, client_major, client_minor, options, notification_keys, subscription_keys)| {
-                ConnRqst { xid, client_major, client_minor, options, notification_keys, subscription_keys }.into()
-            })
+        (any::<i32>(), options())
+            .prop_map(|(xid, options)| ConnRply { xid, options }.into())
             .boxed(),
-        (any::<i32>(), options()).prop_map(|(xid, options)| ConnRply { xid, options }.into()).boxed(),
-        nonzero_i32().prop_map(|xid| DisconnRqst { xid }.into()).boxed(),
-        any::<i32>().prop_map(|xid| DisconnRply { xid }.into()).boxed(),
-        (any::<i32>(), ".{0,30}").prop_map(|(reason, args)| Disconn { reason, args }.into()).boxed(),
+        nonzero_i32()
+            .prop_map(|xid| DisconnRqst { xid }.into())
+            .boxed(),
+        any::<i32>()
+            .prop_map(|xid| DisconnRply { xid }.into())
+            .boxed(),
+        (any::<i32>(), ".{0,30}")
+            .prop_map(|(reason, args)| Disconn { reason, args }.into())
+            .boxed(),
         (nonzero_i32(), keys(), keys(), keys(), keys())
             .prop_map(|(xid, a, b, c, d)| {
                 SecRqst {
@@ -112,54 +176,160 @@ fn packet() -> impl Strategy<Value = Packet> {
             .boxed(),
         any::<i32>().prop_map(|xid| SecRply { xid }.into()).boxed(),
         (attributes(), any::<bool>(), keys())
-            .prop_map(|(attributes, deliver_insecure, keys)| NotifyEmit { attributes, deliver_insecure, keys }.into())
+            .prop_map(|(attributes, deliver_insecure, keys)| {
+                NotifyEmit {
+                    attributes,
+                    deliver_insecure,
+                    keys,
+                }
+                .into()
+            })
             .boxed(),
         (attributes(), ids(), ids())
             .prop_map(|(attributes, secure_matches, insecure_matches)| {
-                NotifyDeliver { attributes, secure_matches, insecure_matches }.into()
+                NotifyDeliver {
+                    attributes,
+                    secure_matches,
+                    insecure_matches,
+                }
+                .into()
             })
             .boxed(),
         (nonzero_i32(), ".{0,40}", any::<bool>(), keys())
             .prop_map(|(xid, expression, accept_insecure, keys)| {
-                SubAddRqst { xid, expression, accept_insecure, keys }.into()
+                SubAddRqst {
+                    xid,
+                    expression,
+                    accept_insecure,
+                    keys,
+                }
+                .into()
             })
             .boxed(),
-        (nonzero_i32(), nonzero_i64(), ".{0,40}", any::<bool>(), keys(), keys())
-            .prop_map(|(xid, subscription_id, expression, accept_insecure, add_keys, del_keys)| {
-                SubModRqst { xid, subscription_id, expression, accept_insecure, add_keys, del_keys }.into()
-            })
+        (
+            nonzero_i32(),
+            nonzero_i64(),
+            ".{0,40}",
+            any::<bool>(),
+            keys(),
+            keys(),
+        )
+            .prop_map(
+                |(xid, subscription_id, expression, accept_insecure, add_keys, del_keys)| {
+                    SubModRqst {
+                        xid,
+                        subscription_id,
+                        expression,
+                        accept_insecure,
+                        add_keys,
+                        del_keys,
+                    }
+                    .into()
+                },
+            )
             .boxed(),
         (nonzero_i32(), nonzero_i64())
-            .prop_map(|(xid, subscription_id)| SubDelRqst { xid, subscription_id }.into())
+            .prop_map(|(xid, subscription_id)| {
+                SubDelRqst {
+                    xid,
+                    subscription_id,
+                }
+                .into()
+            })
             .boxed(),
-        (any::<i32>(), any::<i64>()).prop_map(|(xid, subscription_id)| SubRply { xid, subscription_id }.into()).boxed(),
+        (any::<i32>(), any::<i64>())
+            .prop_map(|(xid, subscription_id)| {
+                SubRply {
+                    xid,
+                    subscription_id,
+                }
+                .into()
+            })
+            .boxed(),
         Just(DropWarn.into()).boxed(),
         Just(TestConn.into()).boxed(),
         Just(ConfConn.into()).boxed(),
-        (nonzero_i32(), options()).prop_map(|(xid, options)| QosRqst { xid, options }.into()).boxed(),
-        (any::<i32>(), options()).prop_map(|(xid, options)| QosRply { xid, options }.into()).boxed(),
+        (nonzero_i32(), options())
+            .prop_map(|(xid, options)| QosRqst { xid, options }.into())
+            .boxed(),
+        (any::<i32>(), options())
+            .prop_map(|(xid, options)| QosRply { xid, options }.into())
+            .boxed(),
         (nonzero_i32(), strings(), any::<bool>(), keys())
-            .prop_map(|(xid, names, deliver_insecure, keys)| QnchAddRqst { xid, names, deliver_insecure, keys }.into())
-            .boxed(),
-        (nonzero_i32(), nonzero_i64(), strings(), strings(), any::<bool>(), keys(), keys())
-            .prop_map(|(xid, quench_id, names_add, names_del, deliver_insecure, add_keys, del_keys)| {
-                QnchModRqst { xid, quench_id, names_add, names_del, deliver_insecure, add_keys, del_keys }.into()
+            .prop_map(|(xid, names, deliver_insecure, keys)| {
+                QnchAddRqst {
+                    xid,
+                    names,
+                    deliver_insecure,
+                    keys,
+                }
+                .into()
             })
             .boxed(),
-        (nonzero_i32(), nonzero_i64()).prop_map(|(xid, quench_id)| QnchDelRqst { xid, quench_id }.into()).boxed(),
-        (any::<i32>(), any::<i64>()).prop_map(|(xid, quench_id)| QnchRply { xid, quench_id }.into()).boxed(),
+        (
+            nonzero_i32(),
+            nonzero_i64(),
+            strings(),
+            strings(),
+            any::<bool>(),
+            keys(),
+            keys(),
+        )
+            .prop_map(
+                |(xid, quench_id, names_add, names_del, deliver_insecure, add_keys, del_keys)| {
+                    QnchModRqst {
+                        xid,
+                        quench_id,
+                        names_add,
+                        names_del,
+                        deliver_insecure,
+                        add_keys,
+                        del_keys,
+                    }
+                    .into()
+                },
+            )
+            .boxed(),
+        (nonzero_i32(), nonzero_i64())
+            .prop_map(|(xid, quench_id)| QnchDelRqst { xid, quench_id }.into())
+            .boxed(),
+        (any::<i32>(), any::<i64>())
+            .prop_map(|(xid, quench_id)| QnchRply { xid, quench_id }.into())
+            .boxed(),
         (ids(), ids(), any::<i64>(), sub_ast())
-            .prop_map(|(secure_quench_ids, insecure_quench_ids, term_id, sub_expr)| {
-                SubAddNotify { secure_quench_ids, insecure_quench_ids, term_id, sub_expr }.into()
-            })
+            .prop_map(
+                |(secure_quench_ids, insecure_quench_ids, term_id, sub_expr)| {
+                    SubAddNotify {
+                        secure_quench_ids,
+                        insecure_quench_ids,
+                        term_id,
+                        sub_expr,
+                    }
+                    .into()
+                },
+            )
             .boxed(),
         (ids(), ids(), any::<i64>(), sub_ast())
-            .prop_map(|(secure_quench_ids, insecure_quench_ids, term_id, sub_expr)| {
-                SubModNotify { secure_quench_ids, insecure_quench_ids, term_id, sub_expr }.into()
-            })
+            .prop_map(
+                |(secure_quench_ids, insecure_quench_ids, term_id, sub_expr)| {
+                    SubModNotify {
+                        secure_quench_ids,
+                        insecure_quench_ids,
+                        term_id,
+                        sub_expr,
+                    }
+                    .into()
+                },
+            )
             .boxed(),
         (ids(), any::<i64>())
-            .prop_map(|(quench_ids, term_id)| SubDelNotify { quench_ids, term_id }.into())
+            .prop_map(|(quench_ids, term_id)| {
+                SubDelNotify {
+                    quench_ids,
+                    term_id,
+                }
+                .into()
+            })
             .boxed(),
     ];
     assert_eq!(arms.len(), 27, "one strategy per packet type");
