@@ -180,14 +180,14 @@ pub enum StoreError {
 
     /// Another process held the database lock for longer than the busy timeout.
     #[error(
-        "database at {location} stayed locked by another process for more than {seconds} s \
+        "database at {location} stayed locked by another process for more than {waited:?} \
          while {doing}: retry, or find the process that keeps it locked"
     )]
     Busy {
         /// Where the database is.
         location: String,
         /// The busy timeout that expired.
-        seconds: u64,
+        waited: std::time::Duration,
         /// What the store was doing.
         doing: String,
     },

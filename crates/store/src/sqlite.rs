@@ -74,6 +74,8 @@ const MAX_NODE_ID_LEN: usize = 64;
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     location: String,
+    /// The busy timeout in force, for error messages.
+    busy_timeout: Mutex<Duration>,
 }
 
 /// What a failing database call was doing, to turn a bare SQLite error into
@@ -81,14 +83,23 @@ pub struct SqliteStore {
 struct Ctx<'a> {
     location: &'a str,
     doing: &'a str,
+    busy_timeout: Duration,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(location: &'a str, doing: &'a str) -> Self {
+        Ctx {
+            location,
+            doing,
+            busy_timeout: BUSY_TIMEOUT,
+        }
+    }
+
     fn db(&self, err: rusqlite::Error) -> StoreError {
         match err.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
                 location: self.location.to_owned(),
-                seconds: BUSY_TIMEOUT.as_secs(),
+                waited: self.busy_timeout,
                 doing: self.doing.to_owned(),
             },
             Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
@@ -140,10 +151,7 @@ impl SqliteStore {
                 })?;
             }
         }
-        let cx = Ctx {
-            location: &location,
-            doing: "opening the database",
-        };
+        let cx = Ctx::new(&location, "opening the database");
         let conn = Connection::open(path).or_db(&cx)?;
         Self::init(conn, location, true, latest_version())
     }
@@ -152,10 +160,7 @@ impl SqliteStore {
     /// vanishes with the store).
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let location = "sqlite::memory:".to_owned();
-        let cx = Ctx {
-            location: &location,
-            doing: "opening an in-memory database",
-        };
+        let cx = Ctx::new(&location, "opening an in-memory database");
         let conn = Connection::open_in_memory().or_db(&cx)?;
         Self::init(conn, location, false, latest_version())
     }
@@ -165,10 +170,7 @@ impl SqliteStore {
     #[cfg(test)]
     pub(crate) fn open_at_version(path: &Path, version: i64) -> Result<Self, StoreError> {
         let location = format!("sqlite:{}", path.display());
-        let cx = Ctx {
-            location: &location,
-            doing: "opening the database",
-        };
+        let cx = Ctx::new(&location, "opening the database");
         let conn = Connection::open(path).or_db(&cx)?;
         Self::init(conn, location, true, version)
     }
@@ -179,18 +181,12 @@ impl SqliteStore {
         on_disk: bool,
         target_version: i64,
     ) -> Result<Self, StoreError> {
-        let cx = Ctx {
-            location: &location,
-            doing: "checking the database",
-        };
+        let cx = Ctx::new(&location, "checking the database");
         conn.busy_timeout(BUSY_TIMEOUT).or_db(&cx)?;
         // Look before writing anything: a foreign or newer file is left as is.
         check_ownership(&conn, &cx)?;
         if on_disk {
-            let cx = Ctx {
-                location: &location,
-                doing: "switching to WAL journal mode",
-            };
+            let cx = Ctx::new(&location, "switching to WAL journal mode");
             let mode: String = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
                 .or_db(&cx)?;
@@ -208,13 +204,25 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             location,
+            busy_timeout: Mutex::new(BUSY_TIMEOUT),
         })
+    }
+
+    /// Changes how long calls wait for another process's lock before
+    /// failing with [`StoreError::Busy`] (default [`BUSY_TIMEOUT`]).
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        let cx = self.cx("setting the busy timeout");
+        conn.busy_timeout(timeout).or_db(&cx)?;
+        *self.busy_timeout.lock() = timeout;
+        Ok(())
     }
 
     fn cx<'a>(&'a self, doing: &'a str) -> Ctx<'a> {
         Ctx {
             location: &self.location,
             doing,
+            busy_timeout: *self.busy_timeout.lock(),
         }
     }
 
@@ -281,19 +289,26 @@ fn check_ownership(conn: &Connection, cx: &Ctx<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Applies every migration up to `target`, each in its own immediate
-/// transaction that re-reads the version first, so two processes opening
-/// the same new file concurrently apply each step exactly once.
+/// Applies every migration up to `target` that the file lacks, each in its
+/// own immediate transaction that re-reads the version first, so two
+/// processes opening the same new file concurrently apply each step exactly
+/// once.
 fn migrate(conn: &mut Connection, location: &str, target: i64) -> Result<(), StoreError> {
-    for migration in MIGRATIONS.iter().filter(|m| m.version <= target) {
+    // An up-to-date file needs no write lock: opening must not wait for
+    // (or block) another process that is writing.
+    let cx = Ctx::new(location, "reading the schema version");
+    let start: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .or_db(&cx)?;
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > start && m.version <= target)
+    {
         let doing = format!(
             "upgrading the schema to version {} ({})",
             migration.version, migration.description
         );
-        let cx = Ctx {
-            location,
-            doing: &doing,
-        };
+        let cx = Ctx::new(location, &doing);
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .or_db(&cx)?;
