@@ -1,0 +1,78 @@
+//! Bounds on what one subscription expression may cost.
+//!
+//! Subscription expressions come from any client, so every resource a
+//! compiled expression can use is bounded here: its length, its nesting depth
+//! (which bounds the stack used by the parser, the checker and the
+//! evaluator, all of which recurse over the tree), its node count (which
+//! bounds memory and evaluation time), and the compiled size of each regular
+//! expression (which bounds both the memory a pattern holds and the per-byte
+//! cost of matching it).
+
+/// The largest nesting depth this crate will accept, whatever
+/// [`Limits::max_depth`] says.
+///
+/// Parsing, checking and evaluating an expression recurse once per nesting
+/// level (with a constant number of frames per level), so the depth is what
+/// bounds stack use. At this depth the deepest expression compiles and
+/// evaluates well within a 2 MiB thread stack (the Rust and tokio default),
+/// even in a debug build; a test checks exactly that.
+pub const MAX_DEPTH_CEILING: usize = 128;
+
+/// Limits applied when compiling a subscription expression.
+///
+/// The defaults suit a router facing untrusted clients: Emulab's own
+/// expressions are at most 1024 bytes long and nest two levels deep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest accepted expression, in bytes of UTF-8. Longer expressions
+    /// get IMPL_LIMIT (2006). Default 4096.
+    pub max_length: usize,
+    /// Deepest accepted nesting. Each `(`, `!`, unary `-`/`+`/`~` and
+    /// function call opens one level. Deeper expressions get
+    /// NESTING_TOO_DEEP (2112). Default 64; values above
+    /// [`MAX_DEPTH_CEILING`] are treated as the ceiling.
+    pub max_depth: usize,
+    /// Most syntax-tree nodes (names, literals, operators, calls) in one
+    /// expression. More get IMPL_LIMIT (2006). Default 2048.
+    pub max_nodes: usize,
+    /// Largest compiled program, in bytes, for one `regex` pattern
+    /// (`regex::RegexBuilder::size_limit`). Larger patterns get
+    /// REGEXP_TOO_COMPLEX (2111). Default 256 KiB.
+    pub regex_size_limit: usize,
+    /// Cache size, in bytes, for the lazy DFA of one `regex` pattern
+    /// (`regex::RegexBuilder::dfa_size_limit`). Matching stays linear when
+    /// the cache is too small; it only gets slower. Default 256 KiB.
+    pub regex_dfa_size_limit: usize,
+}
+
+impl Limits {
+    /// The nesting depth actually enforced: [`max_depth`](Self::max_depth)
+    /// capped at [`MAX_DEPTH_CEILING`].
+    pub fn effective_max_depth(&self) -> usize {
+        self.max_depth.min(MAX_DEPTH_CEILING)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_length: 4096,
+            max_depth: 64,
+            max_nodes: 2048,
+            regex_size_limit: 256 * 1024,
+            regex_dfa_size_limit: 256 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_capped_at_the_ceiling() {
+        let limits = Limits { max_depth: 1_000_000, ..Limits::default() };
+        assert_eq!(limits.effective_max_depth(), MAX_DEPTH_CEILING);
+        assert_eq!(Limits::default().effective_max_depth(), 64);
+    }
+}
