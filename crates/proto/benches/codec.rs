@@ -9,7 +9,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use elvin_proto::keys::{KeyEntry, Keys, keys_match};
-use elvin_proto::{Attributes, NotifyEmit, Packet, Value, decode_notify_emit, encode_notify_deliver_raw};
+use elvin_proto::{
+    Attributes, NotifyEmit, Packet, Value, decode_notify_emit, encode_notify_deliver_raw,
+};
 
 /// A NotifyEmit frame body shaped like the events Emulab's event library
 /// sends (string routing attributes, scheduler flag, timestamp, HMAC).
@@ -29,7 +31,12 @@ fn emulab_notify_emit_body() -> Vec<u8> {
     attributes.insert("time_usec", 250_000);
     attributes.insert("__hmac__", Value::Opaque(vec![0xA5; 20]));
     let mut frame = Vec::new();
-    Packet::from(NotifyEmit { attributes, deliver_insecure: true, keys: Keys::new() }).encode(&mut frame);
+    Packet::from(NotifyEmit {
+        attributes,
+        deliver_insecure: true,
+        keys: Keys::new(),
+    })
+    .encode(&mut frame);
     frame.split_off(4)
 }
 
@@ -63,7 +70,11 @@ fn codec(c: &mut Criterion) {
     }
     .to_public_for_notification();
     let subscription = Keys {
-        entries: vec![KeyEntry::Producer(vec![vec![1; 20], vec![2; 20], producer_key(&producer)])],
+        entries: vec![KeyEntry::Producer(vec![
+            vec![1; 20],
+            vec![2; 20],
+            producer_key(&producer),
+        ])],
     };
     c.bench_function("keys_match (producer, 3 keys)", |b| {
         b.iter(|| black_box(keys_match(black_box(&subscription), black_box(&producer))))
