@@ -36,12 +36,14 @@ pub const MIN_OPAQUE_LEN: usize = 4;
 
 /// Number of zero bytes that follow an item of `len` bytes to reach a
 /// multiple of 4.
+#[inline]
 pub const fn padding(len: usize) -> usize {
     (4 - (len % 4)) % 4
 }
 
 /// Encoded size of a string or opaque of `len` bytes: the length word, the
 /// bytes and their padding.
+#[inline]
 pub const fn opaque_encoded_len(len: usize) -> usize {
     4 + len + padding(len)
 }
@@ -64,11 +66,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Current offset from the start of the buffer.
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Bytes not yet read.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
@@ -94,6 +98,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` bytes.
+    #[inline]
     fn take(&mut self, n: usize) -> XdrResult<&'a [u8]> {
         let available = self.remaining();
         if n > available {
@@ -115,6 +120,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `N` bytes as an array.
+    #[inline]
     fn take_array<const N: usize>(&mut self) -> XdrResult<[u8; N]> {
         let bytes = self.take(N)?;
         let mut out = [0u8; N];
@@ -123,27 +129,32 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a big-endian int32.
+    #[inline]
     pub fn read_i32(&mut self) -> XdrResult<i32> {
         Ok(i32::from_be_bytes(self.take_array()?))
     }
 
     /// Reads a big-endian unsigned 32-bit word.
+    #[inline]
     pub fn read_u32(&mut self) -> XdrResult<u32> {
         Ok(u32::from_be_bytes(self.take_array()?))
     }
 
     /// Reads a big-endian int64 (XDR hyper).
+    #[inline]
     pub fn read_i64(&mut self) -> XdrResult<i64> {
         Ok(i64::from_be_bytes(self.take_array()?))
     }
 
     /// Reads a big-endian IEEE-754 double, bit for bit (NaN payloads and
     /// -0.0 survive).
+    #[inline]
     pub fn read_f64(&mut self) -> XdrResult<f64> {
         Ok(f64::from_bits(u64::from_be_bytes(self.take_array()?)))
     }
 
     /// Reads an XDR boolean: exactly 0 or 1, anything else is an error.
+    #[inline]
     pub fn read_bool(&mut self) -> XdrResult<bool> {
         match self.read_i32()? {
             0 => Ok(false),
@@ -154,6 +165,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a variable-length opaque and returns the bytes (without
     /// padding), borrowed from the buffer.
+    #[inline]
     pub fn read_opaque(&mut self) -> XdrResult<&'a [u8]> {
         let offset = self.pos;
         let length = self.read_i32()?;
@@ -168,12 +180,12 @@ impl<'a> Reader<'a> {
                 available,
             });
         }
-        let bytes = self.take(length)?;
-        self.take(padding(length))?;
-        Ok(bytes)
+        let with_padding = self.take(padded)?;
+        Ok(with_padding.get(..length).unwrap_or(with_padding))
     }
 
     /// Reads a string: like an opaque, but the bytes must be UTF-8.
+    #[inline]
     pub fn read_str(&mut self) -> XdrResult<&'a str> {
         let start = self.pos + 4;
         let bytes = self.read_opaque()?;
@@ -234,6 +246,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a typed value (type code, then payload), borrowing strings and
     /// opaques from the buffer.
+    #[inline]
     pub fn read_value(&mut self) -> XdrResult<ValueRef<'a>> {
         let code = self.read_i32()?;
         match ValueType::from_code(code) {
@@ -290,36 +303,43 @@ fn wire_len(len: usize) -> i32 {
 }
 
 /// Appends a big-endian int32.
+#[inline]
 pub fn put_i32(out: &mut Vec<u8>, value: i32) {
     out.extend_from_slice(&value.to_be_bytes());
 }
 
 /// Appends a big-endian unsigned 32-bit word.
+#[inline]
 pub fn put_u32(out: &mut Vec<u8>, value: u32) {
     out.extend_from_slice(&value.to_be_bytes());
 }
 
 /// Appends a big-endian int64.
+#[inline]
 pub fn put_i64(out: &mut Vec<u8>, value: i64) {
     out.extend_from_slice(&value.to_be_bytes());
 }
 
 /// Appends a big-endian IEEE-754 double, bit for bit.
+#[inline]
 pub fn put_f64(out: &mut Vec<u8>, value: f64) {
     out.extend_from_slice(&value.to_bits().to_be_bytes());
 }
 
 /// Appends an XDR boolean (1 or 0).
+#[inline]
 pub fn put_bool(out: &mut Vec<u8>, value: bool) {
     put_i32(out, i32::from(value));
 }
 
 /// Appends an element count.
+#[inline]
 pub fn put_count(out: &mut Vec<u8>, count: usize) {
     put_i32(out, wire_len(count));
 }
 
 /// Appends a variable-length opaque: length, bytes, zero padding.
+#[inline]
 pub fn put_opaque(out: &mut Vec<u8>, bytes: &[u8]) {
     put_i32(out, wire_len(bytes.len()));
     out.extend_from_slice(bytes);
@@ -327,11 +347,13 @@ pub fn put_opaque(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends a string: length, UTF-8 bytes, zero padding.
+#[inline]
 pub fn put_str(out: &mut Vec<u8>, text: &str) {
     put_opaque(out, text.as_bytes());
 }
 
 /// Appends an int64 array.
+#[inline]
 pub fn put_i64_array(out: &mut Vec<u8>, items: &[i64]) {
     put_count(out, items.len());
     for item in items {
