@@ -371,11 +371,7 @@ impl<'a> Parser<'a> {
             let Some(b) = self.peek() else {
                 return match mode {
                     Mode::Quoted => Err(self.syntax_error(self.line, self.column(), MISSING_QUOTE)),
-                    Mode::Index => Err(self.syntax_error(
-                        self.line,
-                        self.column(),
-                        "missing ')' to close an array index",
-                    )),
+                    Mode::Index => Err(self.syntax_error(self.line, self.column(), MISSING_PAREN)),
                     Mode::Bare { .. } | Mode::Template => {
                         flush(&mut literal, &mut parts);
                         Ok(parts)
@@ -481,7 +477,17 @@ impl<'a> Parser<'a> {
                     let (index_line, index_column) = (self.line, self.column());
                     self.bump();
                     self.enter(index_line, index_column)?;
-                    let parts = self.substituted(Mode::Index)?;
+                    let parts = self.substituted(Mode::Index).map_err(|err| {
+                        if matches!(err.kind(), NsErrorKind::Syntax(m) if m == MISSING_PAREN) {
+                            self.syntax_error(
+                                index_line,
+                                index_column,
+                                "missing ')' for the array index opened here",
+                            )
+                        } else {
+                            err
+                        }
+                    })?;
                     self.depth -= 1;
                     Some(parts)
                 } else {
@@ -545,6 +551,7 @@ impl<'a> Parser<'a> {
 }
 
 const MISSING_QUOTE: &str = "missing close-quote";
+const MISSING_PAREN: &str = "missing ')'";
 
 fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
