@@ -51,6 +51,31 @@
 //! unchecked input, and every failure is a [`DecodeError`] naming the packet
 //! and the fault.
 //!
+//! # Example
+//!
+//! ```
+//! use elvin_proto::{DEFAULT_MAX_PACKET_LENGTH, Packet, SubAddRqst, Keys, split_frame};
+//!
+//! // A client's request, as it would arrive on a socket.
+//! let mut stream = Vec::new();
+//! Packet::from(SubAddRqst {
+//!     xid: 1,
+//!     expression: "EVENTTYPE == \"START\"".into(),
+//!     accept_insecure: true,
+//!     keys: Keys::new(),
+//! })
+//! .encode(&mut stream);
+//!
+//! // The router takes one frame off the front of its buffer and decodes it.
+//! let (body, used) = split_frame(&stream, DEFAULT_MAX_PACKET_LENGTH)?.expect("a whole frame");
+//! assert_eq!(used, stream.len());
+//! match Packet::decode(body)? {
+//!     Packet::SubAddRqst(request) => assert_eq!(request.expression, "EVENTTYPE == \"START\""),
+//!     other => panic!("unexpected {}", other.name()),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Choices where the protocol notes leave room
 //!
 //! - Request xids may be any non-zero int32 (Avis insists on positive ones);
