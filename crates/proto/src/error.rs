@@ -135,6 +135,38 @@ pub enum DecodeErrorKind {
     },
 }
 
+impl DecodeErrorKind {
+    /// The Nack error code the spec assigns to this fault, for a router
+    /// that answers a malformed request with a Nack rather than closing the
+    /// connection: BAD_KEY_SCHEME (1004), BAD_KEY_INDEX (1005), BAD_UTF8
+    /// (1006), or PROT_ERROR (1001) for everything else.
+    pub fn nack_code(&self) -> i32 {
+        match self {
+            DecodeErrorKind::UnknownKeyScheme(_) => crate::codes::nack::BAD_KEY_SCHEME,
+            DecodeErrorKind::BadKeySetCount { .. } => crate::codes::nack::BAD_KEY_INDEX,
+            DecodeErrorKind::BadUtf8 { .. } => crate::codes::nack::BAD_UTF8,
+            _ => crate::codes::nack::PROT_ERROR,
+        }
+    }
+
+    /// The Nack arguments the spec lists for [`nack_code`](Self::nack_code):
+    /// the scheme id; the scheme id and offending set count; the byte
+    /// offset; or none.
+    pub fn nack_args(&self) -> Vec<crate::value::Value> {
+        use crate::value::Value;
+        match *self {
+            DecodeErrorKind::UnknownKeyScheme(scheme) => vec![Value::Int32(scheme)],
+            DecodeErrorKind::BadKeySetCount { scheme, count, .. } => {
+                vec![Value::Int32(scheme), Value::Int32(count)]
+            }
+            DecodeErrorKind::BadUtf8 { offset } => {
+                vec![Value::Int32(i32::try_from(offset).unwrap_or(i32::MAX))]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A frame that could not be decoded: which packet (when known) and why.
 ///
 /// `Display` gives `Error decoding <Packet>: <reason>`, or just the reason
@@ -194,4 +226,46 @@ pub enum EncodeError {
         /// The limit it was checked against.
         max: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    #[test]
+    fn key_and_utf8_faults_map_to_their_nack_codes() {
+        let kind = DecodeErrorKind::UnknownKeyScheme(7);
+        assert_eq!(
+            (kind.nack_code(), kind.nack_args()),
+            (1004, vec![Value::Int32(7)])
+        );
+        let kind = DecodeErrorKind::BadKeySetCount {
+            scheme: 1,
+            expected: 2,
+            count: 3,
+        };
+        assert_eq!(
+            (kind.nack_code(), kind.nack_args()),
+            (1005, vec![Value::Int32(1), Value::Int32(3)])
+        );
+        let kind = DecodeErrorKind::BadUtf8 { offset: 12 };
+        assert_eq!(
+            (kind.nack_code(), kind.nack_args()),
+            (1006, vec![Value::Int32(12)])
+        );
+        let kind = DecodeErrorKind::BadBool(2);
+        assert_eq!((kind.nack_code(), kind.nack_args()), (1001, vec![]));
+    }
+
+    #[test]
+    fn display_names_the_packet_when_known() {
+        let err = DecodeError::in_packet("SecRqst", DecodeErrorKind::EmptyKey { scheme: 2 });
+        assert_eq!(
+            err.to_string(),
+            "Error decoding SecRqst: empty key in key scheme 2"
+        );
+        let err = DecodeError::bare(DecodeErrorKind::UnknownPacketId(99));
+        assert_eq!(err.to_string(), "Unknown message type: ID = 99");
+    }
 }
