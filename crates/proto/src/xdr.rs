@@ -291,14 +291,12 @@ impl<'a> Reader<'a> {
 
 /// Converts an in-memory length to XDR's signed length word.
 ///
-/// Lengths above `i32::MAX` cannot be represented; callers guarantee they
-/// never encode such an item by checking `encoded_len()` against
-/// `Packet.Max-Length` first. Saturating keeps the writer panic-free.
+/// Lengths above `i32::MAX` cannot be represented. Such an item is larger
+/// than any `Packet.Max-Length`, so senders that check `encoded_len()`
+/// first (as `Packet::try_encode` does) never get here with one; the
+/// writer saturates rather than panicking, and the receiver will reject the
+/// frame.
 fn wire_len(len: usize) -> i32 {
-    debug_assert!(
-        len <= i32::MAX as usize,
-        "XDR item of {len} bytes is too long to encode"
-    );
     i32::try_from(len).unwrap_or(i32::MAX)
 }
 
