@@ -1,0 +1,353 @@
+//! The running router: listeners, signals, reloads, statistics and
+//! shutdown.
+//!
+//! [`run`] binds every endpoint first (so a port in use fails start-up
+//! with a clear error rather than leaving a half-started router), then
+//! spawns one accept loop per endpoint, the optional metrics listener and
+//! the statistics logger, and waits for a signal:
+//!
+//! - **SIGTERM / SIGINT**: stop accepting, tell every connection to send
+//!   Disconn(1) and flush, wait for them (at most `shutdown_timeout` plus a
+//!   second), return `Ok` so the process exits 0.
+//! - **SIGHUP**: re-read the configuration file (with the start-up flags
+//!   still overriding it) and apply what can change live: the log filter,
+//!   the per-connection limits, max connections and the idle timeout for
+//!   connections accepted from then on, and the TLS certificate, key and
+//!   client CA for TLS handshakes from then on. Listen endpoints, worker
+//!   threads, the metrics listener, the statistics interval and the log
+//!   format are fixed at start-up. A file with errors is reported and
+//!   changes nothing.
+//!
+//! The connection registry is [`ServerContext`]: the routing table, the
+//! counters, the live-connection count and the shutdown signal every
+//! connection task watches.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use elvin_proto::uri::{ElvinUri, Transport};
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::config::{Cli, ConnectionLimits, Settings};
+use crate::connection::{LiveConnections, serve_tcp, serve_tls};
+use crate::metrics::{self, Metrics};
+use crate::tls::build_acceptor;
+
+/// Applies a new log filter directive; returns an explanation on failure.
+pub type LogReloader = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// State shared by the listeners and every connection task.
+pub struct ServerContext {
+    /// The routing table.
+    pub broker: Arc<Broker>,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    limits: RwLock<Arc<ConnectionLimits>>,
+    idle_timeout: RwLock<Duration>,
+    shutdown_timeout: Duration,
+    max_connections: AtomicUsize,
+    next_connection_id: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    live: Arc<LiveConnections>,
+    tls: RwLock<Option<tokio_rustls::TlsAcceptor>>,
+}
+
+impl std::fmt::Debug for ServerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("limits", &*self.limits.read())
+            .field("live", &self.live.count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerContext {
+    /// A context for `settings` with an empty routing table.
+    pub fn new(settings: &Settings) -> Arc<ServerContext> {
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(ServerContext {
+            broker: Broker::new(Arc::clone(&metrics)),
+            metrics,
+            limits: RwLock::new(Arc::new(settings.limits.clone())),
+            idle_timeout: RwLock::new(settings.idle_timeout),
+            shutdown_timeout: settings.shutdown_timeout,
+            max_connections: AtomicUsize::new(settings.max_connections),
+            next_connection_id: AtomicU64::new(1),
+            shutdown,
+            live: Arc::new(LiveConnections::default()),
+            tls: RwLock::new(None),
+        })
+    }
+
+    /// The limits for a connection starting now.
+    pub fn limits(&self) -> Arc<ConnectionLimits> {
+        Arc::clone(&self.limits.read())
+    }
+
+    /// The idle timeout for a connection starting now.
+    pub fn idle_timeout(&self) -> Duration {
+        *self.idle_timeout.read()
+    }
+
+    /// Time allowed to flush a closing connection.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
+    }
+
+    /// A fresh connection id (for logs).
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A receiver that turns true when the router shuts down.
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells every connection to send Disconn(1) and close.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn apply(&self, settings: &Settings) {
+        *self.limits.write() = Arc::new(settings.limits.clone());
+        *self.idle_timeout.write() = settings.idle_timeout;
+        self.max_connections
+            .store(settings.max_connections, Ordering::Relaxed);
+    }
+}
+
+/// Resolves a listen URI to socket addresses.
+async fn resolve(uri: &ElvinUri) -> anyhow::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((uri.host.as_str(), uri.port))
+        .await
+        .with_context(|| format!("cannot resolve listen address {uri}"))?
+        .collect();
+    if addrs.is_empty() {
+        anyhow::bail!("listen address {uri} resolves to nothing");
+    }
+    Ok(addrs)
+}
+
+/// A bound endpoint.
+struct Endpoint {
+    listener: TcpListener,
+    uri: ElvinUri,
+    tls: bool,
+}
+
+/// Accepts connections on one endpoint until shutdown.
+async fn accept_loop(endpoint: Endpoint, ctx: Arc<ServerContext>) {
+    let mut shutdown = ctx.shutdown_receiver();
+    let mut last_refusal_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = endpoint.listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Usually out of file descriptors: back off rather than spin.
+                tracing::warn!(endpoint = %endpoint.uri, %error, "accept failed; retrying shortly");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let max = ctx.max_connections.load(Ordering::Relaxed);
+        if ctx.live.count() >= max {
+            metrics::add(&ctx.metrics.connections_refused, 1);
+            let now = Instant::now();
+            if last_refusal_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                last_refusal_log = Some(now);
+                tracing::warn!(
+                    %peer,
+                    max_connections = max,
+                    refused_total = ctx.metrics.connections_refused.load(Ordering::Relaxed),
+                    "refusing connection: max_connections reached (raise max_connections to allow more)"
+                );
+            }
+            drop(stream);
+            continue;
+        }
+        let guard = ctx.live.enter();
+        metrics::add(&ctx.metrics.connections_total, 1);
+        metrics::add(&ctx.metrics.connections_current, 1);
+        let ctx = Arc::clone(&ctx);
+        let tls = if endpoint.tls {
+            ctx.tls.read().clone()
+        } else {
+            None
+        };
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => serve_tls(stream, peer, acceptor, Arc::clone(&ctx)).await,
+                None => serve_tcp(stream, peer, Arc::clone(&ctx)).await,
+            }
+            metrics::sub(&ctx.metrics.connections_current, 1);
+            drop(guard);
+        });
+    }
+}
+
+async fn bind_endpoints(settings: &Settings) -> anyhow::Result<Vec<Endpoint>> {
+    let mut endpoints = Vec::new();
+    for uri in &settings.listen {
+        for addr in resolve(uri).await? {
+            let socket = match addr {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
+            .with_context(|| format!("cannot create a socket for {uri}"))?;
+            socket.set_reuseaddr(true)?;
+            socket
+                .bind(addr)
+                .with_context(|| format!("cannot listen on {uri} ({addr}): is another router running there?"))?;
+            let listener = socket
+                .listen(4096)
+                .with_context(|| format!("cannot listen on {uri} ({addr})"))?;
+            endpoints.push(Endpoint {
+                listener,
+                uri: uri.clone(),
+                tls: uri.transport == Transport::Ssl,
+            });
+        }
+    }
+    Ok(endpoints)
+}
+
+/// Re-reads the configuration for SIGHUP and applies what can change.
+fn reload(cli: &Cli, ctx: &ServerContext, log: &LogReloader, current: &mut Settings) {
+    let Some(path) = &cli.config else {
+        tracing::info!("SIGHUP: no --config file to re-read; nothing changed");
+        return;
+    };
+    let settings = match Settings::load(cli) {
+        Ok(settings) => settings,
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: configuration not reloaded; the running settings stay");
+            return;
+        }
+    };
+    if let Some(tls) = &settings.tls {
+        match build_acceptor(tls) {
+            Ok(acceptor) => *ctx.tls.write() = Some(acceptor),
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: TLS not reloaded; the running settings stay");
+                return;
+            }
+        }
+    }
+    let filter = settings.log_level.clone().unwrap_or_else(|| "info".to_owned());
+    if let Err(error) = log(&filter) {
+        tracing::error!(%error, "SIGHUP: log level not changed");
+    }
+    ctx.apply(&settings);
+    let fixed: Vec<&str> = [
+        (settings.listen != current.listen, "listen"),
+        (settings.workers != current.workers, "workers"),
+        (settings.metrics_listen != current.metrics_listen, "metrics_listen"),
+        (settings.stats_interval != current.stats_interval, "stats_interval"),
+        (settings.log_format != current.log_format, "log_format"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, name)| changed.then_some(name))
+    .collect();
+    if !fixed.is_empty() {
+        tracing::warn!(
+            settings = ?fixed,
+            "SIGHUP: these settings only take effect after a restart"
+        );
+    }
+    tracing::info!(config = %path.display(), log_level = %filter, "configuration reloaded");
+    *current = settings;
+}
+
+/// Runs the router until SIGTERM or SIGINT.
+pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::Result<()> {
+    let ctx = ServerContext::new(&settings);
+    if let Some(tls) = &settings.tls {
+        *ctx.tls.write() = Some(build_acceptor(tls)?);
+    }
+    let endpoints = bind_endpoints(&settings).await?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut sighup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+
+    let metrics_task = match settings.metrics_listen {
+        Some(addr) => {
+            let listener = metrics::bind_metrics(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            tracing::info!(%addr, "serving metrics at /metrics");
+            Some(tokio::spawn(metrics::serve_metrics(listener, Arc::clone(&ctx.metrics))))
+        }
+        None => None,
+    };
+    let stats_task = settings.stats_interval.map(|interval| {
+        let metrics = Arc::clone(&ctx.metrics);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                tracing::info!(stats = %metrics.snapshot(), "counters");
+            }
+        })
+    });
+    let mut accept_tasks = Vec::new();
+    for endpoint in endpoints {
+        tracing::info!(
+            endpoint = %endpoint.uri,
+            addr = %endpoint.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "listening"
+        );
+        accept_tasks.push(tokio::spawn(accept_loop(endpoint, Arc::clone(&ctx))));
+    }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        workers = settings.workers,
+        "eventd ready"
+    );
+
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = sigint.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = sighup.recv() => reload(&cli, &ctx, &log, &mut settings),
+        }
+    }
+
+    ctx.begin_shutdown();
+    for task in accept_tasks {
+        let _ = task.await;
+    }
+    let deadline = Instant::now() + ctx.shutdown_timeout + Duration::from_secs(1);
+    ctx.live.wait_until_none(deadline).await;
+    let left = ctx.live.count();
+    if left > 0 {
+        tracing::warn!(connections = left, "shutdown: some connections did not finish in time");
+    }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    if let Some(task) = stats_task {
+        task.abort();
+    }
+    tracing::info!(stats = %ctx.metrics.snapshot(), "eventd stopped");
+    Ok(())
+}
