@@ -86,10 +86,11 @@ pub enum NsErrorKind {
     },
     /// An event group whose members are not all of one class.
     #[error(
-        "event group '{group}' mixes classes: '{member}' is a {member_class} but earlier members are {group_class}; a group holds one class (links and LANs count as one)"
+        "event group{} mixes classes: '{member}' is a {member_class} but earlier members are {group_class}; a group holds one class (links and LANs count as one)",
+        quoted_name(.group)
     )]
     MixedGroup {
-        /// The group.
+        /// The group, empty while it is being created by `$ns event-group`.
         group: String,
         /// The offending member.
         member: String,
@@ -129,6 +130,15 @@ pub enum NsErrorKind {
     /// The file could not be read.
     #[error("cannot read the file: {0}")]
     Io(String),
+}
+
+/// ` 'name'` for a named object, nothing for one still being created.
+fn quoted_name(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" '{name}'")
+    }
 }
 
 /// A located error: file, line (1-based; 0 when the error concerns the

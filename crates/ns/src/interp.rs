@@ -24,13 +24,6 @@ use crate::limits::{
 use crate::list;
 use crate::parser::{self, Command, Part};
 
-/// Commands Tcl programmers may reach for that we refuse on purpose; the
-/// message names the command so the user knows what to rewrite.
-const KNOWN_UNSUPPORTED: [&str; 12] = [
-    "proc", "if", "while", "switch", "eval", "uplevel", "upvar", "global", "break", "continue",
-    "return", "puts",
-];
-
 /// Interpreter state: variables, budgets and the experiment being built.
 pub(crate) struct Interp {
     vars: HashMap<String, String>,
@@ -146,9 +139,10 @@ impl Interp {
                     // A braced `{$x ...}` reaching here was never substituted.
                     return Err(NsError::at(line, crate::experiment::unknown_object(other)));
                 }
-                let kind = if KNOWN_UNSUPPORTED.contains(&other) || other.starts_with("tb-") {
-                    NsErrorKind::UnsupportedCommand(other.to_string())
-                } else if other.starts_with('_') || other.is_empty() {
+                // A leftover temporary handle (`_o3`) or an empty word is a
+                // missing object, not a command; anything else (`proc`,
+                // `if`, `puts`, ...) is a command we do not accept.
+                let kind = if other.starts_with('_') || other.is_empty() {
                     crate::experiment::unknown_object(other)
                 } else {
                     NsErrorKind::UnsupportedCommand(other.to_string())

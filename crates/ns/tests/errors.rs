@@ -121,11 +121,21 @@ fn mixed_class_group() {
     ));
     assert_eq!(e.line(), 6);
     assert!(matches!(e.kind(), NsErrorKind::MixedGroup { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("exp.ns:6: event group mixes classes: 'p' is a Program"),
+        "{e}"
+    );
     let e = err(&with_topology(
         "set q [[$ns link $n0 $n1] queue]\nset g [new EventGroup $ns]\n$g add $q\n$g add $link0",
     ));
     assert_eq!(e.line(), 8);
     assert!(matches!(e.kind(), NsErrorKind::MixedGroup { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("event group 'g' mixes classes: 'link0' is a Link"),
+        "{e}"
+    );
     // Nodes cannot be members at all.
     let e = err(&with_topology("set g [$ns event-group [list $n0]]"));
     assert!(matches!(e.kind(), NsErrorKind::WrongClass { .. }), "{e}");
@@ -247,6 +257,10 @@ fn naming_rules() {
     assert!(matches!(e.kind(), NsErrorKind::InvalidValue { .. }), "{e}");
     // Reserved agent names.
     let e = err("set ns [new Simulator]\nset linktest [$ns node]\n$ns run\n");
+    assert!(matches!(e.kind(), NsErrorKind::NameConflict { .. }), "{e}");
+    // Built-in command names would be hidden by an object.
+    let e = err("set ns [new Simulator]\nset for [$ns node]\n$ns run\n");
+    assert_eq!(e.line(), 2);
     assert!(matches!(e.kind(), NsErrorKind::NameConflict { .. }), "{e}");
     // A LAN member agent colliding with an object.
     let e = err(

@@ -61,13 +61,13 @@ impl Experiment {
             ));
         }
         // Every object that reaches the tables must have a real name.
-        for object in &self.objects {
+        for (id, object) in self.objects.iter().enumerate() {
             if !object.named && !matches!(object.kind, ObjKind::SimplexLink(_)) {
                 return Err(invalid(
                     object.line,
                     format!(
                         "this {} is never stored in a variable, so it has no name; write: set NAME [...]",
-                        self.class_of(self.lookup(&object.name).unwrap_or(usize::MAX))
+                        self.class_of(id)
                     ),
                 ));
             }

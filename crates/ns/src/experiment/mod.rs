@@ -47,6 +47,12 @@ pub(crate) type ObjId = usize;
 /// Agent names Emulab always creates; no object may take them.
 const RESERVED_NAMES: [&str; 2] = ["linktest", "slothd"];
 
+/// The interpreter's own commands. A word that names an object is a method
+/// call, so an object with one of these names would hide the command.
+const BUILTIN_COMMANDS: [&str; 8] = [
+    "set", "source", "new", "list", "incr", "expr", "for", "foreach",
+];
+
 /// Queue length Emulab gives every link direction unless `limit_` is set.
 pub(crate) const DEFAULT_QUEUE_LIMIT: u32 = 50;
 
@@ -314,6 +320,12 @@ impl Experiment {
         let is_node = matches!(object.kind, ObjKind::Node(_));
         let name = derive_name(var);
         validate_name(&name, is_node)?;
+        if BUILTIN_COMMANDS.contains(&name.as_str()) || name.starts_with("tb-") {
+            return Err(NsErrorKind::NameConflict {
+                name,
+                other: "a built-in command (an object of that name would hide it); choose another variable name".into(),
+            });
+        }
         if RESERVED_NAMES.contains(&name.as_str()) {
             return Err(NsErrorKind::NameConflict {
                 name,
@@ -1031,8 +1043,13 @@ impl Experiment {
         if let Some(&first) = group.members.first() {
             let group_class = self.group_class(first).unwrap_or("?");
             if group_class != class {
+                let named = self.objects.get(group.obj).is_some_and(|o| o.named);
                 return Err(NsErrorKind::MixedGroup {
-                    group: self.name_of(group.obj).to_string(),
+                    group: if named {
+                        self.name_of(group.obj).to_string()
+                    } else {
+                        String::new()
+                    },
                     member: member.to_string(),
                     member_class: self.class_of(id).to_string(),
                     group_class: group_class.to_string(),
