@@ -1,13 +1,5 @@
-//! The syntax tree the parser builds and the checker consumes.
-//!
-//! It is a plain owned tree that mirrors the source: no types, no folding.
-//! Left-associative runs of one operator (`a - b - c`) and runs of one
-//! logical operator (`a && b && c`) are single n-ary nodes, so the tree's
-//! height grows only with nesting, never with the length of a run; that is
-//! what lets every later pass recurse safely once the parser has bounded the
-//! nesting depth.
-
-use crate::error::Span;
+//! The operators of the language, shared by the parser, the checker and the
+//! evaluator.
 
 /// A binary arithmetic, shift or bitwise operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,43 +130,4 @@ impl Logic {
             Logic::Xor => "^^",
         }
     }
-}
-
-/// One syntax-tree node with its place in the source.
-#[derive(Debug)]
-pub(crate) struct Node {
-    pub kind: NodeKind,
-    /// The node's first token (for a parenthesised node, the `(`): errors
-    /// about the node point here.
-    pub span: Span,
-    /// Byte offset just past the node's last token, so that
-    /// `source[span.start..end]` is the node's text.
-    pub end: usize,
-}
-
-impl Node {
-    /// The node's source text, for error messages.
-    pub fn text<'s>(&self, source: &'s str) -> &'s str {
-        source.get(self.span.start..self.end).unwrap_or("")
-    }
-}
-
-/// What a node is.
-#[derive(Debug)]
-pub(crate) enum NodeKind {
-    Name(String),
-    Str(String),
-    Int32(i32),
-    Int64(i64),
-    Real(f64),
-    /// `name(args…)`; the node's span is the name's.
-    Call { name: String, args: Vec<Node> },
-    Unary(UnaryOp, Box<Node>),
-    /// `operands[0] op operands[1] op …`, evaluated left to right.
-    Chain(BinOp, Vec<Node>),
-    /// `lhs op rhs`; `op_span` locates the operator.
-    Compare { op: CmpOp, op_span: Span, lhs: Box<Node>, rhs: Box<Node> },
-    Not(Box<Node>),
-    /// Two or more predicates joined by one connective.
-    Logic(Logic, Vec<Node>),
 }

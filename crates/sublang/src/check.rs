@@ -1,6 +1,9 @@
-//! Compile-time checking and constant folding: syntax tree to compiled form.
+//! Compile-time checking and constant folding, one node at a time.
 //!
-//! One pass over the tree does four things:
+//! The parser calls these builders bottom-up as it reduces each operator,
+//! so checking needs no pass of its own and no recursion: each builder gets
+//! operands that are already checked and folded, and returns the checked
+//! and folded node. Each builder does four things:
 //!
 //! 1. **Type checks** what the literals make known. Names can hold any type,
 //!    so only a literal (or a folded constant, or a function with a fixed
@@ -23,8 +26,9 @@
 //! 4. **Specialises** the shapes that dominate routing (`name == "lit"`,
 //!    `name == "a" || name == "b"`, `name op literal`) into dedicated nodes.
 //!
-//! The caller then requires a predicate (not a value) at the root and
-//! rejects a root that folded to a constant (EXP_IS_TRIVIAL 2110).
+//! [`Checker::root`] then requires a predicate (not a value) at the root;
+//! rejecting a root that folded to a constant (EXP_IS_TRIVIAL 2110) is the
+//! caller's job.
 
 use std::borrow::Cow;
 
@@ -32,16 +36,16 @@ use elvin_proto::ValueType;
 use regex::RegexBuilder;
 
 use crate::Truth;
-use crate::ast::{BinOp, CmpOp, Logic, Node, NodeKind, UnaryOp};
+use crate::ast::{BinOp, CmpOp, Logic, UnaryOp};
 use crate::compiled::{Expr, Literal, Pred, StrFn, StrTest};
-use crate::error::{Span, SubscriptionError, codes};
+use crate::error::{Span, SubscriptionError, codes, excerpt};
 use crate::glob::{Glob, GlobError};
 use crate::limits::Limits;
 use crate::value::{self, Num};
 
 /// What is known at compile time about the type of a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StaticType {
+pub(crate) enum StaticType {
     Int32,
     Int64,
     Real64,
@@ -101,17 +105,68 @@ impl StaticType {
 }
 
 /// A checked node: a predicate or a value.
-enum Checked {
+pub(crate) enum Checked {
     Pred(Pred),
     Value(Expr, StaticType),
 }
 
-/// A checked value with where it came from, for error messages.
-struct Operand<'s> {
+/// How an operand was written, for functions whose arguments must be
+/// written a certain way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// A bare attribute name (possibly in parentheses).
+    Name,
+    /// A string literal (possibly in parentheses).
+    StringLiteral,
+    /// Anything else.
+    Other,
+}
+
+/// A checked node with its place in the source.
+pub(crate) struct Operand {
+    pub checked: Checked,
+    pub form: Form,
+    /// The node's first token (for a parenthesised node, the `(`).
+    pub span: Span,
+    /// Byte offset just past the node's last token.
+    pub end: usize,
+    /// The node's nesting depth: 1 for a name or literal, one more than its
+    /// deepest operand for an operator or call, and one more than its
+    /// contents for a parenthesised node.
+    pub height: usize,
+}
+
+impl Operand {
+    /// The node's source text (cut short if long), for error messages.
+    fn text<'s>(&self, source: &'s str) -> Cow<'s, str> {
+        excerpt(source.get(self.span.start..self.end).unwrap_or(""))
+    }
+
+    /// A leaf for a name.
+    pub fn name(name: String, span: Span) -> Operand {
+        let checked = Checked::Value(Expr::Attr(name.into()), StaticType::Attribute);
+        Operand { checked, form: Form::Name, span, end: span.end, height: 1 }
+    }
+
+    /// A leaf for a literal.
+    pub fn literal(literal: Literal, span: Span) -> Operand {
+        let ty = StaticType::of_literal(&literal);
+        let form = if ty == StaticType::String { Form::StringLiteral } else { Form::Other };
+        Operand { checked: Checked::Value(Expr::Literal(literal), ty), form, span, end: span.end, height: 1 }
+    }
+
+    /// The operand wrapped in parentheses: same meaning and form, wider
+    /// text, one level deeper.
+    pub fn parenthesised(self, open: Span, close_end: usize) -> Operand {
+        Operand { span: open, end: close_end, height: self.height.saturating_add(1), ..self }
+    }
+}
+
+/// A value operand taken apart, for the builders.
+struct ValueOperand {
     expr: Expr,
     ty: StaticType,
     span: Span,
-    text: &'s str,
 }
 
 /// The functions of the language and their argument counts (min, max).
@@ -127,152 +182,158 @@ fn arity(function: &str) -> Option<(usize, Option<usize>)> {
 const FUNCTION_LIST: &str = "require, int32, int64, real64, string, opaque, nan, size, equals, \
                              begins-with, ends-with, contains, wildcard, regex, fold-case, decompose, decompose-compat";
 
-/// Checks and folds `root`, returning the compiled predicate. Fails if the
-/// root is not a predicate; does not itself reject constant roots.
-pub(crate) fn check(root: Node, source: &str, limits: &Limits) -> Result<Pred, SubscriptionError> {
-    let checker = Checker { source, limits };
-    let span = root.span;
-    let text = root.text(source);
-    match checker.check(root)? {
-        Checked::Pred(pred) => Ok(pred),
-        Checked::Value(_, ty) => {
-            let hint = if ty == StaticType::Attribute {
-                format!(
-                    "; a name alone is not a test: compare it (such as {text} == \"value\") or write require({text})"
-                )
-            } else {
-                String::new()
-            };
-            let message = format!("Expression does not evaluate to boolean: {text} is a {} value{hint}", ty.name());
-            Err(SubscriptionError::at(codes::TYPE_MISMATCH, message, span, source))
-        }
-    }
+/// Builds checked nodes from checked operands.
+pub(crate) struct Checker<'s, 'l> {
+    pub source: &'s str,
+    pub limits: &'l Limits,
 }
 
-struct Checker<'s, 'l> {
-    source: &'s str,
-    limits: &'l Limits,
-}
-
-impl<'s> Checker<'s, '_> {
+impl Checker<'_, '_> {
     fn error(&self, code: u32, message: String, span: Span) -> SubscriptionError {
         SubscriptionError::at(code, message, span, self.source)
     }
 
-    fn check(&self, node: Node) -> Result<Checked, SubscriptionError> {
-        let span = node.span;
-        Ok(match node.kind {
-            NodeKind::Name(name) => Checked::Value(Expr::Attr(name.into()), StaticType::Attribute),
-            NodeKind::Str(s) => Checked::Value(Expr::Literal(Literal::String(s.into())), StaticType::String),
-            NodeKind::Int32(v) => Checked::Value(Expr::Literal(Literal::Int32(v)), StaticType::Int32),
-            NodeKind::Int64(v) => Checked::Value(Expr::Literal(Literal::Int64(v)), StaticType::Int64),
-            NodeKind::Real(v) => Checked::Value(Expr::Literal(Literal::Real64(v)), StaticType::Real64),
-            NodeKind::Unary(op, operand) => self.unary(op, *operand)?,
-            NodeKind::Chain(op, operands) => self.chain(op, operands)?,
-            NodeKind::Compare { op, op_span, lhs, rhs } => self.compare(op, op_span, *lhs, *rhs)?,
-            NodeKind::Not(inner) => Checked::Pred(negate(self.predicate(*inner, "!")?)),
-            NodeKind::Logic(logic, items) => {
-                let mut preds = Vec::with_capacity(items.len());
-                for item in items {
-                    preds.push(self.predicate(item, logic.symbol())?);
-                }
-                Checked::Pred(combine(logic, preds))
+    /// The root: it must be a predicate.
+    pub fn root(&self, operand: Operand) -> Result<Pred, SubscriptionError> {
+        let text = operand.text(self.source);
+        match operand.checked {
+            Checked::Pred(pred) => Ok(pred),
+            Checked::Value(_, ty) => {
+                let hint = if operand.form == Form::Name {
+                    format!(
+                        "; a name alone is not a test: compare it (such as {text} == \"value\") or write require({text})"
+                    )
+                } else {
+                    String::new()
+                };
+                let message =
+                    format!("Expression does not evaluate to boolean: {text} is a {} value{hint}", ty.name());
+                Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
-            NodeKind::Call { name, args } => self.call(name, args, span)?,
-        })
+        }
     }
 
-    /// Checks a node that must be a predicate (an operand of `op`).
-    fn predicate(&self, node: Node, op: &str) -> Result<Pred, SubscriptionError> {
-        let span = node.span;
-        let text = node.text(self.source);
-        match self.check(node)? {
+    /// An operand that must be a predicate (of the operator `op`).
+    fn predicate(&self, operand: Operand, op: &str) -> Result<Pred, SubscriptionError> {
+        match operand.checked {
             Checked::Pred(pred) => Ok(pred),
             Checked::Value(_, ty) => {
                 let message = format!(
-                    "{op} needs conditions as operands, but {text} is a {} value (compare it with something)",
+                    "{op} needs conditions as operands, but {} is a {} value (compare it with something)",
+                    operand.text(self.source),
                     ty.name()
                 );
-                Err(self.error(codes::TYPE_MISMATCH, message, span))
+                Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
         }
     }
 
-    /// Checks a node that must be a value (an operand of `op`).
-    fn value(&self, node: Node, op: &str) -> Result<Operand<'s>, SubscriptionError> {
-        let span = node.span;
-        let text = node.text(self.source);
-        match self.check(node)? {
-            Checked::Value(expr, ty) => Ok(Operand { expr, ty, span, text }),
+    /// An operand that must be a value (of the operator or function `op`).
+    fn value(&self, operand: Operand, op: &str) -> Result<ValueOperand, SubscriptionError> {
+        match operand.checked {
+            Checked::Value(expr, ty) => Ok(ValueOperand { expr, ty, span: operand.span }),
             Checked::Pred(_) => {
-                let message = format!("{op:?} needs a value as an argument, but {text} is a condition (was boolean)");
-                Err(self.error(codes::TYPE_MISMATCH, message, span))
+                let message = format!(
+                    "{op:?} needs a value as an argument, but {} is a condition (was boolean)",
+                    operand.text(self.source)
+                );
+                Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
         }
     }
 
-    fn unary(&self, op: UnaryOp, operand: Node) -> Result<Checked, SubscriptionError> {
-        let operand = self.value(operand, op.symbol())?;
+    /// `op operand` for a unary `-`, `+` or `~` at `op_span`.
+    pub fn unary(&self, op: UnaryOp, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
+        let (end, height) = (operand.end, operand.height);
+        let value = self.value(operand, op.symbol())?;
         let (ok, wanted) = match op {
-            UnaryOp::BitNot => (operand.ty.may_be_integer(), "an integer"),
-            UnaryOp::Neg | UnaryOp::Plus => (operand.ty.may_be_number(), "a number"),
+            UnaryOp::BitNot => (value.ty.may_be_integer(), "an integer"),
+            UnaryOp::Neg | UnaryOp::Plus => (value.ty.may_be_number(), "a number"),
         };
         if !ok {
-            let message = format!("{:?} needs {wanted} as an argument (was {})", op.symbol(), operand.ty.name());
-            return Err(self.error(codes::TYPE_MISMATCH, message, operand.span));
+            let message = format!("{:?} needs {wanted} as an argument (was {})", op.symbol(), value.ty.name());
+            return Err(self.error(codes::TYPE_MISMATCH, message, value.span));
         }
-        let ty = if operand.ty == StaticType::Attribute { StaticType::Number } else { operand.ty };
-        let expr = match operand.expr {
+        let ty = if value.ty == StaticType::Attribute { StaticType::Number } else { value.ty };
+        let expr = match value.expr {
             Expr::Literal(literal) => fold_num(literal.as_val().as_num().and_then(|n| value::unary(op, n))),
             Expr::Bottom => Expr::Bottom,
             expr => Expr::Unary(op, Box::new(expr)),
         };
-        Ok(Checked::Value(expr, ty))
+        Ok(Operand { checked: Checked::Value(expr, ty), form: Form::Other, span: op_span, end, height: height.saturating_add(1) })
     }
 
-    fn chain(&self, op: BinOp, operands: Vec<Node>) -> Result<Checked, SubscriptionError> {
+    /// `operands[0] op operands[1] op …`.
+    pub fn chain(&self, op: BinOp, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
+        let span = operands.first().map(|o| o.span).unwrap_or(Span { start: 0, end: 0, line: 1, column: 1 });
+        let end = operands.last().map_or(span.end, |o| o.end);
+        let height = operands.iter().map(|o| o.height).max().unwrap_or(0).saturating_add(1);
         let mut exprs = Vec::with_capacity(operands.len());
         let mut ty: Option<StaticType> = None;
-        for node in operands {
-            let operand = self.value(node, op.symbol())?;
+        for operand in operands {
+            let value = self.value(operand, op.symbol())?;
             let (ok, wanted) = if op.integers_only() {
-                (operand.ty.may_be_integer(), "an integer")
+                (value.ty.may_be_integer(), "an integer")
             } else {
-                (operand.ty.may_be_number(), "a number")
+                (value.ty.may_be_number(), "a number")
             };
             if !ok {
-                let message = format!("{:?} needs {wanted} as an argument (was {})", op.symbol(), operand.ty.name());
-                return Err(self.error(codes::TYPE_MISMATCH, message, operand.span));
+                let message = format!("{:?} needs {wanted} as an argument (was {})", op.symbol(), value.ty.name());
+                return Err(self.error(codes::TYPE_MISMATCH, message, value.span));
             }
-            ty = Some(ty.map_or(operand.ty, |t| t.promote(operand.ty)));
-            exprs.push(operand.expr);
+            ty = Some(ty.map_or(value.ty, |t| t.promote(value.ty)));
+            exprs.push(value.expr);
         }
         let ty = match ty {
             Some(StaticType::Attribute) | None => StaticType::Number,
             Some(t) => t,
         };
-        Ok(Checked::Value(fold_chain(op, exprs), ty))
+        Ok(Operand { checked: Checked::Value(fold_chain(op, exprs), ty), form: Form::Other, span, end, height })
     }
 
-    fn compare(&self, op: CmpOp, op_span: Span, lhs: Node, rhs: Node) -> Result<Checked, SubscriptionError> {
+    /// `lhs op rhs` for a comparison at `op_span`.
+    pub fn compare(&self, op: CmpOp, op_span: Span, lhs: Operand, rhs: Operand) -> Result<Operand, SubscriptionError> {
+        let (span, end) = (lhs.span, rhs.end);
+        let height = lhs.height.max(rhs.height).saturating_add(1);
+        let (lhs_text, rhs_text) = (lhs.text(self.source), rhs.text(self.source));
         let lhs = self.value(lhs, op.symbol())?;
         let rhs = self.value(rhs, op.symbol())?;
         if !comparable(lhs.ty, rhs.ty) {
             let message = format!(
-                "{:?} cannot compare {} ({}) with {} ({}): strings and numbers are never equal or ordered",
+                "{:?} cannot compare {lhs_text} ({}) with {rhs_text} ({}): strings and numbers are never equal or ordered",
                 op.symbol(),
-                lhs.text,
                 lhs.ty.name(),
-                rhs.text,
                 rhs.ty.name()
             );
             return Err(self.error(codes::TYPE_MISMATCH, message, op_span));
         }
-        Ok(Checked::Pred(comparison(op, lhs.expr, rhs.expr)))
+        let checked = Checked::Pred(comparison(op, lhs.expr, rhs.expr));
+        Ok(Operand { checked, form: Form::Other, span, end, height })
     }
 
-    fn call(&self, name: String, args: Vec<Node>, span: Span) -> Result<Checked, SubscriptionError> {
-        let Some((min, max)) = arity(&name) else {
+    /// `! operand` for the `!` at `op_span`.
+    pub fn not(&self, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
+        let (end, height) = (operand.end, operand.height);
+        let pred = negate(self.predicate(operand, "!")?);
+        Ok(Operand { checked: Checked::Pred(pred), form: Form::Other, span: op_span, end, height: height.saturating_add(1) })
+    }
+
+    /// Two or more operands joined by one logical connective.
+    pub fn logic(&self, logic: Logic, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
+        let span = operands.first().map(|o| o.span).unwrap_or(Span { start: 0, end: 0, line: 1, column: 1 });
+        let end = operands.last().map_or(span.end, |o| o.end);
+        let height = operands.iter().map(|o| o.height).max().unwrap_or(0).saturating_add(1);
+        let mut preds = Vec::with_capacity(operands.len());
+        for operand in operands {
+            preds.push(self.predicate(operand, logic.symbol())?);
+        }
+        Ok(Operand { checked: Checked::Pred(combine(logic, preds)), form: Form::Other, span, end, height })
+    }
+
+    /// A call of `name` (at `span`, with the closing `)` ending at `end`).
+    pub fn call(&self, name: &str, span: Span, end: usize, args: Vec<Operand>) -> Result<Operand, SubscriptionError> {
+        let height = args.iter().map(|o| o.height).max().unwrap_or(0).saturating_add(1);
+        let Some((min, max)) = arity(name) else {
             let message = format!("Unknown function: {name} (the functions are {FUNCTION_LIST})");
             return Err(self.error(codes::UNKNOWN_FUNC, message, span));
         };
@@ -298,7 +359,7 @@ impl<'s> Checker<'s, '_> {
             // The arity check above guarantees an argument.
             return Err(self.error(codes::TOO_FEW_ARGS, format!("{name} needs an argument"), span));
         };
-        let type_of = |name: &str| match name {
+        let type_test = match name {
             "int32" => Some(ValueType::Int32),
             "int64" => Some(ValueType::Int64),
             "real64" => Some(ValueType::Real64),
@@ -306,76 +367,75 @@ impl<'s> Checker<'s, '_> {
             "opaque" => Some(ValueType::Opaque),
             _ => None,
         };
-        if let Some(ty) = type_of(&name) {
-            return Ok(Checked::Pred(Pred::TypeIs(self.name_argument(&name, first)?, ty)));
-        }
-        Ok(match name.as_str() {
-            "require" => Checked::Pred(Pred::Require(self.name_argument(&name, first)?)),
-            "nan" => Checked::Pred(Pred::IsNan(self.name_argument(&name, first)?)),
-            "size" => Checked::Value(Expr::Size(self.name_argument(&name, first)?), StaticType::Int32),
-            "fold-case" => self.string_function(StrFn::FoldCase, &name, first)?,
-            "decompose" => self.string_function(StrFn::Decompose, &name, first)?,
-            "decompose-compat" => self.string_function(StrFn::DecomposeCompat, &name, first)?,
-            "equals" => self.equals(&name, first, args)?,
-            "begins-with" => self.string_test(StrTest::BeginsWith, &name, first, args)?,
-            "ends-with" => self.string_test(StrTest::EndsWith, &name, first, args)?,
-            "contains" => self.string_test(StrTest::Contains, &name, first, args)?,
-            "wildcard" => self.wildcard(&name, first, args)?,
-            "regex" => self.regex(&name, first, args)?,
-            _ => {
-                let message = format!("Unknown function: {name} (the functions are {FUNCTION_LIST})");
-                return Err(self.error(codes::UNKNOWN_FUNC, message, span));
+        let checked = if let Some(ty) = type_test {
+            Checked::Pred(Pred::TypeIs(self.name_argument(name, first)?, ty))
+        } else {
+            match name {
+                "require" => Checked::Pred(Pred::Require(self.name_argument(name, first)?)),
+                "nan" => Checked::Pred(Pred::IsNan(self.name_argument(name, first)?)),
+                "size" => Checked::Value(Expr::Size(self.name_argument(name, first)?), StaticType::Int32),
+                "fold-case" => self.string_function(StrFn::FoldCase, name, first)?,
+                "decompose" => self.string_function(StrFn::Decompose, name, first)?,
+                "decompose-compat" => self.string_function(StrFn::DecomposeCompat, name, first)?,
+                "equals" => self.equals(name, first, args)?,
+                "begins-with" => self.string_test(StrTest::BeginsWith, name, first, args)?,
+                "ends-with" => self.string_test(StrTest::EndsWith, name, first, args)?,
+                "contains" => self.string_test(StrTest::Contains, name, first, args)?,
+                "wildcard" => self.wildcard(name, first, args)?,
+                _ => self.regex(name, first, args)?,
             }
-        })
+        };
+        Ok(Operand { checked, form: Form::Other, span, end, height })
     }
 
     /// An argument that must be a bare attribute name.
-    fn name_argument(&self, function: &str, node: Node) -> Result<Box<str>, SubscriptionError> {
-        match node.kind {
-            NodeKind::Name(name) => Ok(name.into_boxed_str()),
+    fn name_argument(&self, function: &str, operand: Operand) -> Result<Box<str>, SubscriptionError> {
+        match operand.checked {
+            Checked::Value(Expr::Attr(name), _) if operand.form == Form::Name => Ok(name),
             _ => {
                 let message =
-                    format!("{function} needs an attribute name as its argument, not {}", node.text(self.source));
-                Err(self.error(codes::TYPE_MISMATCH, message, node.span))
+                    format!("{function} needs an attribute name as its argument, not {}", operand.text(self.source));
+                Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
         }
     }
 
     /// An argument that must be string-valued: a name, a string literal or
     /// a string function.
-    fn string_argument(&self, function: &str, node: Node) -> Result<Expr, SubscriptionError> {
-        let operand = self.value(node, function)?;
-        match operand.ty {
-            StaticType::String | StaticType::Attribute => Ok(operand.expr),
+    fn string_argument(&self, function: &str, operand: Operand) -> Result<(Expr, StaticType), SubscriptionError> {
+        let text = operand.text(self.source);
+        let value = self.value(operand, function)?;
+        match value.ty {
+            StaticType::String | StaticType::Attribute => Ok((value.expr, value.ty)),
             ty => {
                 let message = format!(
                     "{function} needs a string, an attribute name or a string function as its first argument, \
-                     but {} is a {} value",
-                    operand.text,
+                     but {text} is a {} value",
                     ty.name()
+                );
+                Err(self.error(codes::TYPE_MISMATCH, message, value.span))
+            }
+        }
+    }
+
+    /// An argument that must be a string literal (a pattern).
+    fn pattern_argument(&self, function: &str, operand: Operand) -> Result<(Box<str>, Span), SubscriptionError> {
+        match operand.checked {
+            Checked::Value(Expr::Literal(Literal::String(s)), _) if operand.form == Form::StringLiteral => {
+                Ok((s, operand.span))
+            }
+            _ => {
+                let message = format!(
+                    "{function} needs string literals after its first argument, not {}",
+                    operand.text(self.source)
                 );
                 Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
         }
     }
 
-    /// An argument that must be a string literal (a pattern).
-    fn pattern_argument(&self, function: &str, node: Node) -> Result<(String, Span), SubscriptionError> {
-        let span = node.span;
-        match node.kind {
-            NodeKind::Str(s) => Ok((s, span)),
-            _ => {
-                let message = format!(
-                    "{function} needs string literals after its first argument, not {}",
-                    node.text(self.source)
-                );
-                Err(self.error(codes::TYPE_MISMATCH, message, span))
-            }
-        }
-    }
-
-    fn string_function(&self, function: StrFn, name: &str, arg: Node) -> Result<Checked, SubscriptionError> {
-        let expr = match self.string_argument(name, arg)? {
+    fn string_function(&self, function: StrFn, name: &str, arg: Operand) -> Result<Checked, SubscriptionError> {
+        let expr = match self.string_argument(name, arg)?.0 {
             Expr::Literal(Literal::String(s)) => {
                 Expr::Literal(Literal::String(function.apply(Cow::Borrowed(s.as_ref())).into()))
             }
@@ -387,24 +447,19 @@ impl<'s> Checker<'s, '_> {
     fn equals(
         &self,
         name: &str,
-        first: Node,
-        rest: impl Iterator<Item = Node>,
+        first: Operand,
+        rest: impl Iterator<Item = Operand>,
     ) -> Result<Checked, SubscriptionError> {
         let first_text = first.text(self.source);
-        let subject = self.string_argument(name, first)?;
-        let subject_ty = match &subject {
-            Expr::Literal(literal) => StaticType::of_literal(literal),
-            Expr::Attr(_) => StaticType::Attribute,
-            _ => StaticType::String,
-        };
+        let (subject, subject_ty) = self.string_argument(name, first)?;
         let mut candidates = Vec::new();
-        for node in rest {
-            let candidate = self.value(node, name)?;
+        for operand in rest {
+            let text = operand.text(self.source);
+            let candidate = self.value(operand, name)?;
             if !comparable(subject_ty, candidate.ty) {
                 let message = format!(
-                    "{name} cannot compare {first_text} ({}) with {} ({}): strings and numbers are never equal",
+                    "{name} cannot compare {first_text} ({}) with {text} ({}): strings and numbers are never equal",
                     subject_ty.name(),
-                    candidate.text,
                     candidate.ty.name()
                 );
                 return Err(self.error(codes::TYPE_MISMATCH, message, candidate.span));
@@ -418,23 +473,28 @@ impl<'s> Checker<'s, '_> {
         &self,
         test: StrTest,
         name: &str,
-        first: Node,
-        rest: impl Iterator<Item = Node>,
+        first: Operand,
+        rest: impl Iterator<Item = Operand>,
     ) -> Result<Checked, SubscriptionError> {
-        let subject = self.string_argument(name, first)?;
+        let (subject, _) = self.string_argument(name, first)?;
         let mut patterns = Vec::new();
-        for node in rest {
-            patterns.push(self.pattern_argument(name, node)?.0.into_boxed_str());
+        for operand in rest {
+            patterns.push(self.pattern_argument(name, operand)?.0);
         }
         let pred = Pred::StrTest { test, subject, patterns: patterns.into() };
         Ok(Checked::Pred(fold_if_constant_subject(pred)))
     }
 
-    fn wildcard(&self, name: &str, first: Node, rest: impl Iterator<Item = Node>) -> Result<Checked, SubscriptionError> {
-        let subject = self.string_argument(name, first)?;
+    fn wildcard(
+        &self,
+        name: &str,
+        first: Operand,
+        rest: impl Iterator<Item = Operand>,
+    ) -> Result<Checked, SubscriptionError> {
+        let (subject, _) = self.string_argument(name, first)?;
         let mut patterns = Vec::new();
-        for node in rest {
-            let (pattern, span) = self.pattern_argument(name, node)?;
+        for operand in rest {
+            let (pattern, span) = self.pattern_argument(name, operand)?;
             match Glob::new(&pattern) {
                 Ok(glob) => patterns.push(glob),
                 Err(GlobError::TrailingBackslash) => {
@@ -450,11 +510,16 @@ impl<'s> Checker<'s, '_> {
         Ok(Checked::Pred(fold_if_constant_subject(pred)))
     }
 
-    fn regex(&self, name: &str, first: Node, rest: impl Iterator<Item = Node>) -> Result<Checked, SubscriptionError> {
-        let subject = self.string_argument(name, first)?;
+    fn regex(
+        &self,
+        name: &str,
+        first: Operand,
+        rest: impl Iterator<Item = Operand>,
+    ) -> Result<Checked, SubscriptionError> {
+        let (subject, _) = self.string_argument(name, first)?;
         let mut patterns = Vec::new();
-        for node in rest {
-            let (pattern, span) = self.pattern_argument(name, node)?;
+        for operand in rest {
+            let (pattern, span) = self.pattern_argument(name, operand)?;
             let compiled = RegexBuilder::new(&pattern)
                 .dot_matches_new_line(true)
                 .size_limit(self.limits.regex_size_limit)

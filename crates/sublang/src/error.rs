@@ -33,6 +33,7 @@
 //! exactly like Avis can map every code in 2101..=2112 other than 2110 to
 //! 2101 with [`SubscriptionError::avis_code`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Nack error codes used for subscription errors (Elvin 4 client protocol,
@@ -125,6 +126,18 @@ impl Span {
     }
 }
 
+/// The longest excerpt of the expression an error message quotes.
+const EXCERPT_CHARS: usize = 60;
+
+/// `text` cut to a readable length for quoting in a message (the Nack's
+/// column and token locate the problem exactly).
+pub(crate) fn excerpt(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => Cow::Owned(format!("{}…", text.get(..cut).unwrap_or(text))),
+        None => Cow::Borrowed(text),
+    }
+}
+
 impl SubscriptionError {
     /// An error tied to the token at `span`. When the token is not on the
     /// first line the message says which line, since the Nack carries only
@@ -188,6 +201,15 @@ mod tests {
         assert_eq!(e.column, 3);
         assert_eq!(e.token, "b");
         assert_eq!(e.message, "bad (line 2, column 3)");
+    }
+
+    #[test]
+    fn excerpts_are_cut_on_character_boundaries() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "\u{e9}".repeat(100);
+        let cut = excerpt(&long);
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
+        assert!(cut.ends_with('…'));
     }
 
     #[test]

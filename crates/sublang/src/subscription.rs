@@ -6,10 +6,10 @@ use std::str::FromStr;
 use elvin_proto::AttributeLookup;
 
 use crate::compiled::Pred;
-use crate::error::{SubscriptionError, codes};
+use crate::error::{SubscriptionError, codes, excerpt};
 use crate::index::{self, Constraint};
 use crate::limits::Limits;
-use crate::{Truth, check, parser};
+use crate::{Truth, parser};
 
 /// A compiled subscription expression.
 ///
@@ -50,15 +50,14 @@ impl Subscription {
             );
             return Err(SubscriptionError::whole(codes::IMPL_LIMIT, message));
         }
-        let tree = parser::parse(expression, limits)?;
-        let root = check::check(tree, expression, limits)?;
+        let root = parser::parse(expression, limits)?;
         if let Pred::Const(truth) = root {
             let outcome = match truth {
                 Truth::True => "always true",
                 Truth::False => "always false",
                 Truth::Bottom => "always undefined, so it never matches",
             };
-            let message = format!("Expression is constant: {} ({outcome})", expression.trim());
+            let message = format!("Expression is constant: {} ({outcome})", excerpt(expression.trim()));
             return Err(SubscriptionError::whole(codes::EXP_IS_TRIVIAL, message));
         }
         Ok(Subscription { root, expression: expression.into() })
