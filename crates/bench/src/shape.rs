@@ -286,7 +286,7 @@ pub const RUN: &str = "BENCH_RUN";
 /// Attribute carrying the ping's sequence number (int64).
 pub const SEQ: &str = "BENCH_SEQ";
 /// Payload that makes a ping the size of the standard Emulab event.
-pub const DEFAULT_PING_PAYLOAD: usize = 320;
+pub const DEFAULT_PING_PAYLOAD: usize = 292;
 
 /// Subscription of the echoer for run `run`.
 pub fn ping_subscription(run: i32) -> String {

@@ -283,23 +283,29 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport, BenchErr
         let config = config.clone();
         publisher_tasks.push(tokio::spawn(async move {
             let Session { reader, writer, .. } = session;
+            let mut writer = writer;
             let watcher = tokio::spawn(watch_publisher(reader, Arc::clone(&progress)));
-            let result = publish_loop(writer, index, &template, &progress, &config).await;
+            let result = publish_loop(&mut writer, index, &template, &progress, &config).await;
             progress.publishers_done.fetch_add(1, Ordering::SeqCst);
             if result.is_err() {
                 progress.abort();
             }
-            (result, watcher)
+            // The write half goes back to the caller: dropping it would
+            // shut the socket down and end the session before the
+            // subscribers have drained.
+            (result, watcher, writer)
         }));
     }
 
     let mut first_error = None;
     let mut stopped_by = StopReason::Count;
     let mut watchers = Vec::new();
+    let mut publisher_writers = Vec::new();
     for task in publisher_tasks {
         match task.await {
-            Ok((result, watcher)) => {
+            Ok((result, watcher, writer)) => {
                 watchers.push(watcher);
+                publisher_writers.push(writer);
                 match result {
                     Ok(reason) => stopped_by = stopped_by.max(reason),
                     Err(error) => {
@@ -330,11 +336,14 @@ pub async fn run(config: &ThroughputConfig) -> Result<ThroughputReport, BenchErr
         }
     }
     for watcher in watchers {
+        // Stop watching before the sessions close, so their ends are not
+        // mistaken for failures.
         watcher.abort();
         if let Ok(Err(error)) = watcher.await {
             first_error.get_or_insert(error);
         }
     }
+    drop(publisher_writers);
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -386,7 +395,7 @@ async fn watch_publisher(
 /// One publisher: sends its events in batches, never more than the
 /// window ahead of the slowest subscriber.
 async fn publish_loop(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
     index: usize,
     template: &EventTemplate,
     progress: &Progress,
@@ -442,12 +451,7 @@ async fn publish_loop(
         for offset in 0..room {
             template.append(&mut batch, seq + offset, now_us());
         }
-        match tokio::time::timeout(
-            config.timeout,
-            wire::write_batch(&mut writer, &batch, PHASE),
-        )
-        .await
-        {
+        match tokio::time::timeout(config.timeout, wire::write_batch(writer, &batch, PHASE)).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(BenchError::Timeout {
