@@ -112,7 +112,7 @@ pub fn substitute_args(template: &str, args: &[Value]) -> String {
             .and_then(|index| args.get(index));
         match argument {
             Some(value) => {
-                out.push_str(&value.to_string());
+                push_argument(&mut out, value);
                 rest = &after[digits..];
             }
             None => {
@@ -123,6 +123,19 @@ pub fn substitute_args(template: &str, args: &[Value]) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Appends an argument as a reader expects to see it in a sentence:
+/// strings without quotes, numbers as numbers, opaque bytes as hex.
+fn push_argument(out: &mut String, value: &Value) {
+    use std::fmt::Write;
+    let _ = match value {
+        Value::String(text) => write!(out, "{text}"),
+        Value::Int32(n) => write!(out, "{n}"),
+        Value::Int64(n) => write!(out, "{n}"),
+        Value::Real64(x) => write!(out, "{x}"),
+        Value::Opaque(bytes) => bytes.iter().try_for_each(|b| write!(out, "{b:02x}")),
+    };
 }
 
 /// The protocol's name for a Nack code.

@@ -670,13 +670,18 @@ fn handle_reply(
         }
         Packet::DisconnRply(_) if action.expected_reply() == "DisconnRply" => Ok(Reply::DisconnRply),
         other => {
-            return Err(ClientError::protocol(
+            let error = ClientError::protocol(
                 uri,
                 ProtocolViolation::MismatchedReply {
                     reply: other.name(),
                     request,
                 },
-            ));
+            );
+            // The caller learns the real reason, not just "connection lost".
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return Err(error);
         }
     };
     if let Some(reply) = reply {
