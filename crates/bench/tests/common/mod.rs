@@ -120,12 +120,9 @@ async fn serve(
     let mut buffer = Vec::with_capacity(64 * 1024);
     'session: loop {
         let mut consumed = 0;
-        loop {
-            let Ok(Some((body, total))) =
-                split_frame(&buffer[consumed..], DEFAULT_MAX_PACKET_LENGTH)
-            else {
-                break;
-            };
+        while let Ok(Some((body, total))) =
+            split_frame(&buffer[consumed..], DEFAULT_MAX_PACKET_LENGTH)
+        {
             let body = body.to_vec();
             consumed += total;
             if !handle(&body, id, &state, &outbox, &deliveries, faults).await {
