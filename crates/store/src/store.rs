@@ -157,3 +157,13 @@ pub trait ExperimentStore: Send + Sync {
     /// A group's members, ordered by uid.
     fn group_members(&self, pid: &str, gid: &str) -> Result<Vec<GroupMembership>, StoreError>;
 }
+
+impl std::fmt::Debug for dyn ExperimentStore {
+    /// Shows where the store lives, so `Box<dyn ExperimentStore>` can appear
+    /// in callers' `Debug` output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExperimentStore")
+            .field("location", &self.location())
+            .finish_non_exhaustive()
+    }
+}

@@ -278,7 +278,7 @@ fn newer_schema_is_refused_and_left_untouched() {
         .expect("raw")
         .execute_batch("PRAGMA user_version = 99")
         .expect("bump");
-    let err = SqliteStore::open(&path).err().expect("must refuse");
+    let err = SqliteStore::open(&path).expect_err("must refuse");
     assert!(
         matches!(
             err,
@@ -305,7 +305,7 @@ fn foreign_and_non_sqlite_files_are_refused() {
         .expect("raw")
         .execute_batch("CREATE TABLE accounts (name TEXT)")
         .expect("foreign schema");
-    let err = SqliteStore::open(&foreign).err().expect("refuse foreign");
+    let err = SqliteStore::open(&foreign).expect_err("refuse foreign");
     assert!(matches!(err, StoreError::ForeignDatabase { .. }), "{err:?}");
     assert_eq!(
         raw_count(
@@ -321,7 +321,7 @@ fn foreign_and_non_sqlite_files_are_refused() {
         "this is not a database, just some text that is long enough\n".repeat(20),
     )
     .expect("write");
-    let err = SqliteStore::open(&text_file).err().expect("refuse text");
+    let err = SqliteStore::open(&text_file).expect_err("refuse text");
     assert!(matches!(err, StoreError::NotADatabase { .. }), "{err:?}");
 }
 
@@ -366,7 +366,7 @@ fn open_accepts_every_url_form() {
     );
 
     for bad in ["mysql://boss/tbdb", "https://boss:3069/RPC2", "ftp://x", ""] {
-        let err = open(bad).err().expect("refuse");
+        let err = open(bad).expect_err("refuse");
         assert!(
             matches!(err, StoreError::UnsupportedUrl { .. }),
             "{bad}: {err:?}"
@@ -541,7 +541,7 @@ fn unknown_type_names_are_rejected_and_nothing_is_written() {
     let mut bad_objtype = full_virtual();
     bad_objtype.nodes = vec![node("fresh")];
     bad_objtype.agents.push(agent("mystery", "*", "WIDGET"));
-    let err = store.load_virtual(&id, &bad_objtype).err().expect("refuse");
+    let err = store.load_virtual(&id, &bad_objtype).expect_err("refuse");
     assert!(
         matches!(&err, StoreError::UnknownObjectType { name, .. } if name == "WIDGET"),
         "{err:?}"
@@ -560,10 +560,7 @@ fn unknown_type_names_are_rejected_and_nothing_is_written() {
     bad_eventtype
         .events
         .push(event(3.0, "prog0", "PROGRAM", "EXPLODE", ""));
-    let err = store
-        .load_virtual(&id, &bad_eventtype)
-        .err()
-        .expect("refuse");
+    let err = store.load_virtual(&id, &bad_eventtype).expect_err("refuse");
     assert!(
         matches!(&err, StoreError::UnknownEventType { name, .. } if name == "EXPLODE"),
         "{err:?}"
@@ -597,8 +594,7 @@ fn malformed_virtual_rows_are_rejected_atomically() {
         .push(agent("prog0", "nodeB", "PROGRAM"));
     let err = store
         .load_virtual(&id, &duplicate_agent)
-        .err()
-        .expect("dup agent");
+        .expect_err("dup agent");
     assert!(
         matches!(err, StoreError::InvalidInput(ref m) if m.contains("prog0")),
         "{err:?}"
@@ -616,7 +612,7 @@ fn malformed_virtual_rows_are_rejected_atomically() {
         bad_time
             .events
             .push(event(time, "prog0", "PROGRAM", "START", ""));
-        let err = store.load_virtual(&id, &bad_time).err().expect("bad time");
+        let err = store.load_virtual(&id, &bad_time).expect_err("bad time");
         assert!(
             matches!(err, StoreError::InvalidInput(ref m) if m.contains("time")),
             "{err:?}"
@@ -773,8 +769,7 @@ fn swapin_validates_assignments() {
 
     let err = store
         .record_swapin(&two, &[assign("nodeA", "pc1", "10.0.0.9")])
-        .err()
-        .expect("taken");
+        .expect_err("taken");
     assert!(
         matches!(&err, StoreError::NodeReserved { node_id, holder } if node_id == "pc1" && *holder == one),
         "{err:?}"
@@ -797,7 +792,7 @@ fn swapin_validates_assignments() {
         vec![assign("ghost", "pc2", "10.0.0.2")],
         vec![assign("nodeA", "pc 2", "10.0.0.2")],
     ] {
-        let err = store.record_swapin(&two, &bad).err().expect("invalid");
+        let err = store.record_swapin(&two, &bad).expect_err("invalid");
         assert!(
             matches!(err, StoreError::InvalidInput(_)),
             "{bad:?}: {err:?}"
@@ -961,8 +956,7 @@ fn experiment_life_cycle() {
             "bob",
             "/elsewhere",
         ))
-        .err()
-        .expect("duplicate");
+        .expect_err("duplicate");
     assert!(
         matches!(err, StoreError::ExperimentExists(ref e) if *e == id),
         "{err:?}"
@@ -1044,7 +1038,7 @@ fn bad_names_and_paths_are_refused() {
         NewExperiment::new(ExperimentId::new("p", "e"), "g", "", "/p"),
     ];
     for case in &cases {
-        let err = store.create_experiment(case).err().expect("refuse");
+        let err = store.create_experiment(case).expect_err("refuse");
         assert!(
             matches!(err, StoreError::InvalidName { .. }),
             "{case:?}: {err:?}"
@@ -1103,7 +1097,7 @@ fn states_are_emulabs_and_validated() {
         );
     }
     for bad in ["Active", "running", "", "active "] {
-        let err = bad.parse::<ExperimentState>().err().expect("invalid");
+        let err = bad.parse::<ExperimentState>().expect_err("invalid");
         let text = err.to_string();
         assert!(matches!(err, StoreError::InvalidState { .. }), "{bad}");
         assert!(text.contains("modify_reswap"), "lists valid states: {text}");
@@ -1113,7 +1107,7 @@ fn states_are_emulabs_and_validated() {
         .expect("raw")
         .execute_batch("UPDATE experiments SET state = 'bogus' WHERE eid = 'state'")
         .expect("corrupt");
-    let err = store.state(&id).err().expect("corrupt state");
+    let err = store.state(&id).expect_err("corrupt state");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("bogus"));
 }
@@ -1327,8 +1321,7 @@ fn readers_are_not_blocked_by_an_open_write() {
         .expect("timeout");
     let err = reader
         .set_state(&id, ExperimentState::Active)
-        .err()
-        .expect("busy");
+        .expect_err("busy");
     assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
     assert!(
         err.to_string().contains("locked by another process"),
