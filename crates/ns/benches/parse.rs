@@ -59,6 +59,21 @@ fn bench(c: &mut Criterion) {
     group.bench_function("runaway loop to the command budget", |b| {
         b.iter(|| tbevents_ns::parse_str(black_box(hostile), "hostile.ns"))
     });
+    let long_line = format!(
+        "set ns [new Simulator]\nset x {}\n$ns run\n",
+        "[list]".repeat(500_000)
+    );
+    group.bench_function("one 3 MB line of 500,000 [list]", |b| {
+        b.iter(|| tbevents_ns::parse_str(black_box(&long_line), "long.ns"))
+    });
+    let long_condition = format!(
+        "set ns [new Simulator]\nfor {{set i 0}} {{{}1}} {{incr i}} {{}}\n$ns run\n",
+        " ".repeat(500_000)
+    );
+    group.bench_function(
+        "loop condition of 500,000 bytes to the substitution budget",
+        |b| b.iter(|| tbevents_ns::parse_str(black_box(&long_condition), "cond.ns")),
+    );
     group.finish();
 }
 

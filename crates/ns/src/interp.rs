@@ -299,7 +299,13 @@ impl Interp {
     /// with a braced argument).
     fn evaluate(&mut self, text: &str, line: u32) -> NsResult<i64> {
         let parts = parser::parse_template(text, line)?;
-        let substituted = self.substitute(&parts, line)?;
+        self.evaluate_parts(&parts, line)
+    }
+
+    /// Evaluates an already parsed expression (a loop condition is parsed
+    /// once, then substituted and evaluated on every iteration).
+    fn evaluate_parts(&mut self, parts: &[Part], line: u32) -> NsResult<i64> {
+        let substituted = self.substitute(parts, line)?;
         expr::evaluate(&substituted).map_err(|message| {
             NsError::at(
                 line,
@@ -346,11 +352,12 @@ impl Interp {
                 usage("for {INIT} {CONDITION} {NEXT} {BODY}"),
             ));
         };
+        let condition_parts = parser::parse_template(&condition.value, condition.line)?;
         let next_commands = parser::parse_script(&next.value, next.line)?;
         let body_commands = parser::parse_script(&body.value, body.line)?;
         self.eval_text(init)?;
         self.nested(line, |interp| {
-            while interp.evaluate(&condition.value, condition.line)? != 0 {
+            while interp.evaluate_parts(&condition_parts, condition.line)? != 0 {
                 interp.count_iteration(line)?;
                 interp.eval(&body_commands)?;
                 interp.eval(&next_commands)?;

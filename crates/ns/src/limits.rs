@@ -29,7 +29,7 @@ pub const MAX_VARIABLES: usize = 100_000;
 
 /// Total bytes substitution may produce over the whole run; bounds the time
 /// spent copying strings.
-pub const MAX_WORK_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_WORK_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Most commands evaluated over the whole run (loop bodies count each time).
 pub const MAX_COMMANDS: u64 = 1_000_000;
@@ -39,6 +39,12 @@ pub const MAX_LOOP_ITERATIONS: u64 = 100_000;
 
 /// Most NS objects (nodes, links, agents, ...) one file may create.
 pub const MAX_OBJECTS: usize = 20_000;
+
+/// Most link and LAN memberships (one per node per link or LAN) in a file.
+pub const MAX_LINK_MEMBERS: usize = 100_000;
+
+/// Most event-group memberships in a file.
+pub const MAX_GROUP_MEMBERS: usize = 100_000;
 
 /// Longest text of one event (the part of a `$ns at` string between `;`).
 pub const MAX_EVENT_TEXT_BYTES: usize = 4096;

@@ -87,6 +87,14 @@ enum Mode {
     Template,
 }
 
+/// A position remembered for error messages.
+#[derive(Clone, Copy)]
+struct Mark {
+    line: u32,
+    line_start: usize,
+    pos: usize,
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -127,13 +135,20 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// 1-based column (in characters) of the current position.
-    fn column(&self) -> u32 {
-        self.column_of(self.pos)
+    /// Remembers the current position for a later error message. The
+    /// column is only computed if an error is reported, so long lines cost
+    /// nothing extra.
+    fn mark(&self) -> Mark {
+        Mark {
+            line: self.line,
+            line_start: self.line_start,
+            pos: self.pos,
+        }
     }
 
-    fn column_of(&self, pos: usize) -> u32 {
-        let start = self.line_start.min(pos);
+    /// 1-based column (in characters) of a marked position.
+    fn column_of(&self, mark: Mark) -> u32 {
+        let (start, pos) = (mark.line_start.min(mark.pos), mark.pos);
         let chars = self
             .text
             .get(start..pos)
@@ -142,8 +157,12 @@ impl<'a> Parser<'a> {
         u32::try_from(chars).unwrap_or(u32::MAX).saturating_add(1)
     }
 
-    fn syntax_error(&self, line: u32, column: u32, message: &str) -> NsError {
-        NsError::at_column(line, column, NsErrorKind::Syntax(message.to_string()))
+    fn syntax_error(&self, at: Mark, message: &str) -> NsError {
+        NsError::at_column(
+            at.line,
+            self.column_of(at),
+            NsErrorKind::Syntax(message.to_string()),
+        )
     }
 
     /// True at a backslash that starts a line continuation.
@@ -178,7 +197,7 @@ impl<'a> Parser<'a> {
 
     /// Parses commands until the end of the text or, inside `[...]`, the
     /// closing bracket (consumed). `open` is where that bracket was.
-    fn commands(&mut self, open: Option<(u32, u32)>) -> NsResult<Vec<Command>> {
+    fn commands(&mut self, open: Option<Mark>) -> NsResult<Vec<Command>> {
         let in_brackets = open.is_some();
         let mut commands = Vec::new();
         loop {
@@ -192,12 +211,9 @@ impl<'a> Parser<'a> {
             }
             match self.peek() {
                 None => {
-                    if let Some((line, column)) = open {
-                        return Err(self.syntax_error(
-                            line,
-                            column,
-                            "missing close-bracket for the '[' opened here",
-                        ));
+                    if let Some(open) = open {
+                        return Err(self
+                            .syntax_error(open, "missing close-bracket for the '[' opened here"));
                     }
                     return Ok(commands);
                 }
@@ -246,7 +262,7 @@ impl<'a> Parser<'a> {
     fn word(&mut self, in_brackets: bool) -> NsResult<Word> {
         match self.peek() {
             Some(b'{') => {
-                let (line, column) = (self.line, self.column());
+                let open = self.mark();
                 if self.text.get(self.pos..).is_some_and(|rest| {
                     rest.starts_with("{*}")
                         && !matches!(
@@ -255,8 +271,8 @@ impl<'a> Parser<'a> {
                         )
                 }) {
                     return Err(NsError::at_column(
-                        line,
-                        column,
+                        open.line,
+                        self.column_of(open),
                         NsErrorKind::Unsupported(
                             "argument expansion {*} is not accepted in NS files".into(),
                         ),
@@ -264,7 +280,7 @@ impl<'a> Parser<'a> {
                 }
                 self.bump();
                 let word_line = self.line;
-                let text = self.braced(line, column)?;
+                let text = self.braced(open)?;
                 self.expect_word_end(in_brackets, "close-brace")?;
                 Ok(Word {
                     line: word_line,
@@ -272,16 +288,12 @@ impl<'a> Parser<'a> {
                 })
             }
             Some(b'"') => {
-                let (line, column) = (self.line, self.column());
+                let open = self.mark();
                 self.bump();
                 let word_line = self.line;
                 let parts = self.substituted(Mode::Quoted).map_err(|err| {
                     if matches!(err.kind(), NsErrorKind::Syntax(m) if m == MISSING_QUOTE) {
-                        self.syntax_error(
-                            line,
-                            column,
-                            "missing close-quote for the '\"' opened here",
-                        )
+                        self.syntax_error(open, "missing close-quote for the '\"' opened here")
                     } else {
                         err
                     }
@@ -306,27 +318,21 @@ impl<'a> Parser<'a> {
             None | Some(b' ' | b'\t' | b'\r' | b'\n' | b';') => Ok(()),
             Some(b']') if in_brackets => Ok(()),
             Some(b'\\') if self.at_continuation() => Ok(()),
-            Some(_) => Err(self.syntax_error(
-                self.line,
-                self.column(),
-                &format!("extra characters after {what}"),
-            )),
+            Some(_) => {
+                Err(self.syntax_error(self.mark(), &format!("extra characters after {what}")))
+            }
         }
     }
 
     /// Reads a braced word's text; the opening brace is consumed. Nested
     /// braces balance; a backslash keeps the next character from counting;
     /// backslash-newline becomes one space (as Tcl does inside braces).
-    fn braced(&mut self, open_line: u32, open_column: u32) -> NsResult<String> {
+    fn braced(&mut self, open: Mark) -> NsResult<String> {
         let mut out: Vec<u8> = Vec::new();
         let mut level: u32 = 1;
         loop {
             let Some(b) = self.peek() else {
-                return Err(self.syntax_error(
-                    open_line,
-                    open_column,
-                    "missing close-brace for the '{' opened here",
-                ));
+                return Err(self.syntax_error(open, "missing close-brace for the '{' opened here"));
             };
             match b {
                 b'\\' if self.at_continuation() => {
@@ -370,8 +376,8 @@ impl<'a> Parser<'a> {
         loop {
             let Some(b) = self.peek() else {
                 return match mode {
-                    Mode::Quoted => Err(self.syntax_error(self.line, self.column(), MISSING_QUOTE)),
-                    Mode::Index => Err(self.syntax_error(self.line, self.column(), MISSING_PAREN)),
+                    Mode::Quoted => Err(self.syntax_error(self.mark(), MISSING_QUOTE)),
+                    Mode::Index => Err(self.syntax_error(self.mark(), MISSING_PAREN)),
                     Mode::Bare { .. } | Mode::Template => {
                         flush(&mut literal, &mut parts);
                         Ok(parts)
@@ -402,10 +408,10 @@ impl<'a> Parser<'a> {
                     }
                 }
                 (_, b'[') => {
-                    let (line, column) = (self.line, self.column());
+                    let open = self.mark();
                     self.bump();
-                    self.enter(line, column)?;
-                    let commands = self.commands(Some((line, column)))?;
+                    self.enter(open)?;
+                    let commands = self.commands(Some(open))?;
                     self.depth -= 1;
                     flush(&mut literal, &mut parts);
                     parts.push(Part::Script(commands));
@@ -420,11 +426,11 @@ impl<'a> Parser<'a> {
     }
 
     /// Counts one more level of nesting, refusing past the cap.
-    fn enter(&mut self, line: u32, column: u32) -> NsResult<()> {
+    fn enter(&mut self, at: Mark) -> NsResult<()> {
         if self.depth >= MAX_NESTING {
             return Err(NsError::at_column(
-                line,
-                column,
+                at.line,
+                self.column_of(at),
                 NsErrorKind::LimitExceeded {
                     what: "nesting of [...] and $a(...)".into(),
                     limit: u64::from(MAX_NESTING),
@@ -439,7 +445,8 @@ impl<'a> Parser<'a> {
     /// `None` (nothing consumed but the `$`) when no variable name follows,
     /// in which case the `$` is literal, as in Tcl.
     fn variable(&mut self) -> NsResult<Option<Part>> {
-        let (line, column) = (self.line, self.column());
+        let open = self.mark();
+        let line = open.line;
         match self.peek_at(1) {
             Some(b'{') => {
                 self.bump();
@@ -457,7 +464,7 @@ impl<'a> Parser<'a> {
                     }
                     self.bump();
                 }
-                Err(self.syntax_error(line, column, "missing close-brace for the '${' opened here"))
+                Err(self.syntax_error(open, "missing close-brace for the '${' opened here"))
             }
             Some(b) if is_name_byte(b) || (b == b':' && self.peek_at(2) == Some(b':')) => {
                 self.bump();
@@ -474,14 +481,13 @@ impl<'a> Parser<'a> {
                 }
                 let name = self.text.get(start..self.pos).unwrap_or("").to_string();
                 let index = if self.peek() == Some(b'(') {
-                    let (index_line, index_column) = (self.line, self.column());
+                    let index_open = self.mark();
                     self.bump();
-                    self.enter(index_line, index_column)?;
+                    self.enter(index_open)?;
                     let parts = self.substituted(Mode::Index).map_err(|err| {
                         if matches!(err.kind(), NsErrorKind::Syntax(m) if m == MISSING_PAREN) {
                             self.syntax_error(
-                                index_line,
-                                index_column,
+                                index_open,
                                 "missing ')' for the array index opened here",
                             )
                         } else {

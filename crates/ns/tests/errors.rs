@@ -379,6 +379,24 @@ fn runaway_scripts_hit_limits() {
     assert!(matches!(e.kind(), NsErrorKind::LimitExceeded { .. }), "{e}");
 }
 
+#[test]
+fn long_lines_and_many_memberships_are_handled() {
+    // 50,000 command substitutions on one line: each records its position
+    // without rescanning the line (the benchmark measures a larger one).
+    let text = format!(
+        "set ns [new Simulator]\nset x {}\n$ns run\n",
+        "[list]".repeat(50_000)
+    );
+    assert!(parse_str(&text, "long.ns").is_ok());
+    // Memberships are bounded even when objects are few.
+    let text = "set ns [new Simulator]\nfor {set i 0} {$i < 1000} {incr i} { set n($i) [$ns node] }\n\
+        set all {}\nfor {set i 0} {$i < 1000} {incr i} { set all \"$all $n($i)\" }\n\
+        for {set i 0} {$i < 200} {incr i} { set lan($i) [$ns make-lan $all 1Mb 0ms] }\n$ns run\n";
+    let e = err(text);
+    assert_eq!(e.line(), 5);
+    assert!(e.to_string().contains("memberships"), "{e}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 

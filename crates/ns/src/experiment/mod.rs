@@ -21,11 +21,13 @@
 mod events;
 mod finish;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use crate::error::{KindResult, Locate, NsError, NsErrorKind, NsResult, usage};
-use crate::limits::{MAX_COMMAND_LINE_BYTES, MAX_NAME_CHARS, MAX_OBJECTS};
+use crate::limits::{
+    MAX_COMMAND_LINE_BYTES, MAX_GROUP_MEMBERS, MAX_LINK_MEMBERS, MAX_NAME_CHARS, MAX_OBJECTS,
+};
 use crate::list;
 use crate::units;
 
@@ -208,6 +210,13 @@ pub(crate) struct Experiment {
     cbrs: Vec<CbrData>,
     groups: Vec<GroupData>,
     events: Vec<PendingEvent>,
+    /// `(from node, to node)` to the queue leaving `from` on the first
+    /// duplex link between them, for `$ns link` and `tb-set-link-loss`.
+    link_index: HashMap<(usize, usize), usize>,
+    /// Link and LAN memberships so far (bounded by [`MAX_LINK_MEMBERS`]).
+    link_members: usize,
+    /// `(group, member)` pairs, to keep each member once per group.
+    group_members: HashSet<(usize, ObjId)>,
 }
 
 impl Experiment {
@@ -874,6 +883,16 @@ impl Experiment {
         line: u32,
     ) -> NsResult<ObjId> {
         let l = self.lanlinks.len();
+        self.link_members = self.link_members.saturating_add(nodes.len());
+        if self.link_members > MAX_LINK_MEMBERS {
+            return Err(NsError::at(
+                line,
+                NsErrorKind::LimitExceeded {
+                    what: "number of link and LAN memberships".into(),
+                    limit: MAX_LINK_MEMBERS as u64,
+                },
+            ));
+        }
         let id = self.create(ObjKind::LanLink(l), line).at_line(line)?;
         let mut members = Vec::with_capacity(nodes.len());
         for (member_index, &n) in nodes.iter().enumerate() {
@@ -919,6 +938,9 @@ impl Experiment {
                         if let Some(data) = self.queues.get_mut(q) {
                             data.obj = obj;
                         }
+                        let from = nodes.get(member).copied().unwrap_or(usize::MAX);
+                        let to = nodes.get(1 - member).copied().unwrap_or(usize::MAX);
+                        self.link_index.entry((from, to)).or_insert(q);
                     }
                     Err(kind) => {
                         self.queues.pop();
@@ -933,13 +955,7 @@ impl Experiment {
     /// The queue of the first duplex link between `a` and `b`, in the
     /// direction leaving `a`.
     fn find_link_queue(&self, a: usize, b: usize) -> Option<usize> {
-        self.queues.iter().position(|q| {
-            self.lanlinks.get(q.lanlink).is_some_and(|l| {
-                !l.is_lan
-                    && l.members.get(q.member).is_some_and(|m| m.node == a)
-                    && l.members.iter().any(|m| m.node == b)
-            })
-        })
+        self.link_index.get(&(a, b)).copied()
     }
 
     fn attach_agent(&mut self, n: usize, t: usize) -> KindResult<()> {
@@ -1056,11 +1072,18 @@ impl Experiment {
                 });
             }
         }
+        // Listing a member twice would send it every event twice.
+        if !self.group_members.insert((g, id)) {
+            return Ok(());
+        }
+        if self.group_members.len() > MAX_GROUP_MEMBERS {
+            return Err(NsErrorKind::LimitExceeded {
+                what: "number of event group memberships".into(),
+                limit: MAX_GROUP_MEMBERS as u64,
+            });
+        }
         if let Some(group) = self.groups.get_mut(g) {
-            // Listing a member twice would send it every event twice.
-            if !group.members.contains(&id) {
-                group.members.push(id);
-            }
+            group.members.push(id);
         }
         Ok(())
     }
