@@ -477,6 +477,26 @@ impl ClientError {
     }
 
     pub(crate) fn io(uri: &str, source: io::Error) -> ClientError {
+        // TLS failures after the handshake (an alert because the router
+        // rejected our certificate, a bad record) surface as I/O errors;
+        // report them as what they are.
+        if let Some(tls) = source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return ClientError::Tls {
+                message: format!(
+                    "{tls}{}",
+                    if matches!(tls, rustls::Error::AlertReceived(_)) {
+                        " — the router rejected the TLS session; it may require a client \
+                         certificate (TlsOptions::client_cert_files) signed by a CA it trusts"
+                    } else {
+                        ""
+                    }
+                ),
+                uri: uri.to_owned(),
+            };
+        }
         ClientError::Io {
             source: Arc::new(source),
             uri: uri.to_owned(),
