@@ -168,6 +168,20 @@ pub enum StoreError {
         location: String,
     },
 
+    /// The database file (or its directory) cannot be opened or written
+    /// by this user.
+    #[error(
+        "cannot open or write the database at {location} ({reason}): check that the file and \
+         its directory are readable and writable by this user, or set TBEVENTS_STORE to \
+         another location"
+    )]
+    CannotOpen {
+        /// Where the database is.
+        location: String,
+        /// SQLite's or the OS's explanation.
+        reason: String,
+    },
+
     /// The file exists but is not an SQLite database at all.
     #[error(
         "{location} is not an SQLite database: point TBEVENTS_STORE at a tbevents database \

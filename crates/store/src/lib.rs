@@ -51,6 +51,15 @@
 //!   *values* against Emulab's `EXPTSTATE_*` list.
 //! * Users and groups are not required to exist when an experiment is
 //!   created; the control plane checks permissions, the store only records.
+//! * `eventlist.isgroup` (unused by Emulab) is set when the event's object
+//!   name is an event group of the same experiment; `triggertype` is always
+//!   `TIMER` (0) and `parent` empty, because the model has no timelines or
+//!   swap-out triggers yet. `keyhash` and `logfile` are carried in
+//!   [`Experiment`] but nothing sets them yet.
+//! * The SQLite store owns no node inventory: swap-in writes the `nodes`,
+//!   `node_types` and `interfaces` rows that make Emulab's control-IP join
+//!   work, and swap-out removes the ones no reservation uses (see
+//!   [`sqlite`]). A vnode must exist in the virtual topology to be mapped.
 
 pub mod error;
 pub mod eventkey;

@@ -20,7 +20,12 @@
 //! double the NS front end computed instead of rounding to milliseconds).
 //! Keys follow Emulab (`PRIMARY KEY (pid, eid, idx)` and so on); the extra
 //! indexes are the ones the scheduler's queries need to avoid table scans
-//! and sorts.
+//! and sorts (`eventlist (pid, eid, time, idx)` serves `events()` in order).
+//!
+//! Columns Emulab does not have, all with defaults: `experiments.simulator_name`
+//! (the NS simulator object's name, so a virtual experiment round-trips) and
+//! `virt_lans.is_lan` (link or LAN; Emulab kept that in a separate table).
+//! Type names are `UNIQUE` so a name maps to exactly one index.
 
 /// One schema step: applying `sql` to a database at version `version - 1`
 /// brings it to `version`.

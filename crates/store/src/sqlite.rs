@@ -46,10 +46,10 @@ use rustc_hash::FxHashMap;
 use crate::error::StoreError;
 use crate::eventkey::validate_event_key;
 use crate::model::{
-    AgentRow, EventRow, Experiment, ExperimentId, ExperimentState, GroupMembership, GroupRow,
-    MAX_GID_LEN, MAX_PID_LEN, MAX_UID_LEN, NewExperiment, NodeAssignment, StaticEvent, Trust,
-    TypeEntry, TypeTable, User, VirtAgent, VirtLanMember, VirtNode, VirtProgram, VirtTrafgen,
-    VirtualExperiment, check_name, shorten,
+    AgentRow, EventRow, Experiment, ExperimentId, ExperimentState, Group, GroupMembership,
+    GroupRow, MAX_GID_LEN, MAX_PID_LEN, MAX_UID_LEN, NewExperiment, NodeAssignment, StaticEvent,
+    Trust, TypeEntry, TypeTable, User, VirtAgent, VirtLanMember, VirtNode, VirtProgram,
+    VirtTrafgen, VirtualExperiment, check_name, shorten,
 };
 use crate::schema::{APPLICATION_ID, MIGRATIONS, latest_version};
 use crate::store::ExperimentStore;
@@ -110,6 +110,12 @@ impl<'a> Ctx<'a> {
                 waited: self.busy_timeout,
                 doing: self.doing.to_owned(),
             },
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+                StoreError::CannotOpen {
+                    location: self.location.to_owned(),
+                    reason: err.to_string(),
+                }
+            }
             Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
                 location: self.location.to_owned(),
             },
@@ -152,10 +158,9 @@ impl SqliteStore {
         let location = format!("sqlite:{}", path.display());
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
-                std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                    doing: "creating the store's directory",
-                    path: parent.to_path_buf(),
-                    source,
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::CannotOpen {
+                    location: location.clone(),
+                    reason: format!("creating directory {}: {source}", parent.display()),
                 })?;
             }
         }
@@ -1312,11 +1317,7 @@ impl ExperimentStore for SqliteStore {
                 .or_db(cx)?;
             let events = raw_events
                 .into_iter()
-                .map(|raw| {
-                    let (idx, event) = raw.into_parts(cx, id)?;
-                    let _ = idx;
-                    Ok(event)
-                })
+                .map(|raw| raw.into_static_event(cx, id))
                 .collect::<Result<Vec<StaticEvent>, StoreError>>()?;
 
             Ok(VirtualExperiment {
@@ -1656,7 +1657,7 @@ impl ExperimentStore for SqliteStore {
         })
     }
 
-    fn create_group(&self, group: &crate::model::Group) -> Result<(), StoreError> {
+    fn create_group(&self, group: &Group) -> Result<(), StoreError> {
         check_name("project id", &group.pid, MAX_PID_LEN)?;
         check_name("group id", &group.gid, MAX_GID_LEN)?;
         check_name("Unix group name", &group.unix_name, MAX_GID_LEN)?;
@@ -1684,7 +1685,7 @@ impl ExperimentStore for SqliteStore {
         })
     }
 
-    fn group(&self, pid: &str, gid: &str) -> Result<crate::model::Group, StoreError> {
+    fn group(&self, pid: &str, gid: &str) -> Result<Group, StoreError> {
         self.read("reading a group", |tx, cx| {
             tx.prepare_cached(
                 "SELECT pid, gid, unix_gid, unix_name FROM groups WHERE pid = ?1 AND gid = ?2",
@@ -1698,7 +1699,7 @@ impl ExperimentStore for SqliteStore {
         })
     }
 
-    fn list_groups(&self) -> Result<Vec<crate::model::Group>, StoreError> {
+    fn list_groups(&self) -> Result<Vec<Group>, StoreError> {
         self.read("listing groups", |tx, cx| {
             tx.prepare_cached("SELECT pid, gid, unix_gid, unix_name FROM groups ORDER BY pid, gid")
                 .and_then(|mut stmt| stmt.query_map([], group_row)?.collect())
@@ -1803,8 +1804,8 @@ fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn group_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<crate::model::Group> {
-    Ok(crate::model::Group {
+fn group_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
+    Ok(Group {
         pid: row.get(0)?,
         gid: row.get(1)?,
         unix_gid: row.get(2)?,
@@ -1860,26 +1861,18 @@ fn raw_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawEvent> {
 }
 
 impl RawEvent {
-    fn into_parts(self, cx: &Ctx<'_>, id: &ExperimentId) -> Result<(u64, StaticEvent), StoreError> {
+    fn into_static_event(self, cx: &Ctx<'_>, id: &ExperimentId) -> Result<StaticEvent, StoreError> {
         let idx = self.idx;
-        let objtype = type_name(cx, self.objtype, TypeTable::ObjectTypes, || {
-            format!("eventlist row {idx} of {id}")
-        })?;
-        let eventtype = type_name(cx, self.eventtype, TypeTable::EventTypes, || {
-            format!("eventlist row {idx} of {id}")
-        })?;
-        Ok((
-            idx,
-            StaticEvent {
-                time: self.time,
-                vnode: self.vnode,
-                vname: self.vname,
-                objtype,
-                eventtype,
-                arguments: self.arguments.unwrap_or_default(),
-                atstring: self.atstring.unwrap_or_default(),
-            },
-        ))
+        let row_name = || format!("eventlist row {idx} of {id}");
+        Ok(StaticEvent {
+            time: self.time,
+            vnode: self.vnode,
+            vname: self.vname,
+            objtype: type_name(cx, self.objtype, TypeTable::ObjectTypes, row_name)?,
+            eventtype: type_name(cx, self.eventtype, TypeTable::EventTypes, row_name)?,
+            arguments: self.arguments.unwrap_or_default(),
+            atstring: self.atstring.unwrap_or_default(),
+        })
     }
 }
 

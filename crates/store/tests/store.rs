@@ -378,6 +378,19 @@ fn open_accepts_every_url_form() {
     }
 }
 
+#[test]
+fn unusable_locations_say_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").expect("write");
+    // The "directory" for the database is a regular file.
+    let err = SqliteStore::open(&file.join("tbevents.db")).expect_err("cannot create");
+    assert!(matches!(err, StoreError::CannotOpen { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("TBEVENTS_STORE"), "{text}");
+    assert!(text.contains("plain-file"), "{text}");
+}
+
 // ----- type tables -----
 
 fn entries(pairs: &[(u16, &str)]) -> Vec<TypeEntry> {
