@@ -11,7 +11,7 @@
 //!   SQLite database: nothing to install or run. A MySQL/MariaDB backend
 //!   against the real Emulab schema and an XML-RPC client backend are
 //!   planned; callers will not change when they arrive, because they only
-//!   hold a `Box<dyn ExperimentStore>` from [`open`].
+//!   hold a `Box<dyn ExperimentStore>` from [`open()`].
 //! * **Synchronous.** Every planned backend is a blocking library, and the
 //!   store is consulted a few times per experiment operation, not per
 //!   event. Async callers run store calls in `spawn_blocking`; see
