@@ -77,10 +77,7 @@ impl Stopper {
 impl Client {
     /// Starts the runtime thread and connects (see
     /// [`crate::Client::connect`]).
-    pub fn connect(
-        uri: impl IntoElvinUri,
-        options: ConnectOptions,
-    ) -> Result<Client, ClientError> {
+    pub fn connect(uri: impl IntoElvinUri, options: ConnectOptions) -> Result<Client, ClientError> {
         let uri = uri.into_elvin_uri()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -114,7 +111,9 @@ impl Client {
             loop {
                 if let ConnectionState::Closed { error } = &*states.borrow_and_update() {
                     inbox.end(match error {
-                        Some(error) => Ended::Failed(ClientError::ConnectionLost(Box::new(error.clone()))),
+                        Some(error) => {
+                            Ended::Failed(ClientError::ConnectionLost(Box::new(error.clone())))
+                        }
                         None => Ended::Normally,
                     });
                     return;

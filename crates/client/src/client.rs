@@ -147,8 +147,12 @@ pub enum ConnectionEvent {
 pub(crate) enum Phase {
     Connected,
     /// Connected again after a loss, resubscriptions in progress.
-    Resubscribing { attempt: u32 },
-    Reconnecting { attempt: u32 },
+    Resubscribing {
+        attempt: u32,
+    },
+    Reconnecting {
+        attempt: u32,
+    },
     Closing,
     Closed(Option<ClientError>),
 }
@@ -226,9 +230,9 @@ impl PendingAction {
 /// What a successful reply carried.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    SubRply,
-    SecRply,
-    DisconnRply,
+    Sub,
+    Sec,
+    Disconn,
 }
 
 /// A request waiting for its reply.
@@ -271,7 +275,7 @@ impl Shared {
         }
         loop {
             let xid = self.next_xid;
-            self.next_xid = if xid >= i32::MAX { 1 } else { xid + 1 };
+            self.next_xid = xid.checked_add(1).unwrap_or(1);
             if !self.pending.contains_key(&xid) {
                 return Ok(xid);
             }
@@ -332,14 +336,15 @@ impl Link {
         uri: &str,
     ) -> Result<(), ClientError> {
         let wanted = u32::try_from(bytes.len().clamp(1, self.budget_total)).unwrap_or(u32::MAX);
-        let permit = tokio::time::timeout_at(deadline, self.budget.clone().acquire_many_owned(wanted))
-            .await
-            .map_err(|_| ClientError::Timeout {
-                what: TimeoutKind::Write,
-                after: timeout,
-                uri: uri.to_owned(),
-            })?
-            .map_err(|_| lost(uri))?;
+        let permit =
+            tokio::time::timeout_at(deadline, self.budget.clone().acquire_many_owned(wanted))
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    what: TimeoutKind::Write,
+                    after: timeout,
+                    uri: uri.to_owned(),
+                })?
+                .map_err(|_| lost(uri))?;
         self.frames
             .send(OutFrame {
                 bytes,
@@ -573,7 +578,7 @@ impl Inner {
             )
             .await;
         match reply {
-            Ok(Reply::SubRply) => {
+            Ok(Reply::Sub) => {
                 guard.armed = false;
                 Ok(local)
             }
@@ -605,10 +610,9 @@ impl Inner {
                 .get(&local)
                 .ok_or(ClientError::SubscriptionEnded)?;
             match entry.status {
-                SubStatus::Live(id) => (
-                    id,
-                    change.accept_insecure.unwrap_or(entry.accept_insecure),
-                ),
+                SubStatus::Live(id) => {
+                    (id, change.accept_insecure.unwrap_or(entry.accept_insecure))
+                }
                 _ => return Err(self.unavailable(&shared)),
             }
         };
@@ -688,7 +692,6 @@ impl Inner {
             }
         }
     }
-
 }
 
 /// Cleans up a request whose caller stopped waiting (timeout or a dropped
@@ -739,7 +742,11 @@ pub(crate) fn encode_notification(
     unotify: bool,
     max_len: usize,
 ) -> Result<Vec<u8>, EncodeError> {
-    let pairs = || attributes.iter().map(|(name, value)| (name, value.as_ref()));
+    let pairs = || {
+        attributes
+            .iter()
+            .map(|(name, value)| (name, value.as_ref()))
+    };
     let version_len = if unotify { 8 } else { 0 };
     let length = 4 + version_len + xdr::name_values_len(pairs()) + 4 + keys.encoded_len();
     let packet = if unotify { "UNotify" } else { "NotifyEmit" };
@@ -1138,7 +1145,11 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    pub(crate) fn from_parts(client: Client, id: SubscriptionId, queue: Arc<DeliveryQueue>) -> Self {
+    pub(crate) fn from_parts(
+        client: Client,
+        id: SubscriptionId,
+        queue: Arc<DeliveryQueue>,
+    ) -> Self {
         Subscription { client, id, queue }
     }
 

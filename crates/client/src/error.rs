@@ -213,7 +213,9 @@ impl fmt::Display for TimeoutKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TimeoutKind::Connect => f.write_str("connecting"),
-            TimeoutKind::ConnReply => f.write_str("waiting for the router to accept the connection"),
+            TimeoutKind::ConnReply => {
+                f.write_str("waiting for the router to accept the connection")
+            }
             TimeoutKind::Request(name) => write!(f, "waiting for the router to answer a {name}"),
             TimeoutKind::TestConn => f.write_str("waiting for the router to answer a TestConn"),
             TimeoutKind::Close => f.write_str("waiting for the router to confirm the disconnect"),
@@ -253,7 +255,10 @@ impl fmt::Display for ProtocolViolation {
             ProtocolViolation::Decode(e) => write!(f, "{e}"),
             ProtocolViolation::Frame(e) => write!(f, "{e}"),
             ProtocolViolation::UnexpectedPacket { packet } => {
-                write!(f, "the router sent a {packet}, which routers never send to clients")
+                write!(
+                    f,
+                    "the router sent a {packet}, which routers never send to clients"
+                )
             }
             ProtocolViolation::MismatchedReply { reply, request } => {
                 write!(f, "the router answered a {request} with a {reply}")
@@ -303,7 +308,10 @@ pub enum ClientError {
     Nack(NackError),
 
     /// The router closed the connection with a Disconn packet.
-    #[error("the router {uri} disconnected us ({reason_name}, reason {reason}){}", disconn_text(text))]
+    #[error(
+        "the router {uri} disconnected us ({reason_name}, reason {reason}){}",
+        disconn_text(text)
+    )]
     Disconnected {
         /// The Disconn reason code (see [`elvin_proto::codes::disconn`]).
         reason: i32,
@@ -410,9 +418,7 @@ fn connect_hint(source: &io::Error) -> &'static str {
         io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
             " — check the host name and the network path to it"
         }
-        io::ErrorKind::NotFound | io::ErrorKind::Other => {
-            " — check the host name in the URI"
-        }
+        io::ErrorKind::NotFound | io::ErrorKind::Other => " — check the host name in the URI",
         _ => "",
     }
 }
@@ -524,7 +530,10 @@ mod tests {
         );
         // Repeats, out of order, missing and malformed references.
         assert_eq!(substitute_args("%2%1%2", &args), "foo7foo");
-        assert_eq!(substitute_args("100% sure, %3 %0 %", &args), "100% sure, %3 %0 %");
+        assert_eq!(
+            substitute_args("100% sure, %3 %0 %", &args),
+            "100% sure, %3 %0 %"
+        );
         assert_eq!(substitute_args("", &args), "");
         // A huge index does not overflow.
         assert_eq!(
@@ -553,8 +562,14 @@ mod tests {
             source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
         };
         let text = refused.to_string();
-        assert!(text.starts_with("could not connect to elvin://h:2917: "), "{text}");
-        assert!(text.ends_with("is eventd running, and on that port?"), "{text}");
+        assert!(
+            text.starts_with("could not connect to elvin://h:2917: "),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("is eventd running, and on that port?"),
+            "{text}"
+        );
 
         let nack = ClientError::Nack(NackError::new(
             "SubAddRqst",

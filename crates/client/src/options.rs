@@ -127,7 +127,10 @@ impl RequestedOptions {
 
     /// These options followed by the URI's options whose names are not
     /// set here: what goes into the ConnRqst.
-    pub(crate) fn merged_with_uri(&self, uri_options: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    pub(crate) fn merged_with_uri(
+        &self,
+        uri_options: Vec<(String, Value)>,
+    ) -> Vec<(String, Value)> {
         let mut merged = self.entries.clone();
         for (name, value) in uri_options {
             if !merged.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
@@ -168,7 +171,8 @@ impl NegotiatedOptions {
         self.entries
             .iter()
             .find(|(n, _)| {
-                lookup_option(n).is_some_and(|o| o.spec.name == option.spec.name && !o.spec.legacy_inverted)
+                lookup_option(n)
+                    .is_some_and(|o| o.spec.name == option.spec.name && !o.spec.legacy_inverted)
             })
             .map(|(_, v)| v)
     }
@@ -183,14 +187,17 @@ impl NegotiatedOptions {
     /// 2 MiB.
     pub fn packet_max_length(&self) -> usize {
         match self.get(names::PACKET_MAX_LENGTH) {
-            Some(Value::Int32(n)) if *n > 0 => usize::try_from(*n).unwrap_or(DEFAULT_MAX_PACKET_LENGTH),
+            Some(Value::Int32(n)) if *n > 0 => {
+                usize::try_from(*n).unwrap_or(DEFAULT_MAX_PACKET_LENGTH)
+            }
             _ => DEFAULT_MAX_PACKET_LENGTH,
         }
     }
 
     /// The router's `Vendor-Identification`, if it sent one.
     pub fn vendor_identification(&self) -> Option<&str> {
-        self.get(names::VENDOR_IDENTIFICATION).and_then(Value::as_str)
+        self.get(names::VENDOR_IDENTIFICATION)
+            .and_then(Value::as_str)
     }
 }
 
@@ -462,17 +469,25 @@ mod tests {
     fn negotiated_lookup_accepts_either_name() {
         let negotiated = NegotiatedOptions::new(vec![
             ("router.packet.max-length".into(), Value::Int32(4096)),
-            ("Vendor-Identification".into(), Value::String("tbevents".into())),
+            (
+                "Vendor-Identification".into(),
+                Value::String("tbevents".into()),
+            ),
         ]);
-        assert_eq!(negotiated.get("Packet.Max-Length"), Some(&Value::Int32(4096)));
+        assert_eq!(
+            negotiated.get("Packet.Max-Length"),
+            Some(&Value::Int32(4096))
+        );
         assert_eq!(negotiated.packet_max_length(), 4096);
         assert_eq!(negotiated.vendor_identification(), Some("tbevents"));
         assert_eq!(negotiated.get("Subscription.Max-Count"), None);
 
         let bad = NegotiatedOptions::new(vec![("Packet.Max-Length".into(), Value::Int32(-1))]);
         assert_eq!(bad.packet_max_length(), DEFAULT_MAX_PACKET_LENGTH);
-        let wrong_type =
-            NegotiatedOptions::new(vec![("Packet.Max-Length".into(), Value::String("x".into()))]);
+        let wrong_type = NegotiatedOptions::new(vec![(
+            "Packet.Max-Length".into(),
+            Value::String("x".into()),
+        )]);
         assert_eq!(wrong_type.packet_max_length(), DEFAULT_MAX_PACKET_LENGTH);
     }
 }

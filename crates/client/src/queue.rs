@@ -141,7 +141,10 @@ impl DeliveryQueue {
             }
             if state.items.len() >= self.capacity {
                 state.items.pop_front();
-                let total = self.dropped.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                let total = self
+                    .dropped
+                    .fetch_add(1, Ordering::Relaxed)
+                    .saturating_add(1);
                 if total.is_power_of_two() {
                     tracing::warn!(
                         subscription = %self.label,
@@ -322,7 +325,10 @@ mod tests {
         }
         pusher.join().unwrap();
         queue.interrupt();
-        assert!(matches!(queue.recv_blocking(None), BlockingRecv::Interrupted));
+        assert!(matches!(
+            queue.recv_blocking(None),
+            BlockingRecv::Interrupted
+        ));
         // The interrupt is consumed.
         assert!(matches!(
             queue.recv_blocking(Some(Duration::from_millis(5))),

@@ -34,7 +34,9 @@ use crate::client::{
     ConnectionEvent, ConnectionState, Inner, Link, OutFrame, Pending, PendingAction, Phase, Reply,
     Shared, SubStatus, nack_error,
 };
-use crate::error::{ClientError, NackCategory, ProtocolViolation, TimeoutKind, disconn_reason_name};
+use crate::error::{
+    ClientError, NackCategory, ProtocolViolation, TimeoutKind, disconn_reason_name,
+};
 use crate::options::Reconnect;
 use crate::queue::{Ended, Notification, SubscriptionId};
 use crate::transport::{self, Established};
@@ -399,7 +401,9 @@ async fn run_session(
     link: &Arc<Link>,
     frames: mpsc::UnboundedReceiver<OutFrame>,
 ) -> SessionEnd {
-    let Established { mut reader, writer, .. } = established;
+    let Established {
+        mut reader, writer, ..
+    } = established;
     let uri = inner.uri().to_owned();
     let last_received = std::sync::Mutex::new(Instant::now());
 
@@ -613,7 +617,9 @@ fn deliver_notification(shared: &Shared, deliver: NotifyDeliver) {
     targets.sort_by_key(|(local, secure)| (*local, !*secure));
     targets.dedup_by_key(|(local, _)| *local);
     if targets.is_empty() {
-        tracing::debug!("NotifyDeliver for no current subscription (a late delivery after a removal)");
+        tracing::debug!(
+            "NotifyDeliver for no current subscription (a late delivery after a removal)"
+        );
         return;
     }
     let attributes = Arc::new(attributes);
@@ -641,7 +647,11 @@ fn handle_reply(
     };
     let Some(pending) = shared.pending.remove(&xid) else {
         // A late reply to a request that timed out.
-        tracing::debug!(xid, packet = packet.name(), "reply for no outstanding request");
+        tracing::debug!(
+            xid,
+            packet = packet.name(),
+            "reply for no outstanding request"
+        );
         return Ok(());
     };
     let Pending {
@@ -657,18 +667,26 @@ fn handle_reply(
         }
         Packet::SubRply(rply) if action.expected_reply() == "SubRply" => {
             apply_sub_reply(inner, shared, link, action, rply.subscription_id);
-            Ok(Reply::SubRply)
+            Ok(Reply::Sub)
         }
         Packet::SecRply(_) if action.expected_reply() == "SecRply" => {
             if let PendingAction::Sec(change) = action {
-                shared.notification_keys.add_keys(&change.add_notification_keys);
-                shared.notification_keys.remove_keys(&change.del_notification_keys);
-                shared.subscription_keys.add_keys(&change.add_subscription_keys);
-                shared.subscription_keys.remove_keys(&change.del_subscription_keys);
+                shared
+                    .notification_keys
+                    .add_keys(&change.add_notification_keys);
+                shared
+                    .notification_keys
+                    .remove_keys(&change.del_notification_keys);
+                shared
+                    .subscription_keys
+                    .add_keys(&change.add_subscription_keys);
+                shared
+                    .subscription_keys
+                    .remove_keys(&change.del_subscription_keys);
             }
-            Ok(Reply::SecRply)
+            Ok(Reply::Sec)
         }
-        Packet::DisconnRply(_) if action.expected_reply() == "DisconnRply" => Ok(Reply::DisconnRply),
+        Packet::DisconnRply(_) if action.expected_reply() == "DisconnRply" => Ok(Reply::Disconn),
         other => {
             let error = ClientError::protocol(
                 uri,

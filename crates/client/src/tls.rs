@@ -34,7 +34,10 @@ enum Roots {
 /// Where the client certificate and key come from.
 #[derive(Clone)]
 enum Identity {
-    PemFiles { chain: PathBuf, key: PathBuf },
+    PemFiles {
+        chain: PathBuf,
+        key: PathBuf,
+    },
     Der {
         chain: Vec<CertificateDer<'static>>,
         key: Arc<PrivateKeyDer<'static>>,
@@ -211,7 +214,10 @@ fn load_roots(roots: &Roots) -> Result<RootCertStore, ClientError> {
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .map_err(|e| {
-            ClientError::Config(format!("cannot read certificates from {}: {e}", path.display()))
+            ClientError::Config(format!(
+                "cannot read certificates from {}: {e}",
+                path.display()
+            ))
         })?
         .collect::<Result<_, _>>()
         .map_err(|e| {

@@ -19,9 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use crate::error::{
-    ClientError, NackError, ProtocolViolation, TimeoutKind, disconn_reason_name,
-};
+use crate::error::{ClientError, NackError, ProtocolViolation, TimeoutKind, disconn_reason_name};
 use crate::options::{ConnectOptions, NegotiatedOptions};
 
 /// Elvin protocol version spoken by this client.
@@ -45,7 +43,10 @@ pub(crate) struct Config {
     /// The URI in canonical form, for messages.
     pub(crate) uri_text: String,
     pub(crate) options: ConnectOptions,
-    pub(crate) tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    pub(crate) tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 impl Config {
@@ -155,7 +156,10 @@ pub(crate) struct Established {
 
 /// Opens the byte stream (TCP, then TLS if the URI asks for it) before
 /// `deadline`.
-pub(crate) async fn open_stream(config: &Config, deadline: Instant) -> Result<BoxedIo, ClientError> {
+pub(crate) async fn open_stream(
+    config: &Config,
+    deadline: Instant,
+) -> Result<BoxedIo, ClientError> {
     let uri = &config.uri_text;
     let connect_timeout = |_| ClientError::Timeout {
         what: TimeoutKind::Connect,

@@ -245,7 +245,11 @@ async fn subscriptions_work_again_after_eventd_is_killed_and_restarted() {
         .unwrap();
 
     router.proc.kill();
-    match tokio::time::timeout(PROMPT, events.recv()).await.unwrap().unwrap() {
+    match tokio::time::timeout(PROMPT, events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         ConnectionEvent::Lost { .. } => {}
         other => panic!("expected Lost, got {other:?}"),
     }
@@ -253,7 +257,11 @@ async fn subscriptions_work_again_after_eventd_is_killed_and_restarted() {
         .await
         .unwrap();
     loop {
-        match tokio::time::timeout(PROMPT, events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(PROMPT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             ConnectionEvent::Reconnected { resubscribed, .. } => {
                 assert_eq!(resubscribed, 1);
                 break;

@@ -82,7 +82,10 @@ async fn connect_sends_the_requested_options_and_keys_and_reads_the_reply() {
         Client::connect(uri.as_str(), options),
         server.accept_connected(vec![
             ("Packet.Max-Length".into(), Value::Int32(8192)),
-            ("Vendor-Identification".into(), Value::String("fake 1.0".into())),
+            (
+                "Vendor-Identification".into(),
+                Value::String("fake 1.0".into())
+            ),
         ])
     );
     let client = client.expect("connect");
@@ -114,7 +117,10 @@ async fn a_refused_connection_names_the_router_and_suggests_a_fix() {
     let error = Client::connect(uri.as_str(), quick()).await.unwrap_err();
     match &error {
         ClientError::Refused { uri: named, source } => {
-            assert_eq!(named, &format!("elvin:/127.0.0.1:{port}").replace(":/", "://"));
+            assert_eq!(
+                named,
+                &format!("elvin:/127.0.0.1:{port}").replace(":/", "://")
+            );
             assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
         }
         other => panic!("expected Refused, got {other:?}"),
@@ -126,7 +132,9 @@ async fn a_refused_connection_names_the_router_and_suggests_a_fix() {
 
 #[tokio::test]
 async fn a_bad_uri_is_reported_before_connecting() {
-    let error = Client::connect("http://example", quick()).await.unwrap_err();
+    let error = Client::connect("http://example", quick())
+        .await
+        .unwrap_err();
     assert!(matches!(error, ClientError::InvalidUri(_)), "{error:?}");
     let error = Client::connect("elvin:/secure/127.0.0.1:1", quick())
         .await
@@ -239,15 +247,36 @@ async fn a_subscription_nack_substitutes_the_arguments() {
     );
     assert!(error.to_string().contains("SubAddRqst"), "{error}");
     // The connection is still fine after a refused request.
-    let _sub = subscribe(&client, &mut peer, "EXPT == \"a\"", SubscribeOptions::default(), 9).await;
+    let _sub = subscribe(
+        &client,
+        &mut peer,
+        "EXPT == \"a\"",
+        SubscribeOptions::default(),
+        9,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn deliveries_are_routed_by_the_id_lists_with_the_secure_flag() {
     let server = FakeServer::bind().await;
     let (client, mut peer) = connect(&server, quick()).await;
-    let mut a = subscribe(&client, &mut peer, "A == 1", SubscribeOptions::default(), 100).await;
-    let mut b = subscribe(&client, &mut peer, "B == 1", SubscribeOptions::default(), 200).await;
+    let mut a = subscribe(
+        &client,
+        &mut peer,
+        "A == 1",
+        SubscribeOptions::default(),
+        100,
+    )
+    .await;
+    let mut b = subscribe(
+        &client,
+        &mut peer,
+        "B == 1",
+        SubscribeOptions::default(),
+        200,
+    )
+    .await;
     assert_eq!(a.router_id(), Some(100));
     assert_ne!(a.id(), b.id());
 
@@ -267,14 +296,23 @@ async fn deliveries_are_routed_by_the_id_lists_with_the_secure_flag() {
     })
     .await;
 
-    let first_a = tokio::time::timeout(PROMPT, a.recv()).await.unwrap().unwrap();
+    let first_a = tokio::time::timeout(PROMPT, a.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first_a.attributes.get_i32("n"), Some(1));
     assert!(first_a.secure);
     assert_eq!(first_a.subscription, a.id());
-    let first_b = tokio::time::timeout(PROMPT, b.recv()).await.unwrap().unwrap();
+    let first_b = tokio::time::timeout(PROMPT, b.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first_b.attributes.get_i32("n"), Some(1));
     assert!(!first_b.secure);
-    let second_b = tokio::time::timeout(PROMPT, b.recv()).await.unwrap().unwrap();
+    let second_b = tokio::time::timeout(PROMPT, b.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second_b.attributes.get_i32("n"), Some(2));
     // a got exactly one.
     assert!(matches!(a.try_recv(), Ok(None)));
@@ -292,21 +330,27 @@ async fn a_disconn_ends_the_connection_with_its_reason() {
         args: "router stopping".into(),
     })
     .await;
-    assert!(tokio::time::timeout(PROMPT, sub.recv()).await.unwrap().is_none());
+    assert!(
+        tokio::time::timeout(PROMPT, sub.recv())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let reason = sub.end_reason().expect("ended");
     match reason.root() {
-        ClientError::Disconnected {
-            reason, text, ..
-        } => {
+        ClientError::Disconnected { reason, text, .. } => {
             assert_eq!(*reason, 1);
             assert_eq!(text, "router stopping");
         }
         other => panic!("expected Disconnected, got {other:?}"),
     }
-    tokio::time::timeout(PROMPT, states.wait_for(|s| matches!(s, ConnectionState::Closed { .. })))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(
+        PROMPT,
+        states.wait_for(|s| matches!(s, ConnectionState::Closed { .. })),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let error = client
         .notify(&attrs(&[]), true, &Keys::new())
         .await
@@ -315,21 +359,27 @@ async fn a_disconn_ends_the_connection_with_its_reason() {
         matches!(error.root(), ClientError::Disconnected { reason: 1, .. }),
         "{error:?}"
     );
-    assert!(error.to_string().contains("router shutting down"), "{error}");
+    assert!(
+        error.to_string().contains("router shutting down"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn a_pending_request_fails_with_the_disconn_reason() {
     let server = FakeServer::bind().await;
     let (client, mut peer) = connect(&server, quick()).await;
-    let (result, ()) = tokio::join!(client.subscribe("A == 1", SubscribeOptions::default()), async {
-        peer.recv().await;
-        peer.send(Disconn {
-            reason: disconn::PROTOCOL_VIOLATION,
-            args: "bad thing".into(),
-        })
-        .await;
-    });
+    let (result, ()) = tokio::join!(
+        client.subscribe("A == 1", SubscribeOptions::default()),
+        async {
+            peer.recv().await;
+            peer.send(Disconn {
+                reason: disconn::PROTOCOL_VIOLATION,
+                args: "bad thing".into(),
+            })
+            .await;
+        }
+    );
     match result.unwrap_err() {
         ClientError::Disconnected { reason, text, .. } => {
             assert_eq!(reason, 4);
@@ -373,7 +423,10 @@ async fn an_unknown_packet_type_is_a_protocol_error() {
         } => assert_eq!(decode.to_string(), "Unknown message type: ID = 7"),
         other => panic!("expected a decode error, got {other:?}"),
     }
-    assert!(error.to_string().contains("connection was closed"), "{error}");
+    assert!(
+        error.to_string().contains("connection was closed"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -431,12 +484,15 @@ async fn a_router_bound_packet_from_the_router_is_a_protocol_error() {
 async fn a_reply_of_the_wrong_type_is_a_protocol_error() {
     let server = FakeServer::bind().await;
     let (client, mut peer) = connect(&server, quick()).await;
-    let (result, ()) = tokio::join!(client.subscribe("A == 1", SubscribeOptions::default()), async {
-        let Packet::SubAddRqst(rqst) = peer.recv().await else {
-            panic!()
-        };
-        peer.send(SecRply { xid: rqst.xid }).await;
-    });
+    let (result, ()) = tokio::join!(
+        client.subscribe("A == 1", SubscribeOptions::default()),
+        async {
+            let Packet::SubAddRqst(rqst) = peer.recv().await else {
+                panic!()
+            };
+            peer.send(SecRply { xid: rqst.xid }).await;
+        }
+    );
     match result.unwrap_err() {
         ClientError::Protocol {
             violation: ProtocolViolation::MismatchedReply { reply, request },
@@ -468,7 +524,10 @@ async fn a_frame_over_the_negotiated_maximum_is_refused_on_its_header() {
     let ConnectionState::Closed { error: Some(error) } = state else {
         panic!("expected an error")
     };
-    assert!(error.to_string().contains("larger than maximum 1024"), "{error}");
+    assert!(
+        error.to_string().contains("larger than maximum 1024"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -552,12 +611,15 @@ async fn a_router_that_stops_answering_times_requests_out_and_late_replies_are_c
     let server = FakeServer::bind().await;
     let (client, mut peer) = connect(&server, quick()).await;
     let started = Instant::now();
-    let (result, rqst) = tokio::join!(client.subscribe("A == 1", SubscribeOptions::default()), async {
-        match peer.recv().await {
-            Packet::SubAddRqst(rqst) => rqst,
-            other => panic!("{other:?}"),
+    let (result, rqst) = tokio::join!(
+        client.subscribe("A == 1", SubscribeOptions::default()),
+        async {
+            match peer.recv().await {
+                Packet::SubAddRqst(rqst) => rqst,
+                other => panic!("{other:?}"),
+            }
         }
-    });
+    );
     match result.unwrap_err() {
         ClientError::Timeout { what, .. } => {
             assert_eq!(what, TimeoutKind::Request("SubAddRqst"))
@@ -698,7 +760,14 @@ async fn a_slow_consumer_loses_the_oldest_notifications_and_sees_a_count() {
 async fn modify_sends_the_change_and_keeps_what_was_not_changed() {
     let server = FakeServer::bind().await;
     let (client, mut peer) = connect(&server, quick()).await;
-    let sub = subscribe(&client, &mut peer, "A == 1", SubscribeOptions::default(), 42).await;
+    let sub = subscribe(
+        &client,
+        &mut peer,
+        "A == 1",
+        SubscribeOptions::default(),
+        42,
+    )
+    .await;
     let key = Keys {
         entries: vec![KeyEntry::Consumer(vec![b"k".to_vec()])],
     };
@@ -813,7 +882,10 @@ async fn remove_waits_for_the_router_and_drop_unsubscribes_in_the_background() {
         .await;
     });
     let error = result.unwrap_err();
-    assert_eq!(error.as_nack().unwrap().message, "No subscription with ID 9");
+    assert_eq!(
+        error.as_nack().unwrap().message,
+        "No subscription with ID 9"
+    );
 }
 
 #[tokio::test]
@@ -856,7 +928,10 @@ async fn close_says_goodbye_and_ends_subscriptions() {
     });
     result.unwrap();
     assert!(sub.recv().await.is_none());
-    assert!(matches!(sub.end_reason(), Some(ClientError::SubscriptionEnded)));
+    assert!(matches!(
+        sub.end_reason(),
+        Some(ClientError::SubscriptionEnded)
+    ));
     assert!(matches!(
         client.state(),
         ConnectionState::Closed { error: None }
@@ -973,7 +1048,16 @@ async fn several_clients_at_once_each_get_their_own_replies() {
     }
     let mut subs = Vec::new();
     for (i, (client, peer)) in clients.iter_mut().enumerate() {
-        subs.push(subscribe(client, peer, "A == 1", SubscribeOptions::default(), 10 + i as i64).await);
+        subs.push(
+            subscribe(
+                client,
+                peer,
+                "A == 1",
+                SubscribeOptions::default(),
+                10 + i as i64,
+            )
+            .await,
+        );
     }
     for (i, (_, peer)) in clients.iter_mut().enumerate() {
         peer.send(NotifyDeliver {
@@ -984,7 +1068,10 @@ async fn several_clients_at_once_each_get_their_own_replies() {
         .await;
     }
     for (i, sub) in subs.iter_mut().enumerate() {
-        let n = tokio::time::timeout(PROMPT, sub.recv()).await.unwrap().unwrap();
+        let n = tokio::time::timeout(PROMPT, sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(n.attributes.get_i32("who"), Some(i as i32));
     }
 }

@@ -43,7 +43,9 @@ async fn subscriptions_survive_a_router_restart_on_the_same_port() {
     let key = Keys {
         entries: vec![KeyEntry::Producer(vec![b"p".to_vec()])],
     };
-    let client = Client::connect(uri.as_str(), reconnecting(None)).await.unwrap();
+    let client = Client::connect(uri.as_str(), reconnecting(None))
+        .await
+        .unwrap();
     let mut events = client.events();
     let mut sub = client
         .subscribe("n > 0", SubscribeOptions::default())
@@ -61,25 +63,49 @@ async fn subscriptions_survive_a_router_restart_on_the_same_port() {
     assert_eq!(next_n(&mut sub).await, 1);
 
     router.stop().await;
-    match tokio::time::timeout(PROMPT, events.recv()).await.unwrap().unwrap() {
+    match tokio::time::timeout(PROMPT, events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
         ConnectionEvent::Lost { error } => assert!(error.is_connection_failure(), "{error:?}"),
         other => panic!("expected Lost, got {other:?}"),
     }
     // While the router is down, notify fails at once with a clear error.
-    let error = client.notify(&note(2), true, &Keys::new()).await.unwrap_err();
-    assert!(matches!(error, ClientError::NotConnected { .. }), "{error:?}");
+    let error = client
+        .notify(&note(2), true, &Keys::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::NotConnected { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("reconnecting"), "{error}");
-    assert!(matches!(client.state(), ConnectionState::Reconnecting { .. }));
+    assert!(matches!(
+        client.state(),
+        ConnectionState::Reconnecting { .. }
+    ));
 
     let mut router = MiniRouter::start_on(port).await;
     // The new connection carries the keys set with set_keys.
-    match router.wait_for(|s| matches!(s, Seen::Connected { .. })).await {
+    match router
+        .wait_for(|s| matches!(s, Seen::Connected { .. }))
+        .await
+    {
         Seen::Connected { rqst, .. } => assert_eq!(rqst.notification_keys, key),
         _ => unreachable!(),
     }
     // The subscription is re-sent without the user doing anything.
     match router
-        .wait_for(|s| matches!(s, Seen::Packet { packet: Packet::SubAddRqst(_), .. }))
+        .wait_for(|s| {
+            matches!(
+                s,
+                Seen::Packet {
+                    packet: Packet::SubAddRqst(_),
+                    ..
+                }
+            )
+        })
         .await
     {
         Seen::Packet {
@@ -89,7 +115,11 @@ async fn subscriptions_survive_a_router_restart_on_the_same_port() {
         _ => unreachable!(),
     }
     loop {
-        match tokio::time::timeout(PROMPT, events.recv()).await.unwrap().unwrap() {
+        match tokio::time::timeout(PROMPT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
             ConnectionEvent::Reconnected {
                 resubscribed,
                 failed,
@@ -114,7 +144,9 @@ async fn subscriptions_survive_a_router_restart_on_the_same_port() {
 #[tokio::test]
 async fn reconnect_gives_up_after_max_retries() {
     let router = MiniRouter::start().await;
-    let client = Client::connect(router.uri(), reconnecting(Some(2))).await.unwrap();
+    let client = Client::connect(router.uri(), reconnecting(Some(2)))
+        .await
+        .unwrap();
     let mut sub = client
         .subscribe("n > 0", SubscribeOptions::default())
         .await
@@ -146,9 +178,13 @@ async fn reconnect_gives_up_after_max_retries() {
 async fn connect_with_reconnect_retries_until_the_router_comes_up() {
     let port = FakeServer::bind().await.port;
     let uri = format!("elvin://127.0.0.1:{port}");
-    let connecting = tokio::spawn(async move { Client::connect(uri.as_str(), reconnecting(None)).await });
+    let connecting =
+        tokio::spawn(async move { Client::connect(uri.as_str(), reconnecting(None)).await });
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert!(!connecting.is_finished(), "connect should still be retrying");
+    assert!(
+        !connecting.is_finished(),
+        "connect should still be retrying"
+    );
     let _router = MiniRouter::start_on(port).await;
     let client = tokio::time::timeout(PROMPT, connecting)
         .await
@@ -163,7 +199,9 @@ async fn connect_without_reconnect_fails_at_once() {
     let port = FakeServer::bind().await.port;
     let uri = format!("elvin://127.0.0.1:{port}");
     let started = std::time::Instant::now();
-    let error = Client::connect(uri.as_str(), ConnectOptions::new()).await.unwrap_err();
+    let error = Client::connect(uri.as_str(), ConnectOptions::new())
+        .await
+        .unwrap_err();
     assert!(matches!(error, ClientError::Refused { .. }));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -174,7 +212,9 @@ async fn several_clients_publish_and_receive_through_one_router() {
     let mut clients = Vec::new();
     let mut subs = Vec::new();
     for _ in 0..5 {
-        let client = Client::connect(router.uri(), ConnectOptions::new()).await.unwrap();
+        let client = Client::connect(router.uri(), ConnectOptions::new())
+            .await
+            .unwrap();
         subs.push(
             client
                 .subscribe("n > 0", SubscribeOptions::default())
@@ -184,7 +224,10 @@ async fn several_clients_publish_and_receive_through_one_router() {
         clients.push(client);
     }
     for (i, client) in clients.iter().enumerate() {
-        client.notify(&note(i as i32 + 1), true, &Keys::new()).await.unwrap();
+        client
+            .notify(&note(i as i32 + 1), true, &Keys::new())
+            .await
+            .unwrap();
     }
     for sub in &mut subs {
         let mut got = Vec::new();
@@ -230,7 +273,10 @@ fn blocking_client_polls_and_waits() {
                 .is_none()
         );
         client.notify(&note(7), true, &Keys::new()).unwrap();
-        let got = client.recv_timeout(PROMPT).unwrap().expect("a notification");
+        let got = client
+            .recv_timeout(PROMPT)
+            .unwrap()
+            .expect("a notification");
         assert_eq!(got.attributes.get_i32("n"), Some(7));
         assert_eq!(Some(got.subscription), sub.id());
         assert!(client.test_connection().unwrap() < PROMPT);
@@ -243,8 +289,12 @@ fn blocking_client_polls_and_waits() {
 fn blocking_run_loop_dispatches_and_can_be_stopped() {
     with_router(|uri, _| {
         let client = elvin_client::blocking::Client::connect(uri, ConnectOptions::new()).unwrap();
-        let a = client.subscribe("n > 0", SubscribeOptions::default()).unwrap();
-        let b = client.subscribe("n > 0", SubscribeOptions::default()).unwrap();
+        let a = client
+            .subscribe("n > 0", SubscribeOptions::default())
+            .unwrap();
+        let b = client
+            .subscribe("n > 0", SubscribeOptions::default())
+            .unwrap();
         for n in 1..=3 {
             client.notify(&note(n), true, &Keys::new()).unwrap();
         }
@@ -292,7 +342,9 @@ fn blocking_receivers_wake_with_the_error_when_the_connection_dies() {
     let router = runtime.block_on(MiniRouter::start());
     let client =
         elvin_client::blocking::Client::connect(router.uri(), ConnectOptions::new()).unwrap();
-    let _sub = client.subscribe("n > 0", SubscribeOptions::default()).unwrap();
+    let _sub = client
+        .subscribe("n > 0", SubscribeOptions::default())
+        .unwrap();
     runtime.block_on(router.stop());
     let error = client.recv().unwrap_err();
     assert!(matches!(error, ClientError::ConnectionLost(_)), "{error:?}");

@@ -43,9 +43,10 @@ impl Pki {
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
         params.extended_key_usages = vec![usage];
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("client"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("client"),
+        );
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Leaf {
             cert: cert.der().clone(),
@@ -75,10 +76,12 @@ fn acceptor(server: &Leaf, client_ca: Option<&Pki>) -> TlsAcceptor {
         Some(pki) => {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(pki.ca.der().clone()).unwrap();
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .unwrap();
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -131,14 +134,20 @@ fn options(tls: TlsOptions) -> ConnectOptions {
 #[tokio::test]
 async fn a_tls_session_works_with_the_ca_from_a_pem_file() {
     let pki = Pki::new("test CA");
-    let server_leaf = pki.issue(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let server_leaf = pki.issue(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write(&dir, "ca.pem", &pki.ca_pem());
     let server = FakeServer::bind().await;
     let acceptor = acceptor(&server_leaf, None);
 
     let (client, accepted) = tokio::join!(
-        Client::connect(secure_uri(&server), options(TlsOptions::new().ca_file(&ca_file))),
+        Client::connect(
+            secure_uri(&server),
+            options(TlsOptions::new().ca_file(&ca_file))
+        ),
         accept_tls(&server, &acceptor)
     );
     let client = client.unwrap();
@@ -146,16 +155,19 @@ async fn a_tls_session_works_with_the_ca_from_a_pem_file() {
     assert!(presented.is_none(), "no client certificate was configured");
 
     // A request round trip over TLS.
-    let (sub, ()) = tokio::join!(client.subscribe("A == 1", SubscribeOptions::default()), async {
-        let Packet::SubAddRqst(rqst) = peer.recv().await else {
-            panic!("expected SubAddRqst")
-        };
-        peer.send(SubRply {
-            xid: rqst.xid,
-            subscription_id: 5,
-        })
-        .await;
-    });
+    let (sub, ()) = tokio::join!(
+        client.subscribe("A == 1", SubscribeOptions::default()),
+        async {
+            let Packet::SubAddRqst(rqst) = peer.recv().await else {
+                panic!("expected SubAddRqst")
+            };
+            peer.send(SubRply {
+                xid: rqst.xid,
+                subscription_id: 5,
+            })
+            .await;
+        }
+    );
     assert_eq!(sub.unwrap().router_id(), Some(5));
 }
 
@@ -200,11 +212,17 @@ async fn the_client_certificate_is_presented_when_configured() {
 async fn a_router_certificate_from_an_unknown_ca_is_a_tls_error() {
     let real = Pki::new("real CA");
     let other = Pki::new("other CA");
-    let server_leaf = real.issue(&["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
+    let server_leaf = real.issue(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
     let server = FakeServer::bind().await;
     let acceptor = acceptor(&server_leaf, None);
     let (client, accepted) = tokio::join!(
-        Client::connect(secure_uri(&server), options(TlsOptions::new().ca_pem(other.ca_pem()))),
+        Client::connect(
+            secure_uri(&server),
+            options(TlsOptions::new().ca_pem(other.ca_pem()))
+        ),
         accept_tls(&server, &acceptor)
     );
     assert!(accepted.is_err());

@@ -149,10 +149,8 @@ impl Peer {
 
     /// Waits for the client to close its side.
     pub async fn expect_eof(&mut self) {
-        let end = tokio::time::timeout(PROMPT, async {
-            while self.frame().await.is_some() {}
-        })
-        .await;
+        let end =
+            tokio::time::timeout(PROMPT, async { while self.frame().await.is_some() {} }).await;
         assert!(end.is_ok(), "the client did not close the connection");
     }
 }
