@@ -93,6 +93,11 @@
 //!   connected, and `$ns run` must end the file; Emulab's own checks for
 //!   these were partial.
 //! * Delays: a plain number means milliseconds.
+//! * A UDP source cannot be connected to an `Agent/TCPSink` (Emulab wrote
+//!   inconsistent rows for it); TCP may use `Agent/Null` or `Agent/TCPSink`.
+//! * Object names are checked: node names must be host names (letters,
+//!   digits, `-`), no object may take a built-in command's name or the
+//!   reserved agent names `linktest` and `slothd`.
 //! * Only `limit_` of a queue's settings reaches the model (`q_limit`); the
 //!   other queue settings, and the RED/GRED queue type, are validated but
 //!   the model has no columns for them yet.
