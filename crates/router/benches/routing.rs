@@ -84,7 +84,12 @@ fn bench_routing(c: &mut Criterion) {
         }
         let target_outbox = outbox(&metrics);
         let target = broker.register_client(Arc::clone(&target_outbox), Keys::new());
-        broker.add_subscription(target, emulab_subscription("testbed/target", "node1"), true, Keys::new());
+        broker.add_subscription(
+            target,
+            emulab_subscription("testbed/target", "node1"),
+            true,
+            Keys::new(),
+        );
         let mut scratch = RouteScratch::new();
         let no_keys = Keys::new();
         let mut drained = Vec::with_capacity(1 << 16);

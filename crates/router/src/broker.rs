@@ -163,8 +163,14 @@ impl RouteScratch {
     /// outbox (each with one non-blocking write, handing the rest to a
     /// flush task if the socket is full).
     pub fn finish_batch(&mut self, metrics: &Metrics) {
-        metrics::add(&metrics.notifications_in, std::mem::take(&mut self.notifications));
-        metrics::add(&metrics.deliveries_out, std::mem::take(&mut self.deliveries));
+        metrics::add(
+            &metrics.notifications_in,
+            std::mem::take(&mut self.notifications),
+        );
+        metrics::add(
+            &metrics.deliveries_out,
+            std::mem::take(&mut self.deliveries),
+        );
         metrics::add(&metrics.evaluations, std::mem::take(&mut self.evaluations));
         for outbox in self.touched.drain(..) {
             outbox.flush_soon();
@@ -309,7 +315,11 @@ impl Broker {
         let mut guard = self.table.write();
         let table = &mut *guard;
         let slot = *table.by_id.get(&id).ok_or(NoSuchSubscription(id))?;
-        if table.subscriptions.get(slot).is_none_or(|e| e.client != client) {
+        if table
+            .subscriptions
+            .get(slot)
+            .is_none_or(|e| e.client != client)
+        {
             return Err(NoSuchSubscription(id));
         }
         table.subscriptions.remove(slot);
@@ -360,7 +370,8 @@ impl Broker {
                         || keys_match(&sub.keys, notification.producer_keys)
                         || keys_match(&sub.keys, notification.message_keys)
                 };
-                if !secure && !(notification.deliver_insecure && sub.accept_insecure) {
+                let candidate = secure || (notification.deliver_insecure && sub.accept_insecure);
+                if !candidate {
                     return;
                 }
                 evaluations += 1;
@@ -372,7 +383,9 @@ impl Broker {
         if scratch.matches.is_empty() {
             return 0;
         }
-        scratch.matches.sort_unstable_by_key(|&(client, _, _)| client);
+        scratch
+            .matches
+            .sort_unstable_by_key(|&(client, _, _)| client);
         let mut delivered = 0;
         let mut start = 0;
         let matches = std::mem::take(&mut scratch.matches);
@@ -417,7 +430,11 @@ impl Broker {
 
     /// Whether the outbox of `client` is still usable (for tests).
     pub fn client_outbox_state(&self, client: ClientId) -> Option<OutboxState> {
-        self.table.read().clients.get(client).map(|c| c.outbox.state())
+        self.table
+            .read()
+            .clients
+            .get(client)
+            .map(|c| c.outbox.state())
     }
 }
 
@@ -509,7 +526,10 @@ mod tests {
         let mut scratch = RouteScratch::new();
         let n = route(
             &broker,
-            &[("EXPT", ValueRef::String("p/e")), ("SCHEDULER", ValueRef::Int32(0))],
+            &[
+                ("EXPT", ValueRef::String("p/e")),
+                ("SCHEDULER", ValueRef::Int32(0)),
+            ],
             true,
             &Keys::new(),
             &mut scratch,
@@ -520,8 +540,20 @@ mod tests {
         assert!(delivered(&b).is_empty());
         // Removal takes a subscription out of routing.
         broker.remove_subscription(ca, a1).unwrap();
-        assert_eq!(broker.remove_subscription(cb, a2), Err(NoSuchSubscription(a2)));
-        route(&broker, &[("EXPT", ValueRef::String("p/e")), ("SCHEDULER", ValueRef::Int32(0))], true, &Keys::new(), &mut scratch);
+        assert_eq!(
+            broker.remove_subscription(cb, a2),
+            Err(NoSuchSubscription(a2))
+        );
+        route(
+            &broker,
+            &[
+                ("EXPT", ValueRef::String("p/e")),
+                ("SCHEDULER", ValueRef::Int32(0)),
+            ],
+            true,
+            &Keys::new(),
+            &mut scratch,
+        );
         assert_eq!(delivered(&a), [(vec![], vec![a2])]);
         assert_eq!(broker.unregister_client(ca), 1);
         assert_eq!(broker.subscription_count(), 1);
@@ -537,12 +569,27 @@ mod tests {
         let accepting = broker.add_subscription(c, compile("x == 1"), true, Keys::new());
         broker.add_subscription(c, compile("x == 1"), false, Keys::new());
         let mut scratch = RouteScratch::new();
-        route(&broker, &[("x", ValueRef::Int32(1))], true, &Keys::new(), &mut scratch);
+        route(
+            &broker,
+            &[("x", ValueRef::Int32(1))],
+            true,
+            &Keys::new(),
+            &mut scratch,
+        );
         assert_eq!(delivered(&out), [(vec![], vec![accepting])]);
         // deliver_insecure false and no keys: nothing at all, not even
         // evaluated.
         let before = scratch.evaluations;
-        assert_eq!(route(&broker, &[("x", ValueRef::Int32(1))], false, &Keys::new(), &mut scratch), 0);
+        assert_eq!(
+            route(
+                &broker,
+                &[("x", ValueRef::Int32(1))],
+                false,
+                &Keys::new(),
+                &mut scratch
+            ),
+            0
+        );
         assert_eq!(scratch.evaluations, before);
     }
 
@@ -571,9 +618,21 @@ mod tests {
         }
         .to_public_for_notification();
         let mut scratch = RouteScratch::new();
-        route(&broker, &[("x", ValueRef::Int32(1))], true, &message_keys, &mut scratch);
+        route(
+            &broker,
+            &[("x", ValueRef::Int32(1))],
+            true,
+            &message_keys,
+            &mut scratch,
+        );
         assert_eq!(delivered(&out), [(vec![keyed], vec![open])]);
-        route(&broker, &[("x", ValueRef::Int32(1))], false, &message_keys, &mut scratch);
+        route(
+            &broker,
+            &[("x", ValueRef::Int32(1))],
+            false,
+            &message_keys,
+            &mut scratch,
+        );
         assert_eq!(delivered(&out), [(vec![keyed], vec![])]);
     }
 
@@ -613,7 +672,11 @@ mod tests {
         // At most the few subscriptions filed under a shared value before
         // the selective ones had postings can be candidates, plus the one
         // that matches.
-        assert!(scratch.evaluations <= 3, "evaluated {}", scratch.evaluations);
+        assert!(
+            scratch.evaluations <= 3,
+            "evaluated {}",
+            scratch.evaluations
+        );
         assert_eq!(delivered(&out), [(vec![], vec![wanted])]);
         let evaluated = scratch.evaluations;
         scratch.finish_batch(&metrics);

@@ -365,8 +365,14 @@ impl FileConfig {
 fn seconds(key: &'static str, value: f64, allow_zero: bool) -> Result<Duration, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { key, message };
     if !value.is_finite() || value < 0.0 || (!allow_zero && value == 0.0) {
-        let floor = if allow_zero { "0 or more" } else { "more than 0" };
-        return Err(invalid(format!("{value} is not a number of seconds {floor}")));
+        let floor = if allow_zero {
+            "0 or more"
+        } else {
+            "more than 0"
+        };
+        return Err(invalid(format!(
+            "{value} is not a number of seconds {floor}"
+        )));
     }
     Duration::try_from_secs_f64(value).map_err(|e| invalid(format!("{value} seconds: {e}")))
 }
@@ -408,7 +414,11 @@ impl ConnectionLimits {
         Ok(ConnectionLimits {
             packet_max_length: limit(
                 "limits.packet_max_length",
-                pick(cli.packet_max_length, file.packet_max_length, d.packet_max_length),
+                pick(
+                    cli.packet_max_length,
+                    file.packet_max_length,
+                    d.packet_max_length,
+                ),
                 1024,
             )?,
             subscription_max_count: limit(
@@ -520,12 +530,20 @@ impl Settings {
         )?;
         let metrics_listen = match cli.metrics_listen.as_ref().or(file.metrics_listen.as_ref()) {
             None => None,
-            Some(text) => Some(text.parse::<SocketAddr>().map_err(|e| ConfigError::Invalid {
-                key: "metrics_listen",
-                message: format!("{text:?} is not an address:port ({e}); write e.g. 127.0.0.1:9917"),
-            })?),
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "metrics_listen",
+                        message: format!(
+                            "{text:?} is not an address:port ({e}); write e.g. 127.0.0.1:9917"
+                        ),
+                    })?,
+            ),
         };
-        let max_connections = cli.max_connections.or(file.max_connections).unwrap_or(100_000);
+        let max_connections = cli
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(100_000);
         if max_connections == 0 {
             return Err(ConfigError::Invalid {
                 key: "max_connections",
@@ -592,7 +610,9 @@ impl Settings {
             )?,
             shutdown_timeout: seconds(
                 "shutdown_timeout",
-                cli.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(5.0),
+                cli.shutdown_timeout
+                    .or(file.shutdown_timeout)
+                    .unwrap_or(5.0),
                 false,
             )?,
             limits,

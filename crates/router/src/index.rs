@@ -284,11 +284,7 @@ fn fix_position(
     position: u32,
 ) {
     if let Some(Some(filing)) = filings.get_mut(moved as usize) {
-        if let Some(posting) = filing
-            .postings
-            .iter_mut()
-            .find(|p| p.key.as_ref() == key)
-        {
+        if let Some(posting) = filing.postings.iter_mut().find(|p| p.key.as_ref() == key) {
             posting.position = position;
         }
     }
@@ -357,7 +353,11 @@ mod tests {
     fn numbers_are_found_across_types() {
         let mut index = SubscriptionIndex::new();
         index.insert(3, &constraints("n == 1"));
-        for value in [ValueRef::Int32(1), ValueRef::Int64(1), ValueRef::Real64(1.0)] {
+        for value in [
+            ValueRef::Int32(1),
+            ValueRef::Int64(1),
+            ValueRef::Real64(1.0),
+        ] {
             assert_eq!(candidates(&index, &[("n", value)]), [3], "{value:?}");
         }
         assert!(candidates(&index, &[("n", ValueRef::Int32(2))]).is_empty());

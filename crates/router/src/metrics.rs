@@ -114,17 +114,72 @@ impl Metrics {
     pub fn render_prometheus(&self) -> String {
         let s = self.snapshot();
         let rows: [(&str, &str, &str, u64); 11] = [
-            ("eventd_connections", "gauge", "Client connections open now.", s.connections_current),
-            ("eventd_connections_total", "counter", "Client connections accepted.", s.connections_total),
-            ("eventd_connections_refused_total", "counter", "Connections refused at max_connections.", s.connections_refused),
-            ("eventd_subscriptions", "gauge", "Subscriptions in the routing table.", s.subscriptions),
-            ("eventd_notifications_in_total", "counter", "Notifications received (NotifyEmit and UNotify).", s.notifications_in),
-            ("eventd_deliveries_out_total", "counter", "NotifyDeliver packets queued for clients.", s.deliveries_out),
-            ("eventd_notifications_dropped_total", "counter", "NotifyDeliver packets dropped (send-queue policy or size).", s.notifications_dropped),
-            ("eventd_dropwarns_sent_total", "counter", "DropWarn packets written.", s.dropwarns_sent),
-            ("eventd_protocol_errors_total", "counter", "Connections closed for protocol violations.", s.protocol_errors),
-            ("eventd_nacks_total", "counter", "Nack replies sent.", s.nacks),
-            ("eventd_evaluations_total", "counter", "Subscription expressions evaluated.", s.evaluations),
+            (
+                "eventd_connections",
+                "gauge",
+                "Client connections open now.",
+                s.connections_current,
+            ),
+            (
+                "eventd_connections_total",
+                "counter",
+                "Client connections accepted.",
+                s.connections_total,
+            ),
+            (
+                "eventd_connections_refused_total",
+                "counter",
+                "Connections refused at max_connections.",
+                s.connections_refused,
+            ),
+            (
+                "eventd_subscriptions",
+                "gauge",
+                "Subscriptions in the routing table.",
+                s.subscriptions,
+            ),
+            (
+                "eventd_notifications_in_total",
+                "counter",
+                "Notifications received (NotifyEmit and UNotify).",
+                s.notifications_in,
+            ),
+            (
+                "eventd_deliveries_out_total",
+                "counter",
+                "NotifyDeliver packets queued for clients.",
+                s.deliveries_out,
+            ),
+            (
+                "eventd_notifications_dropped_total",
+                "counter",
+                "NotifyDeliver packets dropped (send-queue policy or size).",
+                s.notifications_dropped,
+            ),
+            (
+                "eventd_dropwarns_sent_total",
+                "counter",
+                "DropWarn packets written.",
+                s.dropwarns_sent,
+            ),
+            (
+                "eventd_protocol_errors_total",
+                "counter",
+                "Connections closed for protocol violations.",
+                s.protocol_errors,
+            ),
+            (
+                "eventd_nacks_total",
+                "counter",
+                "Nack replies sent.",
+                s.nacks,
+            ),
+            (
+                "eventd_evaluations_total",
+                "counter",
+                "Subscription expressions evaluated.",
+                s.evaluations,
+            ),
         ];
         let mut out = String::with_capacity(2048);
         for (name, kind, help, value) in rows {
@@ -196,15 +251,24 @@ pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// The response to a request head: status line and body.
 fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
-    let line = head.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or(b"");
+    let line = head
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or(b"");
     let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
     let method = parts.next().unwrap_or(b"");
     let target = parts.next().unwrap_or(b"");
     let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
     match (method, path) {
         (b"GET", b"/metrics") => ("200 OK", metrics.render_prometheus()),
-        (b"GET", _) => ("404 Not Found", "not found: the metrics are at /metrics\n".into()),
-        _ => ("405 Method Not Allowed", "only GET /metrics is served\n".into()),
+        (b"GET", _) => (
+            "404 Not Found",
+            "not found: the metrics are at /metrics\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "only GET /metrics is served\n".into(),
+        ),
     }
 }
 
@@ -218,8 +282,7 @@ async fn answer_scrape(mut stream: TcpStream, metrics: &Metrics) -> std::io::Res
                 return Ok::<bool, std::io::Error>(false);
             }
             head.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
-            {
+            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
                 return Ok(true);
             }
             if head.len() > MAX_REQUEST_HEAD {
@@ -234,7 +297,10 @@ async fn answer_scrape(mut stream: TcpStream, metrics: &Metrics) -> std::io::Res
     let (status, body) = if complete {
         response_for(&head, metrics)
     } else {
-        ("400 Bad Request", "incomplete or oversized request\n".into())
+        (
+            "400 Bad Request",
+            "incomplete or oversized request\n".into(),
+        )
     };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
@@ -269,9 +335,18 @@ mod tests {
     #[test]
     fn only_get_metrics_is_served() {
         let metrics = Metrics::default();
-        assert_eq!(response_for(b"GET /metrics HTTP/1.1\r\n\r\n", &metrics).0, "200 OK");
-        assert_eq!(response_for(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &metrics).0, "200 OK");
-        assert_eq!(response_for(b"GET / HTTP/1.1\r\n\r\n", &metrics).0, "404 Not Found");
+        assert_eq!(
+            response_for(b"GET /metrics HTTP/1.1\r\n\r\n", &metrics).0,
+            "200 OK"
+        );
+        assert_eq!(
+            response_for(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &metrics).0,
+            "200 OK"
+        );
+        assert_eq!(
+            response_for(b"GET / HTTP/1.1\r\n\r\n", &metrics).0,
+            "404 Not Found"
+        );
         assert_eq!(
             response_for(b"POST /metrics HTTP/1.1\r\n\r\n", &metrics).0,
             "405 Method Not Allowed"

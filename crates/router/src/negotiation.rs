@@ -133,7 +133,12 @@ pub fn negotiate(requested: &Options, limits: &ConnectionLimits) -> (SessionOpti
         };
         // Options limited by the router: [protocol minimum, configured value].
         let bounded = |current: &mut usize, ceiling: usize| {
-            let answer = int_answer(value, protocol_min, clamp_to_i32(ceiling), clamp_to_i32(*current));
+            let answer = int_answer(
+                value,
+                protocol_min,
+                clamp_to_i32(ceiling),
+                clamp_to_i32(*current),
+            );
             if let Some(Value::Int32(v)) = &answer.accepted {
                 *current = usize::try_from(*v).unwrap_or(*current);
             }
@@ -261,7 +266,10 @@ mod tests {
     #[test]
     fn empty_request_gets_vendor_under_both_names_and_key_schemes() {
         let (effective, reply) = ask(&[]);
-        assert_eq!(effective, SessionOptions::defaults(&ConnectionLimits::default()));
+        assert_eq!(
+            effective,
+            SessionOptions::defaults(&ConnectionLimits::default())
+        );
         let names: Vec<&str> = reply.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -311,13 +319,22 @@ mod tests {
             ("Subscription.Max-Length", Value::String("1024".into())),
             ("Send-Queue.Drop-Policy", Value::String("random".into())),
         ]);
-        assert_eq!(effective, SessionOptions::defaults(&ConnectionLimits::default()));
+        assert_eq!(
+            effective,
+            SessionOptions::defaults(&ConnectionLimits::default())
+        );
         assert_eq!(
             get(&reply, "Packet.Max-Length"),
             Some(&Value::Int32(2 * 1024 * 1024))
         );
-        assert_eq!(get(&reply, "Subscription.Max-Count"), Some(&Value::Int32(2048)));
-        assert_eq!(get(&reply, "Subscription.Max-Length"), Some(&Value::Int32(2048)));
+        assert_eq!(
+            get(&reply, "Subscription.Max-Count"),
+            Some(&Value::Int32(2048))
+        );
+        assert_eq!(
+            get(&reply, "Subscription.Max-Length"),
+            Some(&Value::Int32(2048))
+        );
         assert_eq!(
             get(&reply, "Send-Queue.Drop-Policy"),
             Some(&Value::String("oldest".into()))
@@ -339,7 +356,10 @@ mod tests {
             ("router.supported-keyschemes", Value::String("SHA-1".into())),
             ("router.vendor-identification", Value::String("x".into())),
         ]);
-        assert_eq!(get(&reply, "router.packet.max-length"), Some(&Value::Int32(8192)));
+        assert_eq!(
+            get(&reply, "router.packet.max-length"),
+            Some(&Value::Int32(8192))
+        );
         assert_eq!(get(&reply, "Packet.Max-Length"), Some(&Value::Int32(4096)));
         // Last request wins.
         assert_eq!(effective.packet_max_length, 4096);
@@ -374,7 +394,10 @@ mod tests {
         let requested = vec![("router.coalesce-delay".to_owned(), Value::Int32(25))];
         let (effective, reply) = negotiate(&requested, &ConnectionLimits::default());
         assert!(!effective.send_immediately);
-        assert_eq!(get(&reply, "router.coalesce-delay"), Some(&Value::Int32(25)));
+        assert_eq!(
+            get(&reply, "router.coalesce-delay"),
+            Some(&Value::Int32(25))
+        );
 
         // Invalid: answered with the value in effect, in legacy terms. With
         // TCP_NODELAY on by default the value in effect is send-immediately
@@ -394,8 +417,14 @@ mod tests {
     #[test]
     fn attribute_limits_are_pinned_at_max() {
         let (_, reply) = ask(&[("Attribute.Max-Count", Value::Int32(64))]);
-        assert_eq!(get(&reply, "Attribute.Max-Count"), Some(&Value::Int32(i32::MAX)));
+        assert_eq!(
+            get(&reply, "Attribute.Max-Count"),
+            Some(&Value::Int32(i32::MAX))
+        );
         let (_, reply) = ask(&[("attribute.max-count", Value::Int32(i32::MAX))]);
-        assert_eq!(get(&reply, "attribute.max-count"), Some(&Value::Int32(i32::MAX)));
+        assert_eq!(
+            get(&reply, "attribute.max-count"),
+            Some(&Value::Int32(i32::MAX))
+        );
     }
 }

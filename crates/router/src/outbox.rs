@@ -391,7 +391,12 @@ impl Outbox {
     /// Queues a NotifyDeliver built from a notification's raw attribute
     /// bytes and the matching subscription ids, applying the size limit
     /// and the drop policy.
-    pub fn push_deliver(&self, raw_attributes: &[u8], secure: &[i64], insecure: &[i64]) -> DeliverOutcome {
+    pub fn push_deliver(
+        &self,
+        raw_attributes: &[u8],
+        secure: &[i64],
+        insecure: &[i64],
+    ) -> DeliverOutcome {
         let body_len = notify_deliver_raw_len(raw_attributes, secure, insecure);
         let mut q = self.queue.lock();
         if q.state != OutboxState::Open {
@@ -530,7 +535,8 @@ impl Outbox {
             q.bytes = 0;
             q.head_written = 0;
         }
-        let wake_space = q.space_waiter && (q.bytes <= q.limits.max_bytes || outcome == FlushOutcome::Broken);
+        let wake_space =
+            q.space_waiter && (q.bytes <= q.limits.max_bytes || outcome == FlushOutcome::Broken);
         if wake_space {
             q.space_waiter = false;
         }
@@ -697,7 +703,10 @@ mod tests {
     fn oldest_policy_drops_from_the_front_and_warns_once() {
         let (outbox, metrics) = outbox(3 * FRAME, DropPolicy::Oldest);
         for v in 0..6 {
-            assert_eq!(outbox.push_deliver(&raw(v), &[1], &[]), DeliverOutcome::Queued);
+            assert_eq!(
+                outbox.push_deliver(&raw(v), &[1], &[]),
+                DeliverOutcome::Queued
+            );
         }
         // The queue keeps its bound, DropWarn included (8 bytes over is
         // allowed only for the warning itself).
@@ -746,7 +755,10 @@ mod tests {
         for v in 0..4 {
             outbox.push_deliver(&raw(v), &[1], &[]);
         }
-        assert_eq!(outbox.push_deliver(&raw(9), &ids, &[]), DeliverOutcome::Dropped);
+        assert_eq!(
+            outbox.push_deliver(&raw(9), &ids, &[]),
+            DeliverOutcome::Dropped
+        );
         let got = drain(&outbox);
         assert_eq!(got, [None, Some(0), Some(1), Some(2), Some(3)]);
     }
@@ -756,9 +768,15 @@ mod tests {
         let (outbox, _) = outbox(2 * FRAME, DropPolicy::Fail);
         outbox.push_deliver(&raw(0), &[1], &[]);
         outbox.push_deliver(&raw(1), &[1], &[]);
-        assert_eq!(outbox.push_deliver(&raw(2), &[1], &[]), DeliverOutcome::Overflow);
+        assert_eq!(
+            outbox.push_deliver(&raw(2), &[1], &[]),
+            DeliverOutcome::Overflow
+        );
         assert_eq!(outbox.state(), OutboxState::Overflowed);
-        assert_eq!(outbox.push_deliver(&raw(3), &[1], &[]), DeliverOutcome::Closed);
+        assert_eq!(
+            outbox.push_deliver(&raw(3), &[1], &[]),
+            DeliverOutcome::Closed
+        );
         let mut disconn = Vec::new();
         Packet::from(elvin_proto::Disconn {
             reason: 4,
@@ -787,9 +805,15 @@ mod tests {
         }
         assert!(outbox.over_limit());
         // A notification that cannot fit among the replies is dropped.
-        assert_eq!(outbox.push_deliver(&raw(0), &[1], &[]), DeliverOutcome::Dropped);
+        assert_eq!(
+            outbox.push_deliver(&raw(0), &[1], &[]),
+            DeliverOutcome::Dropped
+        );
         let got = drain(&outbox);
-        assert_eq!(got, [None, Some(-1), Some(-2), Some(-3), Some(-4), Some(-5)]);
+        assert_eq!(
+            got,
+            [None, Some(-1), Some(-2), Some(-3), Some(-4), Some(-5)]
+        );
         assert!(!outbox.over_limit());
     }
 
@@ -817,7 +841,10 @@ mod tests {
             },
             metrics.clone(),
         );
-        assert_eq!(outbox.push_deliver(&raw(0), &[1], &[]), DeliverOutcome::Dropped);
+        assert_eq!(
+            outbox.push_deliver(&raw(0), &[1], &[]),
+            DeliverOutcome::Dropped
+        );
         assert_eq!(drain(&outbox), [None]);
         assert_eq!(metrics.snapshot().notifications_dropped, 1);
     }

@@ -208,9 +208,9 @@ async fn bind_endpoints(settings: &Settings) -> anyhow::Result<Vec<Endpoint>> {
             }
             .with_context(|| format!("cannot create a socket for {uri}"))?;
             socket.set_reuseaddr(true)?;
-            socket
-                .bind(addr)
-                .with_context(|| format!("cannot listen on {uri} ({addr}): is another router running there?"))?;
+            socket.bind(addr).with_context(|| {
+                format!("cannot listen on {uri} ({addr}): is another router running there?")
+            })?;
             let listener = socket
                 .listen(4096)
                 .with_context(|| format!("cannot listen on {uri} ({addr})"))?;
@@ -246,7 +246,10 @@ fn reload(cli: &Cli, ctx: &ServerContext, log: &LogReloader, current: &mut Setti
             }
         }
     }
-    let filter = settings.log_level.clone().unwrap_or_else(|| "info".to_owned());
+    let filter = settings
+        .log_level
+        .clone()
+        .unwrap_or_else(|| "info".to_owned());
     if let Err(error) = log(&filter) {
         tracing::error!(%error, "SIGHUP: log level not changed");
     }
@@ -254,8 +257,14 @@ fn reload(cli: &Cli, ctx: &ServerContext, log: &LogReloader, current: &mut Setti
     let fixed: Vec<&str> = [
         (settings.listen != current.listen, "listen"),
         (settings.workers != current.workers, "workers"),
-        (settings.metrics_listen != current.metrics_listen, "metrics_listen"),
-        (settings.stats_interval != current.stats_interval, "stats_interval"),
+        (
+            settings.metrics_listen != current.metrics_listen,
+            "metrics_listen",
+        ),
+        (
+            settings.stats_interval != current.stats_interval,
+            "stats_interval",
+        ),
         (settings.log_format != current.log_format, "log_format"),
     ]
     .into_iter()
@@ -288,7 +297,10 @@ pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
             tracing::info!(%addr, "serving metrics at /metrics");
-            Some(tokio::spawn(metrics::serve_metrics(listener, Arc::clone(&ctx.metrics))))
+            Some(tokio::spawn(metrics::serve_metrics(
+                listener,
+                Arc::clone(&ctx.metrics),
+            )))
         }
         None => None,
     };
@@ -340,7 +352,10 @@ pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::
     ctx.live.wait_until_none(deadline).await;
     let left = ctx.live.count();
     if left > 0 {
-        tracing::warn!(connections = left, "shutdown: some connections did not finish in time");
+        tracing::warn!(
+            connections = left,
+            "shutdown: some connections did not finish in time"
+        );
     }
     if let Some(task) = metrics_task {
         task.abort();

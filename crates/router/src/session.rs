@@ -295,7 +295,8 @@ impl Session {
     /// Closes the connection with Disconn(`reason`, `text`).
     pub fn close_with(&mut self, reason: i32, text: String) -> Step {
         self.end();
-        self.outbox.push_final(frame_of(Disconn { reason, args: text }));
+        self.outbox
+            .push_final(frame_of(Disconn { reason, args: text }));
         Step::Close
     }
 
@@ -355,14 +356,24 @@ impl Session {
             return self.violation(ALREADY_CONNECTED.to_owned());
         }
         if (request.client_major, request.client_minor) != (4, 0) {
-            self.nack(request.xid, nack::PROT_INCOMPAT, VERSION_MESSAGE.to_owned(), vec![]);
+            self.nack(
+                request.xid,
+                nack::PROT_INCOMPAT,
+                VERSION_MESSAGE.to_owned(),
+                vec![],
+            );
             return Step::Continue;
         }
         let (options, reply) = negotiate(&request.options, &self.limits);
         if request.notification_keys.key_count() > options.connection_max_keys
             || request.subscription_keys.key_count() > options.connection_max_keys
         {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Too many keys".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Too many keys".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         let notification_keys = request.notification_keys.to_public_for_notification();
@@ -390,7 +401,11 @@ impl Session {
         Step::Continue
     }
 
-    fn compile(&self, options: &SessionOptions, expression: &str) -> Result<Subscription, SubscriptionError> {
+    fn compile(
+        &self,
+        options: &SessionOptions,
+        expression: &str,
+    ) -> Result<Subscription, SubscriptionError> {
         let limits = Limits {
             max_length: options.subscription_max_length,
             ..Limits::default()
@@ -400,15 +415,30 @@ impl Session {
 
     fn sub_add(&mut self, c: &mut Connected, request: SubAddRqst) -> Step {
         if c.subscriptions.len() >= c.options.subscription_max_count {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Too many subscriptions".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Too many subscriptions".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         if request.expression.len() > c.options.subscription_max_length {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Subscription too long".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Subscription too long".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         if request.keys.key_count() > c.options.subscription_max_keys {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Too many keys".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Too many keys".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         let subscription = match self.compile(&c.options, &request.expression) {
@@ -449,14 +479,24 @@ impl Session {
             return Step::Continue;
         };
         if request.expression.len() > c.options.subscription_max_length {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Subscription too long".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Subscription too long".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         let mut keys = current_keys.clone();
         keys.add_keys(&request.add_keys.to_public_for_subscription());
         keys.remove_keys(&request.del_keys.to_public_for_subscription());
         if keys.key_count() > c.options.subscription_max_keys {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Too many keys".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Too many keys".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         let subscription = if request.expression.is_empty() {
@@ -514,7 +554,12 @@ impl Session {
         if notification_keys.key_count() > c.options.connection_max_keys
             || subscription_keys.key_count() > c.options.connection_max_keys
         {
-            self.nack(request.xid, nack::IMPL_LIMIT, "Too many keys".into(), vec![]);
+            self.nack(
+                request.xid,
+                nack::IMPL_LIMIT,
+                "Too many keys".into(),
+                vec![],
+            );
             return Step::Continue;
         }
         c.notification_keys = notification_keys;
@@ -523,7 +568,8 @@ impl Session {
                 .set_client_keys(c.client, subscription_keys.clone());
             c.subscription_keys = subscription_keys;
         }
-        self.outbox.push_reply(frame_of(SecRply { xid: request.xid }));
+        self.outbox
+            .push_reply(frame_of(SecRply { xid: request.xid }));
         Step::Continue
     }
 

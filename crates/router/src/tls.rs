@@ -112,7 +112,10 @@ mod tests {
             client_ca: None,
             require_client_cert: false,
         };
-        let err = build_acceptor(&settings).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = build_acceptor(&settings)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("/nonexistent/cert.pem"), "{err}");
     }
 
@@ -127,7 +130,10 @@ mod tests {
             client_ca: None,
             require_client_cert: false,
         };
-        let err = build_acceptor(&settings).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = build_acceptor(&settings)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("no CERTIFICATE"), "{err}");
     }
 }

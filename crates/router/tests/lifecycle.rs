@@ -49,16 +49,25 @@ fn sighup_reloads_the_log_level() {
     let mut client = Client::connect(router.addr());
 
     // Nacks are logged at debug: not visible at info.
-    assert!(matches!(client.sub_add("1 == 1", true, Keys::new()), Packet::Nack(_)));
+    assert!(matches!(
+        client.sub_add("1 == 1", true, Keys::new()),
+        Packet::Nack(_)
+    ));
     client.sync();
-    assert!(!router.proc.stderr().contains("nack"), "debug output at level info");
+    assert!(
+        !router.proc.stderr().contains("nack"),
+        "debug output at level info"
+    );
 
     std::fs::write(&config, "log_level = \"debug\"\n").unwrap();
     router.proc.signal(signals::SIGHUP);
     router
         .proc
         .wait_for_output("configuration reloaded", Duration::from_secs(10));
-    assert!(matches!(client.sub_add("2 == 2", true, Keys::new()), Packet::Nack(_)));
+    assert!(matches!(
+        client.sub_add("2 == 2", true, Keys::new()),
+        Packet::Nack(_)
+    ));
     router.proc.wait_for_output("nack", Duration::from_secs(10));
 
     // A broken file is reported and changes nothing.
@@ -102,7 +111,10 @@ fn metrics_report_traffic() {
     for _ in 0..5 {
         sub.recv_deliver();
     }
-    assert!(matches!(sub.sub_add("1 == 1", true, Keys::new()), Packet::Nack(_)));
+    assert!(matches!(
+        sub.sub_add("1 == 1", true, Keys::new()),
+        Packet::Nack(_)
+    ));
     let mut bad = Client::open(router.addr());
     bad.send_raw(&[0, 0, 0, 5]);
     bad.expect_disconn(disconn::PROTOCOL_VIOLATION);

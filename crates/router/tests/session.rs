@@ -47,7 +47,10 @@ fn negotiation_follows_the_rules_for_every_kind_of_request() {
         ("No.Such-Option", Value::Int32(5)),
     ]));
     // Accepted: echoed as requested.
-    assert_eq!(option(&reply, "Packet.Max-Length"), Some(&Value::Int32(8192)));
+    assert_eq!(
+        option(&reply, "Packet.Max-Length"),
+        Some(&Value::Int32(8192))
+    );
     // Legacy name answered under the legacy spelling.
     assert_eq!(
         option(&reply, "router.subscription.max-count"),
@@ -55,7 +58,10 @@ fn negotiation_follows_the_rules_for_every_kind_of_request() {
     );
     assert!(option(&reply, "Subscription.Max-Count").is_none());
     // coalesce-delay 0 (send immediately) accepted and echoed in legacy terms.
-    assert_eq!(option(&reply, "router.coalesce-delay"), Some(&Value::Int32(0)));
+    assert_eq!(
+        option(&reply, "router.coalesce-delay"),
+        Some(&Value::Int32(0))
+    );
     // Wrong type and invalid value: the value in effect.
     assert_eq!(
         option(&reply, "Subscription.Max-Length"),
@@ -77,7 +83,10 @@ fn negotiation_follows_the_rules_for_every_kind_of_request() {
 fn negotiated_subscription_count_is_enforced() {
     let router = eventd(&[]);
     let mut client = Client::open(router.addr());
-    client.handshake(options(&[("router.subscription.max-count", Value::Int32(16))]));
+    client.handshake(options(&[(
+        "router.subscription.max-count",
+        Value::Int32(16),
+    )]));
     for i in 0..16 {
         client.subscribe(&format!("n == {i}"));
     }

@@ -83,7 +83,10 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
     for seq in 0..NOTIFICATIONS {
         while seq >= received.load(Ordering::Acquire) + WINDOW {
             std::thread::yield_now();
-            assert!(started.elapsed() < Duration::from_secs(120), "healthy subscriber stalled");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "healthy subscriber stalled"
+            );
         }
         producer.emit(event(seq as i32));
     }
@@ -102,7 +105,10 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
         growth_mib < 40,
         "router RSS grew {growth_mib} MiB while {sent_mib} MiB went to a stalled client"
     );
-    assert!(worst_gap < Duration::from_secs(2), "healthy subscriber waited {worst_gap:?}");
+    assert!(
+        worst_gap < Duration::from_secs(2),
+        "healthy subscriber waited {worst_gap:?}"
+    );
 
     // The stalled client wakes up: it finds what its socket buffers held,
     // then a DropWarn, then only recent notifications.
@@ -115,8 +121,14 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(saw_dropwarn, "the stalled client was never told about dropped notifications");
-    assert!(delivered < NOTIFICATIONS, "nothing was dropped for the stalled client");
+    assert!(
+        saw_dropwarn,
+        "the stalled client was never told about dropped notifications"
+    );
+    assert!(
+        delivered < NOTIFICATIONS,
+        "nothing was dropped for the stalled client"
+    );
     // And it is still connected and usable.
     stalled.subscribe("other == 1");
 }

@@ -72,11 +72,9 @@ fn tls_connect(port: u16, pki: &Pki, with_client_cert: bool) -> Client<TlsStream
     } else {
         builder.with_no_client_auth()
     };
-    let connection = rustls::ClientConnection::new(
-        Arc::new(config),
-        ServerName::try_from("localhost").unwrap(),
-    )
-    .unwrap();
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     Client::over(rustls::StreamOwned::new(connection, tcp))
@@ -141,7 +139,11 @@ fn client_certificates_are_checked_against_the_ca() {
     let _router = start(
         dir.path(),
         tls_port,
-        &["--tls-client-ca", ca.to_str().unwrap(), "--tls-require-client-cert"],
+        &[
+            "--tls-client-ca",
+            ca.to_str().unwrap(),
+            "--tls-require-client-cert",
+        ],
     );
 
     let mut trusted = tls_connect(tls_port, &pki, true);

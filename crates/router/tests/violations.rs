@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, emulab_event, eventd, options};
 use elvin_proto::codes::{disconn, nack};
-use elvin_proto::{
-    ConnRqst, DisconnRqst, Keys, NotifyEmit, Packet, SubAddRqst, Value, xdr,
-};
+use elvin_proto::{ConnRqst, DisconnRqst, Keys, NotifyEmit, Packet, SubAddRqst, Value, xdr};
 
 /// A bystander that must keep receiving while others misbehave.
 struct Bystander {
@@ -112,42 +110,67 @@ fn every_violation_closes_only_its_connection() {
             vec![0, 0, 0, 5, 0, 0, 0, 63, 0],
             "Frame length not 4 byte aligned",
         ),
-        ("bad boolean", true, {
-            let mut body = Vec::new();
-            xdr::put_i32(&mut body, 56);
-            xdr::put_count(&mut body, 0);
-            xdr::put_i32(&mut body, 2);
-            xdr::put_count(&mut body, 0);
-            frame(&body)
-        }, "Error decoding NotifyEmit"),
-        ("leftover bytes", true, {
-            let mut body = Vec::new();
-            xdr::put_i32(&mut body, 63);
-            xdr::put_i32(&mut body, 0);
-            frame(&body)
-        }, "Error decoding TestConn"),
-        ("bad key scheme", true, {
-            let mut body = Vec::new();
-            xdr::put_i32(&mut body, 58);
-            xdr::put_i32(&mut body, 1);
-            xdr::put_str(&mut body, "a == 1");
-            xdr::put_bool(&mut body, true);
-            xdr::put_count(&mut body, 1);
-            xdr::put_i32(&mut body, 9);
-            xdr::put_i32(&mut body, 1);
-            xdr::put_count(&mut body, 0);
-            frame(&body)
-        }, "unknown key scheme 9"),
-        ("zero xid", true, encoded(DisconnRqst { xid: 0 }), "transaction id 0"),
-        ("bad UTF-8", true, {
-            let mut body = Vec::new();
-            xdr::put_i32(&mut body, 58);
-            xdr::put_i32(&mut body, 1);
-            xdr::put_opaque(&mut body, &[0xff, 0xfe]);
-            xdr::put_bool(&mut body, true);
-            xdr::put_count(&mut body, 0);
-            frame(&body)
-        }, "UTF-8"),
+        (
+            "bad boolean",
+            true,
+            {
+                let mut body = Vec::new();
+                xdr::put_i32(&mut body, 56);
+                xdr::put_count(&mut body, 0);
+                xdr::put_i32(&mut body, 2);
+                xdr::put_count(&mut body, 0);
+                frame(&body)
+            },
+            "Error decoding NotifyEmit",
+        ),
+        (
+            "leftover bytes",
+            true,
+            {
+                let mut body = Vec::new();
+                xdr::put_i32(&mut body, 63);
+                xdr::put_i32(&mut body, 0);
+                frame(&body)
+            },
+            "Error decoding TestConn",
+        ),
+        (
+            "bad key scheme",
+            true,
+            {
+                let mut body = Vec::new();
+                xdr::put_i32(&mut body, 58);
+                xdr::put_i32(&mut body, 1);
+                xdr::put_str(&mut body, "a == 1");
+                xdr::put_bool(&mut body, true);
+                xdr::put_count(&mut body, 1);
+                xdr::put_i32(&mut body, 9);
+                xdr::put_i32(&mut body, 1);
+                xdr::put_count(&mut body, 0);
+                frame(&body)
+            },
+            "unknown key scheme 9",
+        ),
+        (
+            "zero xid",
+            true,
+            encoded(DisconnRqst { xid: 0 }),
+            "transaction id 0",
+        ),
+        (
+            "bad UTF-8",
+            true,
+            {
+                let mut body = Vec::new();
+                xdr::put_i32(&mut body, 58);
+                xdr::put_i32(&mut body, 1);
+                xdr::put_opaque(&mut body, &[0xff, 0xfe]);
+                xdr::put_bool(&mut body, true);
+                xdr::put_count(&mut body, 0);
+                frame(&body)
+            },
+            "UTF-8",
+        ),
     ];
 
     for (name, connect, bytes, expected) in cases {
@@ -158,7 +181,10 @@ fn every_violation_closes_only_its_connection() {
         };
         bad.send_raw(&bytes);
         let text = bad.expect_disconn(disconn::PROTOCOL_VIOLATION);
-        assert!(text.contains(expected), "{name}: Disconn text {text:?} lacks {expected:?}");
+        assert!(
+            text.contains(expected),
+            "{name}: Disconn text {text:?} lacks {expected:?}"
+        );
         bystander.still_works();
     }
     // The NotifyEmit sent before ConnRqst was not delivered.
@@ -229,7 +255,10 @@ fn channels_without_a_session_are_closed_after_the_idle_timeout() {
     let text = idle.expect_disconn(disconn::PROTOCOL_VIOLATION);
     let waited = started.elapsed();
     assert!(text.contains("ConnRqst or UNotify"), "{text}");
-    assert!(waited >= Duration::from_millis(400), "closed too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "closed too early: {waited:?}"
+    );
     // A session is not subject to it.
     std::thread::sleep(Duration::from_millis(800));
     bystander.still_works();

@@ -154,7 +154,10 @@ impl<S: Read + Write + Timeouts> Client<S> {
     /// packets.
     pub fn expect_closed(&mut self) {
         match self.recv_within(WAIT) {
-            None => assert!(self.eof, "expected the router to close the connection; it stayed open"),
+            None => assert!(
+                self.eof,
+                "expected the router to close the connection; it stayed open"
+            ),
             Some(packet) => panic!("expected the connection to close, got {packet:?}"),
         }
     }
