@@ -12,14 +12,19 @@ use elvin_proto::{AttributesRef, ValueRef};
 use elvin_sublang::{Limits, Subscription, Truth};
 
 /// The subscription evproxy builds for experiment p/e and one host.
-const EMULAB_EXPRESSION: &str = r#" ( EXPT == "p/e" ) && ( HOST == "*" || HOST == "10.0.0.1" ) && SCHEDULER == 0 "#;
+const EMULAB_EXPRESSION: &str =
+    r#" ( EXPT == "p/e" ) && ( HOST == "*" || HOST == "10.0.0.1" ) && SCHEDULER == 0 "#;
 
 const HMAC: [u8; 20] = [0x5a; 20];
 
 /// A notification as the Emulab event library sends it: the seven address
 /// strings, SCHEDULER, the sender, ARGS, the firing time and the HMAC, in
 /// the library's order.
-fn emulab_notification(expt: &'static str, host: &'static str, scheduler: i32) -> AttributesRef<'static> {
+fn emulab_notification(
+    expt: &'static str,
+    host: &'static str,
+    scheduler: i32,
+) -> AttributesRef<'static> {
     AttributesRef {
         entries: vec![
             ("SITE", ValueRef::String("*")),
@@ -52,14 +57,32 @@ fn evaluate(c: &mut Criterion) {
         Err(e) => panic!("the benchmark expression does not compile: {e}"),
     };
     let cases = [
-        ("evaluate emulab: match", emulab_notification("p/e", "10.0.0.1", 0), Truth::True),
-        ("evaluate emulab: no match, other experiment", emulab_notification("p/other", "*", 0), Truth::False),
-        ("evaluate emulab: no match, other host", emulab_notification("p/e", "10.0.0.2", 0), Truth::False),
-        ("evaluate emulab: no match, scheduler request", emulab_notification("p/e", "*", 1), Truth::False),
+        (
+            "evaluate emulab: match",
+            emulab_notification("p/e", "10.0.0.1", 0),
+            Truth::True,
+        ),
+        (
+            "evaluate emulab: no match, other experiment",
+            emulab_notification("p/other", "*", 0),
+            Truth::False,
+        ),
+        (
+            "evaluate emulab: no match, other host",
+            emulab_notification("p/e", "10.0.0.2", 0),
+            Truth::False,
+        ),
+        (
+            "evaluate emulab: no match, scheduler request",
+            emulab_notification("p/e", "*", 1),
+            Truth::False,
+        ),
     ];
     for (name, notification, expected) in cases {
         assert_eq!(sub.evaluate(&notification), expected, "{name}");
-        c.bench_function(name, |b| b.iter(|| black_box(&sub).evaluate(black_box(&notification))));
+        c.bench_function(name, |b| {
+            b.iter(|| black_box(&sub).evaluate(black_box(&notification)))
+        });
     }
 }
 

@@ -53,7 +53,10 @@ impl BinOp {
 
     /// True for the operators that take integers only (shifts and bitwise).
     pub fn integers_only(self) -> bool {
-        !matches!(self, BinOp::Sub | BinOp::Add | BinOp::Mul | BinOp::Div | BinOp::Rem)
+        !matches!(
+            self,
+            BinOp::Sub | BinOp::Add | BinOp::Mul | BinOp::Div | BinOp::Rem
+        )
     }
 }
 

@@ -80,7 +80,10 @@ impl StaticType {
 
     /// Certainly a number.
     fn is_number(self) -> bool {
-        matches!(self, StaticType::Int32 | StaticType::Int64 | StaticType::Real64 | StaticType::Number)
+        matches!(
+            self,
+            StaticType::Int32 | StaticType::Int64 | StaticType::Real64 | StaticType::Number
+        )
     }
 
     /// The type of an arithmetic result from operands of these types.
@@ -145,20 +148,41 @@ impl Operand {
     /// A leaf for a name.
     pub fn name(name: String, span: Span) -> Operand {
         let checked = Checked::Value(Expr::Attr(name.into()), StaticType::Attribute);
-        Operand { checked, form: Form::Name, span, end: span.end, height: 1 }
+        Operand {
+            checked,
+            form: Form::Name,
+            span,
+            end: span.end,
+            height: 1,
+        }
     }
 
     /// A leaf for a literal.
     pub fn literal(literal: Literal, span: Span) -> Operand {
         let ty = StaticType::of_literal(&literal);
-        let form = if ty == StaticType::String { Form::StringLiteral } else { Form::Other };
-        Operand { checked: Checked::Value(Expr::Literal(literal), ty), form, span, end: span.end, height: 1 }
+        let form = if ty == StaticType::String {
+            Form::StringLiteral
+        } else {
+            Form::Other
+        };
+        Operand {
+            checked: Checked::Value(Expr::Literal(literal), ty),
+            form,
+            span,
+            end: span.end,
+            height: 1,
+        }
     }
 
     /// The operand wrapped in parentheses: same meaning and form, wider
     /// text, one level deeper.
     pub fn parenthesised(self, open: Span, close_end: usize) -> Operand {
-        Operand { span: open, end: close_end, height: self.height.saturating_add(1), ..self }
+        Operand {
+            span: open,
+            end: close_end,
+            height: self.height.saturating_add(1),
+            ..self
+        }
     }
 }
 
@@ -172,8 +196,8 @@ struct ValueOperand {
 /// The functions of the language and their argument counts (min, max).
 fn arity(function: &str) -> Option<(usize, Option<usize>)> {
     Some(match function {
-        "require" | "int32" | "int64" | "real64" | "string" | "opaque" | "nan" | "size" | "fold-case"
-        | "decompose" | "decompose-compat" => (1, Some(1)),
+        "require" | "int32" | "int64" | "real64" | "string" | "opaque" | "nan" | "size"
+        | "fold-case" | "decompose" | "decompose-compat" => (1, Some(1)),
         "equals" | "begins-with" | "ends-with" | "contains" | "wildcard" | "regex" => (2, None),
         _ => return None,
     })
@@ -206,8 +230,10 @@ impl Checker<'_, '_> {
                 } else {
                     String::new()
                 };
-                let message =
-                    format!("Expression does not evaluate to boolean: {text} is a {} value{hint}", ty.name());
+                let message = format!(
+                    "Expression does not evaluate to boolean: {text} is a {} value{hint}",
+                    ty.name()
+                );
                 Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
         }
@@ -231,7 +257,11 @@ impl Checker<'_, '_> {
     /// An operand that must be a value (of the operator or function `op`).
     fn value(&self, operand: Operand, op: &str) -> Result<ValueOperand, SubscriptionError> {
         match operand.checked {
-            Checked::Value(expr, ty) => Ok(ValueOperand { expr, ty, span: operand.span }),
+            Checked::Value(expr, ty) => Ok(ValueOperand {
+                expr,
+                ty,
+                span: operand.span,
+            }),
             Checked::Pred(_) => {
                 let message = format!(
                     "{op:?} needs a value as an argument, but {} is a condition (was boolean)",
@@ -243,7 +273,12 @@ impl Checker<'_, '_> {
     }
 
     /// `op operand` for a unary `-`, `+` or `~` at `op_span`.
-    pub fn unary(&self, op: UnaryOp, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
+    pub fn unary(
+        &self,
+        op: UnaryOp,
+        op_span: Span,
+        operand: Operand,
+    ) -> Result<Operand, SubscriptionError> {
         let (end, height) = (operand.end, operand.height);
         let value = self.value(operand, op.symbol())?;
         let (ok, wanted) = match op {
@@ -251,23 +286,49 @@ impl Checker<'_, '_> {
             UnaryOp::Neg | UnaryOp::Plus => (value.ty.may_be_number(), "a number"),
         };
         if !ok {
-            let message = format!("{:?} needs {wanted} as an argument (was {})", op.symbol(), value.ty.name());
+            let message = format!(
+                "{:?} needs {wanted} as an argument (was {})",
+                op.symbol(),
+                value.ty.name()
+            );
             return Err(self.error(codes::TYPE_MISMATCH, message, value.span));
         }
-        let ty = if value.ty == StaticType::Attribute { StaticType::Number } else { value.ty };
+        let ty = if value.ty == StaticType::Attribute {
+            StaticType::Number
+        } else {
+            value.ty
+        };
         let expr = match value.expr {
-            Expr::Literal(literal) => fold_num(literal.as_val().as_num().and_then(|n| value::unary(op, n))),
+            Expr::Literal(literal) => {
+                fold_num(literal.as_val().as_num().and_then(|n| value::unary(op, n)))
+            }
             Expr::Bottom => Expr::Bottom,
             expr => Expr::Unary(op, Box::new(expr)),
         };
-        Ok(Operand { checked: Checked::Value(expr, ty), form: Form::Other, span: op_span, end, height: height.saturating_add(1) })
+        Ok(Operand {
+            checked: Checked::Value(expr, ty),
+            form: Form::Other,
+            span: op_span,
+            end,
+            height: height.saturating_add(1),
+        })
     }
 
     /// `operands[0] op operands[1] op …`.
     pub fn chain(&self, op: BinOp, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
-        let span = operands.first().map(|o| o.span).unwrap_or(Span { start: 0, end: 0, line: 1, column: 1 });
+        let span = operands.first().map(|o| o.span).unwrap_or(Span {
+            start: 0,
+            end: 0,
+            line: 1,
+            column: 1,
+        });
         let end = operands.last().map_or(span.end, |o| o.end);
-        let height = operands.iter().map(|o| o.height).max().unwrap_or(0).saturating_add(1);
+        let height = operands
+            .iter()
+            .map(|o| o.height)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         let mut exprs = Vec::with_capacity(operands.len());
         let mut ty: Option<StaticType> = None;
         for operand in operands {
@@ -278,7 +339,11 @@ impl Checker<'_, '_> {
                 (value.ty.may_be_number(), "a number")
             };
             if !ok {
-                let message = format!("{:?} needs {wanted} as an argument (was {})", op.symbol(), value.ty.name());
+                let message = format!(
+                    "{:?} needs {wanted} as an argument (was {})",
+                    op.symbol(),
+                    value.ty.name()
+                );
                 return Err(self.error(codes::TYPE_MISMATCH, message, value.span));
             }
             ty = Some(ty.map_or(value.ty, |t| t.promote(value.ty)));
@@ -288,11 +353,23 @@ impl Checker<'_, '_> {
             Some(StaticType::Attribute) | None => StaticType::Number,
             Some(t) => t,
         };
-        Ok(Operand { checked: Checked::Value(fold_chain(op, exprs), ty), form: Form::Other, span, end, height })
+        Ok(Operand {
+            checked: Checked::Value(fold_chain(op, exprs), ty),
+            form: Form::Other,
+            span,
+            end,
+            height,
+        })
     }
 
     /// `lhs op rhs` for a comparison at `op_span`.
-    pub fn compare(&self, op: CmpOp, op_span: Span, lhs: Operand, rhs: Operand) -> Result<Operand, SubscriptionError> {
+    pub fn compare(
+        &self,
+        op: CmpOp,
+        op_span: Span,
+        lhs: Operand,
+        rhs: Operand,
+    ) -> Result<Operand, SubscriptionError> {
         let (span, end) = (lhs.span, rhs.end);
         let height = lhs.height.max(rhs.height).saturating_add(1);
         let (lhs_text, rhs_text) = (lhs.text(self.source), rhs.text(self.source));
@@ -308,31 +385,74 @@ impl Checker<'_, '_> {
             return Err(self.error(codes::TYPE_MISMATCH, message, op_span));
         }
         let checked = Checked::Pred(comparison(op, lhs.expr, rhs.expr));
-        Ok(Operand { checked, form: Form::Other, span, end, height })
+        Ok(Operand {
+            checked,
+            form: Form::Other,
+            span,
+            end,
+            height,
+        })
     }
 
     /// `! operand` for the `!` at `op_span`.
     pub fn not(&self, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
         let (end, height) = (operand.end, operand.height);
         let pred = negate(self.predicate(operand, "!")?);
-        Ok(Operand { checked: Checked::Pred(pred), form: Form::Other, span: op_span, end, height: height.saturating_add(1) })
+        Ok(Operand {
+            checked: Checked::Pred(pred),
+            form: Form::Other,
+            span: op_span,
+            end,
+            height: height.saturating_add(1),
+        })
     }
 
     /// Two or more operands joined by one logical connective.
-    pub fn logic(&self, logic: Logic, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
-        let span = operands.first().map(|o| o.span).unwrap_or(Span { start: 0, end: 0, line: 1, column: 1 });
+    pub fn logic(
+        &self,
+        logic: Logic,
+        operands: Vec<Operand>,
+    ) -> Result<Operand, SubscriptionError> {
+        let span = operands.first().map(|o| o.span).unwrap_or(Span {
+            start: 0,
+            end: 0,
+            line: 1,
+            column: 1,
+        });
         let end = operands.last().map_or(span.end, |o| o.end);
-        let height = operands.iter().map(|o| o.height).max().unwrap_or(0).saturating_add(1);
+        let height = operands
+            .iter()
+            .map(|o| o.height)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         let mut preds = Vec::with_capacity(operands.len());
         for operand in operands {
             preds.push(self.predicate(operand, logic.symbol())?);
         }
-        Ok(Operand { checked: Checked::Pred(combine(logic, preds)), form: Form::Other, span, end, height })
+        Ok(Operand {
+            checked: Checked::Pred(combine(logic, preds)),
+            form: Form::Other,
+            span,
+            end,
+            height,
+        })
     }
 
     /// A call of `name` (at `span`, with the closing `)` ending at `end`).
-    pub fn call(&self, name: &str, span: Span, end: usize, args: Vec<Operand>) -> Result<Operand, SubscriptionError> {
-        let height = args.iter().map(|o| o.height).max().unwrap_or(0).saturating_add(1);
+    pub fn call(
+        &self,
+        name: &str,
+        span: Span,
+        end: usize,
+        args: Vec<Operand>,
+    ) -> Result<Operand, SubscriptionError> {
+        let height = args
+            .iter()
+            .map(|o| o.height)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         let Some((min, max)) = arity(name) else {
             let message = format!("Unknown function: {name} (the functions are {FUNCTION_LIST})");
             return Err(self.error(codes::UNKNOWN_FUNC, message, span));
@@ -357,7 +477,11 @@ impl Checker<'_, '_> {
         let mut args = args.into_iter();
         let Some(first) = args.next() else {
             // The arity check above guarantees an argument.
-            return Err(self.error(codes::TOO_FEW_ARGS, format!("{name} needs an argument"), span));
+            return Err(self.error(
+                codes::TOO_FEW_ARGS,
+                format!("{name} needs an argument"),
+                span,
+            ));
         };
         let type_test = match name {
             "int32" => Some(ValueType::Int32),
@@ -373,7 +497,10 @@ impl Checker<'_, '_> {
             match name {
                 "require" => Checked::Pred(Pred::Require(self.name_argument(name, first)?)),
                 "nan" => Checked::Pred(Pred::IsNan(self.name_argument(name, first)?)),
-                "size" => Checked::Value(Expr::Size(self.name_argument(name, first)?), StaticType::Int32),
+                "size" => Checked::Value(
+                    Expr::Size(self.name_argument(name, first)?),
+                    StaticType::Int32,
+                ),
                 "fold-case" => self.string_function(StrFn::FoldCase, name, first)?,
                 "decompose" => self.string_function(StrFn::Decompose, name, first)?,
                 "decompose-compat" => self.string_function(StrFn::DecomposeCompat, name, first)?,
@@ -385,16 +512,28 @@ impl Checker<'_, '_> {
                 _ => self.regex(name, first, args)?,
             }
         };
-        Ok(Operand { checked, form: Form::Other, span, end, height })
+        Ok(Operand {
+            checked,
+            form: Form::Other,
+            span,
+            end,
+            height,
+        })
     }
 
     /// An argument that must be a bare attribute name.
-    fn name_argument(&self, function: &str, operand: Operand) -> Result<Box<str>, SubscriptionError> {
+    fn name_argument(
+        &self,
+        function: &str,
+        operand: Operand,
+    ) -> Result<Box<str>, SubscriptionError> {
         match operand.checked {
             Checked::Value(Expr::Attr(name), _) if operand.form == Form::Name => Ok(name),
             _ => {
-                let message =
-                    format!("{function} needs an attribute name as its argument, not {}", operand.text(self.source));
+                let message = format!(
+                    "{function} needs an attribute name as its argument, not {}",
+                    operand.text(self.source)
+                );
                 Err(self.error(codes::TYPE_MISMATCH, message, operand.span))
             }
         }
@@ -402,7 +541,11 @@ impl Checker<'_, '_> {
 
     /// An argument that must be string-valued: a name, a string literal or
     /// a string function.
-    fn string_argument(&self, function: &str, operand: Operand) -> Result<(Expr, StaticType), SubscriptionError> {
+    fn string_argument(
+        &self,
+        function: &str,
+        operand: Operand,
+    ) -> Result<(Expr, StaticType), SubscriptionError> {
         let text = operand.text(self.source);
         let value = self.value(operand, function)?;
         match value.ty {
@@ -419,9 +562,15 @@ impl Checker<'_, '_> {
     }
 
     /// An argument that must be a string literal (a pattern).
-    fn pattern_argument(&self, function: &str, operand: Operand) -> Result<(Box<str>, Span), SubscriptionError> {
+    fn pattern_argument(
+        &self,
+        function: &str,
+        operand: Operand,
+    ) -> Result<(Box<str>, Span), SubscriptionError> {
         match operand.checked {
-            Checked::Value(Expr::Literal(Literal::String(s)), _) if operand.form == Form::StringLiteral => {
+            Checked::Value(Expr::Literal(Literal::String(s)), _)
+                if operand.form == Form::StringLiteral =>
+            {
                 Ok((s, operand.span))
             }
             _ => {
@@ -434,11 +583,16 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn string_function(&self, function: StrFn, name: &str, arg: Operand) -> Result<Checked, SubscriptionError> {
+    fn string_function(
+        &self,
+        function: StrFn,
+        name: &str,
+        arg: Operand,
+    ) -> Result<Checked, SubscriptionError> {
         let expr = match self.string_argument(name, arg)?.0 {
-            Expr::Literal(Literal::String(s)) => {
-                Expr::Literal(Literal::String(function.apply(Cow::Borrowed(s.as_ref())).into()))
-            }
+            Expr::Literal(Literal::String(s)) => Expr::Literal(Literal::String(
+                function.apply(Cow::Borrowed(s.as_ref())).into(),
+            )),
             expr => Expr::StrFn(function, Box::new(expr)),
         };
         Ok(Checked::Value(expr, StaticType::String))
@@ -481,7 +635,11 @@ impl Checker<'_, '_> {
         for operand in rest {
             patterns.push(self.pattern_argument(name, operand)?.0);
         }
-        let pred = Pred::StrTest { test, subject, patterns: patterns.into() };
+        let pred = Pred::StrTest {
+            test,
+            subject,
+            patterns: patterns.into(),
+        };
         Ok(Checked::Pred(fold_if_constant_subject(pred)))
     }
 
@@ -506,7 +664,10 @@ impl Checker<'_, '_> {
                 }
             }
         }
-        let pred = Pred::Wildcard { subject, patterns: patterns.into() };
+        let pred = Pred::Wildcard {
+            subject,
+            patterns: patterns.into(),
+        };
         Ok(Checked::Pred(fold_if_constant_subject(pred)))
     }
 
@@ -535,12 +696,18 @@ impl Checker<'_, '_> {
                     return Err(self.error(codes::REGEXP_TOO_COMPLEX, message, span));
                 }
                 Err(err) => {
-                    let message = format!("Invalid regular expression {pattern:?}: {}", regex_error_summary(&err));
+                    let message = format!(
+                        "Invalid regular expression {pattern:?}: {}",
+                        regex_error_summary(&err)
+                    );
                     return Err(self.error(codes::INVALID_REGEXP, message, span));
                 }
             }
         }
-        let pred = Pred::Regex { subject, patterns: patterns.into() };
+        let pred = Pred::Regex {
+            subject,
+            patterns: patterns.into(),
+        };
         Ok(Checked::Pred(fold_if_constant_subject(pred)))
     }
 }
@@ -610,7 +777,9 @@ fn fold_chain(op: BinOp, exprs: Vec<Expr>) -> Expr {
 fn comparison(op: CmpOp, lhs: Expr, rhs: Expr) -> Pred {
     match (lhs, rhs) {
         (Expr::Bottom, _) | (_, Expr::Bottom) => Pred::Const(Truth::Bottom),
-        (Expr::Literal(a), Expr::Literal(b)) => Pred::Const(Truth::from_comparison(op, &a.as_val(), &b.as_val())),
+        (Expr::Literal(a), Expr::Literal(b)) => {
+            Pred::Const(Truth::from_comparison(op, &a.as_val(), &b.as_val()))
+        }
         (Expr::Attr(attr), Expr::Literal(literal)) => attr_comparison(attr, op, literal),
         (Expr::Literal(literal), Expr::Attr(attr)) => attr_comparison(attr, op.swapped(), literal),
         (lhs, rhs) => Pred::Cmp { op, lhs, rhs },
@@ -619,23 +788,36 @@ fn comparison(op: CmpOp, lhs: Expr, rhs: Expr) -> Pred {
 
 fn attr_comparison(attr: Box<str>, op: CmpOp, literal: Literal) -> Pred {
     match (op, literal) {
-        (CmpOp::Eq, Literal::String(s)) => Pred::AttrIn { attr, values: vec![s].into() },
+        (CmpOp::Eq, Literal::String(s)) => Pred::AttrIn {
+            attr,
+            values: vec![s].into(),
+        },
         (op, literal) => Pred::AttrCmp { attr, op, literal },
     }
 }
 
 /// `equals(subject, candidates…)`, folded or specialised where possible.
 fn equals(subject: Expr, candidates: Vec<Expr>) -> Pred {
-    let all_constant = candidates.iter().all(|c| matches!(c, Expr::Literal(_) | Expr::Bottom));
+    let all_constant = candidates
+        .iter()
+        .all(|c| matches!(c, Expr::Literal(_) | Expr::Bottom));
     match subject {
         Expr::Literal(subject) if all_constant => {
             let results = candidates.iter().map(|c| match c {
-                Expr::Literal(c) => Pred::Const(Truth::from_comparison(CmpOp::Eq, &subject.as_val(), &c.as_val())),
+                Expr::Literal(c) => Pred::Const(Truth::from_comparison(
+                    CmpOp::Eq,
+                    &subject.as_val(),
+                    &c.as_val(),
+                )),
                 _ => Pred::Const(Truth::Bottom),
             });
             combine(Logic::Or, results.collect())
         }
-        Expr::Attr(attr) if candidates.iter().all(|c| matches!(c, Expr::Literal(Literal::String(_)))) => {
+        Expr::Attr(attr)
+            if candidates
+                .iter()
+                .all(|c| matches!(c, Expr::Literal(Literal::String(_)))) =>
+        {
             let values: Vec<Box<str>> = candidates
                 .into_iter()
                 .filter_map(|c| match c {
@@ -643,16 +825,30 @@ fn equals(subject: Expr, candidates: Vec<Expr>) -> Pred {
                     _ => None,
                 })
                 .collect();
-            combine(Logic::Or, values.into_iter().map(|v| Pred::AttrIn { attr: attr.clone(), values: vec![v].into() }).collect())
+            combine(
+                Logic::Or,
+                values
+                    .into_iter()
+                    .map(|v| Pred::AttrIn {
+                        attr: attr.clone(),
+                        values: vec![v].into(),
+                    })
+                    .collect(),
+            )
         }
-        subject => Pred::Equals { subject, candidates: candidates.into() },
+        subject => Pred::Equals {
+            subject,
+            candidates: candidates.into(),
+        },
     }
 }
 
 /// Evaluates a string predicate whose subject is a literal.
 fn fold_if_constant_subject(pred: Pred) -> Pred {
     let constant_subject = match &pred {
-        Pred::StrTest { subject, .. } | Pred::Wildcard { subject, .. } | Pred::Regex { subject, .. } => {
+        Pred::StrTest { subject, .. }
+        | Pred::Wildcard { subject, .. }
+        | Pred::Regex { subject, .. } => {
             matches!(subject, Expr::Literal(_))
         }
         _ => false,
@@ -687,7 +883,8 @@ fn combine(logic: Logic, preds: Vec<Pred>) -> Pred {
             (Logic::And, Pred::Const(Truth::False)) => return Pred::Const(Truth::False),
             (Logic::Or, Pred::Const(Truth::True)) => return Pred::Const(Truth::True),
             (Logic::Xor, Pred::Const(Truth::Bottom)) => return Pred::Const(Truth::Bottom),
-            (Logic::And, Pred::Const(Truth::True)) | (Logic::Or | Logic::Xor, Pred::Const(Truth::False)) => {}
+            (Logic::And, Pred::Const(Truth::True))
+            | (Logic::Or | Logic::Xor, Pred::Const(Truth::False)) => {}
             (Logic::Xor, Pred::Const(Truth::True)) => odd = !odd,
             // One ⊥ operand of && or || is as good as several.
             (Logic::And | Logic::Or, Pred::Const(Truth::Bottom)) => {
@@ -696,7 +893,9 @@ fn combine(logic: Logic, preds: Vec<Pred>) -> Pred {
                     out.push(Pred::Const(Truth::Bottom));
                 }
             }
-            (Logic::And, Pred::And(children)) | (Logic::Or, Pred::Or(children)) | (Logic::Xor, Pred::Xor(children)) => {
+            (Logic::And, Pred::And(children))
+            | (Logic::Or, Pred::Or(children))
+            | (Logic::Xor, Pred::Xor(children)) => {
                 out.extend(children.into_vec());
             }
             (_, pred) => out.push(pred),
@@ -727,8 +926,11 @@ fn merge_attr_in(preds: Vec<Pred>) -> Vec<Pred> {
     let mut merged: Vec<Pred> = Vec::with_capacity(preds.len());
     for pred in preds {
         if let Pred::AttrIn { attr, values } = &pred
-            && let Some(Pred::AttrIn { values: existing, .. }) =
-                merged.iter_mut().find(|p| matches!(p, Pred::AttrIn { attr: a, .. } if a == attr))
+            && let Some(Pred::AttrIn {
+                values: existing, ..
+            }) = merged
+                .iter_mut()
+                .find(|p| matches!(p, Pred::AttrIn { attr: a, .. } if a == attr))
         {
             let mut all = std::mem::take(existing).into_vec();
             for v in values {

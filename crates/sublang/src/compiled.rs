@@ -120,13 +120,27 @@ pub(crate) enum Pred {
     Not(Box<Pred>),
     /// The attribute is a string equal to one of `values`; ⊥ if it is
     /// missing or not a string.
-    AttrIn { attr: Box<str>, values: Box<[Box<str>]> },
+    AttrIn {
+        attr: Box<str>,
+        values: Box<[Box<str>]>,
+    },
     /// `attr op literal`.
-    AttrCmp { attr: Box<str>, op: CmpOp, literal: Literal },
+    AttrCmp {
+        attr: Box<str>,
+        op: CmpOp,
+        literal: Literal,
+    },
     /// `lhs op rhs` in general.
-    Cmp { op: CmpOp, lhs: Expr, rhs: Expr },
+    Cmp {
+        op: CmpOp,
+        lhs: Expr,
+        rhs: Expr,
+    },
     /// `equals(subject, candidates…)`: `subject == c1 || subject == c2 …`.
-    Equals { subject: Expr, candidates: Box<[Expr]> },
+    Equals {
+        subject: Expr,
+        candidates: Box<[Expr]>,
+    },
     /// `require(attr)`.
     Require(Box<str>),
     /// `int32(attr)`, `string(attr)` and so on.
@@ -134,11 +148,21 @@ pub(crate) enum Pred {
     /// `nan(attr)`.
     IsNan(Box<str>),
     /// `begins-with`, `ends-with`, `contains`.
-    StrTest { test: StrTest, subject: Expr, patterns: Box<[Box<str>]> },
+    StrTest {
+        test: StrTest,
+        subject: Expr,
+        patterns: Box<[Box<str>]>,
+    },
     /// `wildcard(subject, patterns…)`.
-    Wildcard { subject: Expr, patterns: Box<[Glob]> },
+    Wildcard {
+        subject: Expr,
+        patterns: Box<[Glob]>,
+    },
     /// `regex(subject, patterns…)`.
-    Regex { subject: Expr, patterns: Box<[Regex]> },
+    Regex {
+        subject: Expr,
+        patterns: Box<[Regex]>,
+    },
 }
 
 /// A node that yields a value or ⊥.
@@ -214,15 +238,22 @@ impl Pred {
                 _ => Truth::Bottom,
             },
             Pred::AttrCmp { attr, op, literal } => match attrs.lookup(attr) {
-                Some(v) => Truth::from_ordering(*op, value::compare(&Val::from(v), &literal.as_val())),
+                Some(v) => {
+                    Truth::from_ordering(*op, value::compare(&Val::from(v), &literal.as_val()))
+                }
                 None => Truth::Bottom,
             },
             Pred::Cmp { op, lhs, rhs } => match (lhs.eval(attrs), rhs.eval(attrs)) {
                 (Some(a), Some(b)) => Truth::from_ordering(*op, value::compare(&a, &b)),
                 _ => Truth::Bottom,
             },
-            Pred::Equals { subject, candidates } => {
-                let Some(subject) = subject.eval(attrs) else { return Truth::Bottom };
+            Pred::Equals {
+                subject,
+                candidates,
+            } => {
+                let Some(subject) = subject.eval(attrs) else {
+                    return Truth::Bottom;
+                };
                 let mut result = Truth::False;
                 for candidate in candidates {
                     let equal = match candidate.eval(attrs) {
@@ -249,7 +280,11 @@ impl Pred {
                 Some(ValueRef::Real64(v)) => Truth::from(v.is_nan()),
                 _ => Truth::Bottom,
             },
-            Pred::StrTest { test, subject, patterns } => match subject.eval(attrs) {
+            Pred::StrTest {
+                test,
+                subject,
+                patterns,
+            } => match subject.eval(attrs) {
                 Some(Val::Str(s)) => Truth::from(patterns.iter().any(|p| match test {
                     StrTest::BeginsWith => s.starts_with(p.as_ref()),
                     StrTest::EndsWith => s.ends_with(p.as_ref()),
@@ -312,19 +347,37 @@ mod tests {
 
     #[test]
     fn string_functions_borrow_when_nothing_changes() {
-        assert!(matches!(StrFn::FoldCase.apply(Cow::Borrowed("abc-1")), Cow::Borrowed("abc-1")));
+        assert!(matches!(
+            StrFn::FoldCase.apply(Cow::Borrowed("abc-1")),
+            Cow::Borrowed("abc-1")
+        ));
         assert_eq!(StrFn::FoldCase.apply(Cow::Borrowed("AbC")), "abc");
-        assert_eq!(StrFn::FoldCase.apply(Cow::Borrowed("\u{c9}T\u{c9}")), "\u{e9}t\u{e9}");
-        assert!(matches!(StrFn::Decompose.apply(Cow::Borrowed("plain")), Cow::Borrowed(_)));
+        assert_eq!(
+            StrFn::FoldCase.apply(Cow::Borrowed("\u{c9}T\u{c9}")),
+            "\u{e9}t\u{e9}"
+        );
+        assert!(matches!(
+            StrFn::Decompose.apply(Cow::Borrowed("plain")),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(StrFn::Decompose.apply(Cow::Borrowed("\u{e9}")), "e\u{301}");
-        assert_eq!(StrFn::DecomposeCompat.apply(Cow::Borrowed("\u{fb01}")), "fi");
-        assert_eq!(StrFn::Decompose.apply(Cow::Borrowed("\u{fb01}")), "\u{fb01}");
+        assert_eq!(
+            StrFn::DecomposeCompat.apply(Cow::Borrowed("\u{fb01}")),
+            "fi"
+        );
+        assert_eq!(
+            StrFn::Decompose.apply(Cow::Borrowed("\u{fb01}")),
+            "\u{fb01}"
+        );
     }
 
     #[test]
     fn chain_stops_at_the_first_bottom() {
         let attrs: Attributes = [("s", "x")].into_iter().collect();
-        let chain = Expr::Chain(BinOp::Add, vec![Expr::Literal(Literal::Int32(1)), Expr::Attr("s".into())].into());
+        let chain = Expr::Chain(
+            BinOp::Add,
+            vec![Expr::Literal(Literal::Int32(1)), Expr::Attr("s".into())].into(),
+        );
         assert_eq!(chain.eval(&attrs), None);
         let empty = Expr::Chain(BinOp::Add, Vec::new().into());
         assert_eq!(empty.eval(&attrs), None);

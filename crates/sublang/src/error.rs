@@ -157,7 +157,12 @@ impl SubscriptionError {
 
     /// An error not tied to a token: column 0, empty token.
     pub(crate) fn whole(code: u32, message: impl Into<String>) -> Self {
-        SubscriptionError { code, message: message.into(), column: 0, token: String::new() }
+        SubscriptionError {
+            code,
+            message: message.into(),
+            column: 0,
+            token: String::new(),
+        }
     }
 
     /// The protocol's name for [`code`](Self::code), such as
@@ -196,7 +201,12 @@ mod tests {
     #[test]
     fn error_on_a_later_line_names_the_line() {
         let src = "a == 1 &&\n  b ==";
-        let span = Span { start: 12, end: 13, line: 2, column: 3 };
+        let span = Span {
+            start: 12,
+            end: 13,
+            line: 2,
+            column: 3,
+        };
         let e = SubscriptionError::at(codes::PARSE_ERROR, "bad", span, src);
         assert_eq!(e.column, 3);
         assert_eq!(e.token, "b");
@@ -214,7 +224,12 @@ mod tests {
 
     #[test]
     fn span_outside_the_source_gives_an_empty_token() {
-        let span = Span { start: 5, end: 50, line: 1, column: 6 };
+        let span = Span {
+            start: 5,
+            end: 50,
+            line: 1,
+            column: 6,
+        };
         assert_eq!(span.text("short"), "");
     }
 

@@ -116,12 +116,14 @@ impl Glob {
             match c {
                 '*' => {
                     // Consecutive stars are one star.
-                    if !(current.is_empty() && !segments.is_empty()) {
+                    if !current.is_empty() || segments.is_empty() {
                         segments.push(Segment::new(std::mem::take(&mut current)));
                     }
                 }
                 '?' => current.push(Item::Any),
-                '\\' => current.push(Item::Char(chars.next().ok_or(GlobError::TrailingBackslash)?)),
+                '\\' => current.push(Item::Char(
+                    chars.next().ok_or(GlobError::TrailingBackslash)?,
+                )),
                 c => current.push(Item::Char(c)),
             }
         }
@@ -131,20 +133,30 @@ impl Glob {
 
     /// Whether the pattern matches all of `s`.
     pub fn matches(&self, s: &str) -> bool {
-        let Some((first, rest)) = self.segments.split_first() else { return s.is_empty() };
+        let Some((first, rest)) = self.segments.split_first() else {
+            return s.is_empty();
+        };
         let Some((last, middle)) = rest.split_last() else {
             // No star: the single segment must cover the whole string.
             return first.match_prefix(s) == Some(s.len());
         };
-        let Some(prefix_end) = first.match_prefix(s) else { return false };
-        let Some(after_prefix) = s.get(prefix_end..) else { return false };
-        let Some(tail_start) = last.suffix_start(after_prefix) else { return false };
+        let Some(prefix_end) = first.match_prefix(s) else {
+            return false;
+        };
+        let Some(after_prefix) = s.get(prefix_end..) else {
+            return false;
+        };
+        let Some(tail_start) = last.suffix_start(after_prefix) else {
+            return false;
+        };
         let (mut hay, tail) = after_prefix.split_at(tail_start);
         if last.match_prefix(tail) != Some(tail.len()) {
             return false;
         }
         for segment in middle {
-            let Some((_, end)) = segment.find(hay) else { return false };
+            let Some((_, end)) = segment.find(hay) else {
+                return false;
+            };
             hay = hay.get(end..).unwrap_or("");
         }
         true

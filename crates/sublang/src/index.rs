@@ -131,7 +131,10 @@ pub(crate) fn constraints(pred: &Pred) -> Vec<Constraint> {
 }
 
 fn one(attribute: &str, values: Vec<IndexKey>) -> Need {
-    Need::All(vec![Constraint { attribute: attribute.to_owned(), values }])
+    Need::All(vec![Constraint {
+        attribute: attribute.to_owned(),
+        values,
+    }])
 }
 
 fn nothing() -> Need {
@@ -177,16 +180,24 @@ fn need(pred: &Pred) -> Need {
             }
             one(attr, keys)
         }
-        Pred::AttrCmp { attr, op: CmpOp::Eq, literal } => literal_need(attr, literal),
-        Pred::Cmp { op: CmpOp::Eq, lhs, rhs } => match (lhs, rhs) {
-            (Expr::Attr(attr), Expr::Literal(literal)) | (Expr::Literal(literal), Expr::Attr(attr)) => {
-                literal_need(attr, literal)
-            }
+        Pred::AttrCmp {
+            attr,
+            op: CmpOp::Eq,
+            literal,
+        } => literal_need(attr, literal),
+        Pred::Cmp {
+            op: CmpOp::Eq,
+            lhs,
+            rhs,
+        } => match (lhs, rhs) {
+            (Expr::Attr(attr), Expr::Literal(literal))
+            | (Expr::Literal(literal), Expr::Attr(attr)) => literal_need(attr, literal),
             _ => nothing(),
         },
-        Pred::Equals { subject: Expr::Attr(attr), candidates } => {
-            literal_keys(candidates.iter()).map_or_else(nothing, |keys| one(attr, keys))
-        }
+        Pred::Equals {
+            subject: Expr::Attr(attr),
+            candidates,
+        } => literal_keys(candidates.iter()).map_or_else(nothing, |keys| one(attr, keys)),
         Pred::And(children) => {
             let mut all: Vec<Constraint> = Vec::new();
             for child in children {
@@ -206,7 +217,9 @@ fn need(pred: &Pred) -> Need {
             // makes the || true makes one of them true.
             let mut common: Option<Vec<Constraint>> = None;
             for child in children {
-                let Need::All(constraints) = need(child) else { continue };
+                let Need::All(constraints) = need(child) else {
+                    continue;
+                };
                 common = Some(match common {
                     None => constraints,
                     Some(previous) => unite(previous, constraints),
@@ -221,7 +234,10 @@ fn need(pred: &Pred) -> Need {
 /// Adds `c` to `all`, intersecting with an existing constraint on the same
 /// attribute (both are necessary, so the intersection is).
 fn intersect_into(all: &mut Vec<Constraint>, c: Constraint) {
-    match all.iter_mut().find(|existing| existing.attribute == c.attribute) {
+    match all
+        .iter_mut()
+        .find(|existing| existing.attribute == c.attribute)
+    {
         Some(existing) => existing.values.retain(|v| c.values.contains(v)),
         None => all.push(c),
     }
@@ -252,21 +268,42 @@ mod tests {
         assert_eq!(IndexKey::of(ValueRef::Int32(1)), one);
         assert_eq!(IndexKey::of(ValueRef::Int64(1)), one);
         assert_eq!(IndexKey::of(ValueRef::Real64(1.0)), one);
-        assert_eq!(IndexKey::of(ValueRef::Real64(0.0)), Some(IndexKey::Integer(0)));
-        assert_ne!(IndexKey::of(ValueRef::Real64(-0.0)), Some(IndexKey::Integer(0)));
-        assert_eq!(IndexKey::of(ValueRef::Real64(f64::NAN)), IndexKey::of(ValueRef::Real64(-f64::NAN)));
-        assert_eq!(IndexKey::of(ValueRef::Real64(0.5)), Some(IndexKey::Real(0.5f64.to_bits())));
+        assert_eq!(
+            IndexKey::of(ValueRef::Real64(0.0)),
+            Some(IndexKey::Integer(0))
+        );
+        assert_ne!(
+            IndexKey::of(ValueRef::Real64(-0.0)),
+            Some(IndexKey::Integer(0))
+        );
+        assert_eq!(
+            IndexKey::of(ValueRef::Real64(f64::NAN)),
+            IndexKey::of(ValueRef::Real64(-f64::NAN))
+        );
+        assert_eq!(
+            IndexKey::of(ValueRef::Real64(0.5)),
+            Some(IndexKey::Real(0.5f64.to_bits()))
+        );
         assert!(IndexKey::of(ValueRef::Real64(f64::INFINITY)).is_some());
     }
 
     #[test]
     fn inexact_magnitudes_have_no_key() {
         let limit = 1i64 << 53;
-        assert_eq!(IndexKey::of(ValueRef::Int64(limit - 1)), Some(IndexKey::Integer(limit - 1)));
-        assert_eq!(IndexKey::of(ValueRef::Int64(-(limit - 1))), Some(IndexKey::Integer(-(limit - 1))));
+        assert_eq!(
+            IndexKey::of(ValueRef::Int64(limit - 1)),
+            Some(IndexKey::Integer(limit - 1))
+        );
+        assert_eq!(
+            IndexKey::of(ValueRef::Int64(-(limit - 1))),
+            Some(IndexKey::Integer(-(limit - 1)))
+        );
         assert_eq!(IndexKey::of(ValueRef::Int64(limit)), None);
         assert_eq!(IndexKey::of(ValueRef::Int64(i64::MIN)), None);
-        assert_eq!(IndexKey::of(ValueRef::Real64(9_007_199_254_740_992.0)), None);
+        assert_eq!(
+            IndexKey::of(ValueRef::Real64(9_007_199_254_740_992.0)),
+            None
+        );
         assert_eq!(IndexKey::of(ValueRef::Real64(-1e300)), None);
         assert_eq!(IndexKey::of(ValueRef::Opaque(b"x")), None);
     }

@@ -114,7 +114,12 @@ fn is_space(c: char) -> bool {
 impl<'s> Lexer<'s> {
     /// A lexer positioned at the start of `source`.
     pub fn new(source: &'s str) -> Self {
-        Lexer { source, offset: 0, line: 1, column: 1 }
+        Lexer {
+            source,
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
     }
 
     /// The source being tokenised.
@@ -155,7 +160,12 @@ impl<'s> Lexer<'s> {
 
     /// A span from the start position `(start, line, column)` to the cursor.
     fn span_from(&self, start: (usize, u32, u32)) -> Span {
-        Span { start: start.0, end: self.offset, line: start.1, column: start.2 }
+        Span {
+            start: start.0,
+            end: self.offset,
+            line: start.1,
+            column: start.2,
+        }
     }
 
     fn error(&self, code: u32, message: String, start: (usize, u32, u32)) -> SubscriptionError {
@@ -170,7 +180,10 @@ impl<'s> Lexer<'s> {
         }
         let start = (self.offset, self.line, self.column);
         let Some(c) = self.peek() else {
-            return Ok(Token { kind: TokenKind::End, span: self.span_from(start) });
+            return Ok(Token {
+                kind: TokenKind::End,
+                span: self.span_from(start),
+            });
         };
         let kind = match c {
             '(' => self.single(TokenKind::LParen),
@@ -194,7 +207,10 @@ impl<'s> Lexer<'s> {
                 }
             },
         };
-        Ok(Token { kind, span: self.span_from(start) })
+        Ok(Token {
+            kind,
+            span: self.span_from(start),
+        })
     }
 
     fn single(&mut self, kind: TokenKind) -> TokenKind {
@@ -318,16 +334,26 @@ impl<'s> Lexer<'s> {
             self.bump();
         }
         // Octal "0" has no digits after the prefix.
-        let magnitude = if digits.is_empty() { Some(0) } else { u64::from_str_radix(&digits, radix).ok() };
-        let value = if long {
-            magnitude.and_then(|m| i64::try_from(m).ok()).map(TokenKind::Int64)
+        let magnitude = if digits.is_empty() {
+            Some(0)
         } else {
-            magnitude.and_then(|m| i32::try_from(m).ok()).map(TokenKind::Int32)
+            u64::from_str_radix(&digits, radix).ok()
+        };
+        let value = if long {
+            magnitude
+                .and_then(|m| i64::try_from(m).ok())
+                .map(TokenKind::Int64)
+        } else {
+            magnitude
+                .and_then(|m| i32::try_from(m).ok())
+                .map(TokenKind::Int32)
         };
         value.ok_or_else(|| {
             let text = self.span_from(start).text(self.source).to_owned();
             let message = if long {
-                format!("Number {text} is too large for an int64 (the largest is 9223372036854775807L)")
+                format!(
+                    "Number {text} is too large for an int64 (the largest is 9223372036854775807L)"
+                )
             } else {
                 format!(
                     "Number {text} is too large for an int32 (the largest is 2147483647): \
@@ -393,28 +419,49 @@ mod tests {
     #[test]
     fn operator_characters_continue_names() {
         assert_eq!(kinds("a==1").unwrap(), [name("a==1")]);
-        assert_eq!(kinds("pipe= > 20").unwrap(), [name("pipe="), TokenKind::Op(Op::Gt), TokenKind::Int32(20)]);
-        assert_eq!(kinds("a-b.c/d:e;f<g>h?i@j!k#l$m%n&o*p+q").unwrap(), [name("a-b.c/d:e;f<g>h?i@j!k#l$m%n&o*p+q")]);
-        assert_eq!(kinds("x^y_z`{|}~\u{e9}").unwrap(), [name("x^y_z`{|}~\u{e9}")]);
+        assert_eq!(
+            kinds("pipe= > 20").unwrap(),
+            [name("pipe="), TokenKind::Op(Op::Gt), TokenKind::Int32(20)]
+        );
+        assert_eq!(
+            kinds("a-b.c/d:e;f<g>h?i@j!k#l$m%n&o*p+q").unwrap(),
+            [name("a-b.c/d:e;f<g>h?i@j!k#l$m%n&o*p+q")]
+        );
+        assert_eq!(
+            kinds("x^y_z`{|}~\u{e9}").unwrap(),
+            [name("x^y_z`{|}~\u{e9}")]
+        );
     }
 
     #[test]
     fn names_stop_at_quotes_parens_commas_brackets_and_space() {
-        assert_eq!(kinds("f(a,b)").unwrap(), [
-            name("f"),
-            TokenKind::LParen,
-            name("a"),
-            TokenKind::Comma,
-            name("b"),
-            TokenKind::RParen
-        ]);
-        assert!(kinds("a[0]").is_err(), "[ is not a name character and starts no token");
-        assert_eq!(kinds("a\"x\"").unwrap(), [name("a"), TokenKind::Str("x".into())]);
+        assert_eq!(
+            kinds("f(a,b)").unwrap(),
+            [
+                name("f"),
+                TokenKind::LParen,
+                name("a"),
+                TokenKind::Comma,
+                name("b"),
+                TokenKind::RParen
+            ]
+        );
+        assert!(
+            kinds("a[0]").is_err(),
+            "[ is not a name character and starts no token"
+        );
+        assert_eq!(
+            kinds("a\"x\"").unwrap(),
+            [name("a"), TokenKind::Str("x".into())]
+        );
     }
 
     #[test]
     fn backslash_escapes_in_names() {
-        assert_eq!(kinds(r"\ we\ can\ have\ spaces").unwrap(), [name(" we can have spaces")]);
+        assert_eq!(
+            kinds(r"\ we\ can\ have\ spaces").unwrap(),
+            [name(" we can have spaces")]
+        );
         assert_eq!(kinds(r"\1abc").unwrap(), [name("1abc")]);
         assert_eq!(kinds(r"a\(b\)").unwrap(), [name("a(b)")]);
         let err = kinds(r"abc\").unwrap_err();
@@ -425,9 +472,15 @@ mod tests {
     #[test]
     fn strings_with_both_quotes_and_literal_escapes() {
         assert_eq!(kinds(r#""a\"b""#).unwrap(), [TokenKind::Str("a\"b".into())]);
-        assert_eq!(kinds(r#"'it\'s'"#).unwrap(), [TokenKind::Str("it's".into())]);
+        assert_eq!(
+            kinds(r#"'it\'s'"#).unwrap(),
+            [TokenKind::Str("it's".into())]
+        );
         assert_eq!(kinds(r#""\n\\""#).unwrap(), [TokenKind::Str("n\\".into())]);
-        assert_eq!(kinds("'two\nlines'").unwrap(), [TokenKind::Str("two\nlines".into())]);
+        assert_eq!(
+            kinds("'two\nlines'").unwrap(),
+            [TokenKind::Str("two\nlines".into())]
+        );
         assert_eq!(kinds(r#""x'y""#).unwrap(), [TokenKind::Str("x'y".into())]);
     }
 
@@ -442,23 +495,29 @@ mod tests {
 
     #[test]
     fn integer_forms() {
-        assert_eq!(kinds("0 7 10 0x1F 0XfF 017 5L 0x10l").unwrap(), [
-            TokenKind::Int32(0),
-            TokenKind::Int32(7),
-            TokenKind::Int32(10),
-            TokenKind::Int32(31),
-            TokenKind::Int32(255),
-            TokenKind::Int32(15),
-            TokenKind::Int64(5),
-            TokenKind::Int64(16),
-        ]);
-        assert_eq!(kinds("08").unwrap(), [TokenKind::Int32(0), TokenKind::Int32(8)]);
+        assert_eq!(
+            kinds("0 7 10 0x1F 0XfF 017 5L 0x10l").unwrap(),
+            [
+                TokenKind::Int32(0),
+                TokenKind::Int32(7),
+                TokenKind::Int32(10),
+                TokenKind::Int32(31),
+                TokenKind::Int32(255),
+                TokenKind::Int32(15),
+                TokenKind::Int64(5),
+                TokenKind::Int64(16),
+            ]
+        );
+        assert_eq!(
+            kinds("08").unwrap(),
+            [TokenKind::Int32(0), TokenKind::Int32(8)]
+        );
         assert_eq!(kinds("0x").unwrap(), [TokenKind::Int32(0), name("x")]);
         assert_eq!(kinds("1e3").unwrap(), [TokenKind::Int32(1), name("e3")]);
-        assert_eq!(kinds("2147483647 9223372036854775807L").unwrap(), [
-            TokenKind::Int32(i32::MAX),
-            TokenKind::Int64(i64::MAX)
-        ]);
+        assert_eq!(
+            kinds("2147483647 9223372036854775807L").unwrap(),
+            [TokenKind::Int32(i32::MAX), TokenKind::Int64(i64::MAX)]
+        );
     }
 
     #[test]
@@ -479,12 +538,15 @@ mod tests {
 
     #[test]
     fn real_forms() {
-        assert_eq!(kinds("1.5 0.25e2 3.0E-1 12.5e+1").unwrap(), [
-            TokenKind::Real(1.5),
-            TokenKind::Real(25.0),
-            TokenKind::Real(0.3),
-            TokenKind::Real(125.0),
-        ]);
+        assert_eq!(
+            kinds("1.5 0.25e2 3.0E-1 12.5e+1").unwrap(),
+            [
+                TokenKind::Real(1.5),
+                TokenKind::Real(25.0),
+                TokenKind::Real(0.3),
+                TokenKind::Real(125.0),
+            ]
+        );
         assert_eq!(kinds("089.5").unwrap(), [TokenKind::Real(89.5)]);
         assert_eq!(kinds("1.5e").unwrap(), [TokenKind::Real(1.5), name("e")]);
         assert_eq!(kinds("1.0e-999").unwrap(), [TokenKind::Real(0.0)]);
@@ -504,10 +566,13 @@ mod tests {
                 other => panic!("not an operator: {other:?}"),
             })
             .collect();
-        assert_eq!(ops, [
-            Not, AndAnd, XorXor, OrOr, Eq, Ne, Lt, Le, Gt, Ge, Plus, Minus, Star, Slash, Percent, Shl, Shr, Ushr, Amp,
-            Caret, Pipe, Tilde, Not, Not
-        ]);
+        assert_eq!(
+            ops,
+            [
+                Not, AndAnd, XorXor, OrOr, Eq, Ne, Lt, Le, Gt, Ge, Plus, Minus, Star, Slash,
+                Percent, Shl, Shr, Ushr, Amp, Caret, Pipe, Tilde, Not, Not
+            ]
+        );
     }
 
     #[test]
@@ -521,12 +586,20 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(positions, [(1, 1), (1, 5), (1, 8), (2, 3), (3, 1), (4, 2), (4, 3)]);
+        assert_eq!(
+            positions,
+            [(1, 1), (1, 5), (1, 8), (2, 3), (3, 1), (4, 2), (4, 3)]
+        );
     }
 
     #[test]
     fn invalid_characters() {
-        for (src, column, token) in [("a == @", 6, "@"), ("=", 1, "="), ("a\u{b}", 2, "\u{b}"), ("\u{3b1}", 1, "\u{3b1}")] {
+        for (src, column, token) in [
+            ("a == @", 6, "@"),
+            ("=", 1, "="),
+            ("a\u{b}", 2, "\u{b}"),
+            ("\u{3b1}", 1, "\u{3b1}"),
+        ] {
             let err = kinds(src).unwrap_err();
             assert_eq!(err.code, codes::INVALID_TOKEN, "{src:?}");
             assert_eq!((err.column, err.token.as_str()), (column, token), "{src:?}");

@@ -27,7 +27,7 @@
 //!
 //! # Pipeline
 //!
-//! [`Subscription::compile`] runs these stages; each is a module:
+//! [`Subscription::compile`] runs these stages:
 //!
 //! 1. **Length check**, before anything else ([`Limits::max_length`]).
 //! 2. **Lex** (`lexer`): hand-written, pulled one token at a time, with
@@ -35,14 +35,18 @@
 //!    most operator characters, so `a==1` is one name: operators must be
 //!    separated from names by spaces. There are no reserved words; a name
 //!    immediately followed by `(` is a function call.
-//! 3. **Parse** (`parser`): recursive descent with Avis's grammar, enforcing
-//!    the nesting and node limits as it goes.
-//! 4. **Check and fold** (`check`): type errors visible from literals,
-//!    function names and arguments, pattern compilation, constant folding
-//!    with the evaluator's own arithmetic, and specialisation of common
-//!    shapes. The root must be a condition and must not fold to a constant.
+//! 3. **Parse** (`parser`): Avis's grammar, parsed by an operator-precedence
+//!    parser with explicit stacks, so no input can exhaust the call stack.
+//! 4. **Check and fold** (`check`), as the parser reduces each operator:
+//!    type errors visible from literals, function names and arguments,
+//!    pattern compilation, constant folding with the evaluator's own
+//!    arithmetic, and specialisation of common shapes. No syntax tree is
+//!    built; the result is the compiled form. The root must be a condition
+//!    and must not fold to a constant.
 //! 5. **Evaluate** (`compiled`): a tree of n-ary nodes evaluated with
-//!    three-valued logic against any [`AttributeLookup`](elvin_proto::AttributeLookup).
+//!    three-valued logic against any
+//!    [`AttributeLookup`](elvin_proto::AttributeLookup), with no allocation
+//!    unless a string function must build a new string.
 //!
 //! # Precedence
 //!
@@ -112,14 +116,19 @@
 //! # Bounds against hostile input
 //!
 //! [`Limits`] bounds the expression's length (default 4096 bytes), its
-//! nesting depth (default 64; each `(`, `!`, unary operator and function
-//! call is a level; checked *before* recursing, so 100,000 `(` is a clean
-//! NESTING_TOO_DEEP), its node count (default 2048), and each regex's
-//! compiled size. Runs of one operator are n-ary nodes built by iteration,
-//! so their length costs no stack. Evaluation has no loops other than over
-//! a node's children and patterns, recursion only as deep as the checked
-//! nesting, and linear-time pattern matching, so one evaluation is bounded
-//! by the compiled size and the notification's size.
+//! nesting depth (default 64), its node count (default 2048), and each
+//! regex's compiled size. The nesting depth is the height of the
+//! expression tree: a name or literal is 1, and each operator, function
+//! call, `!`, unary operator and pair of parentheses adds one level (a run
+//! of one operator, `a || b || c`, is one level however long). Parsing is
+//! iterative, and open brackets and prefix operators are counted as they
+//! are read, so 100,000 `(` are a clean NESTING_TOO_DEEP at the 65th.
+//! Evaluation recurses once per level and nowhere else, its loops run over
+//! a node's children and patterns only, and pattern matching is linear, so
+//! one evaluation is bounded by the compiled size and the notification's
+//! size. Depth settings above [`MAX_DEPTH_CEILING`] (256) are capped, which
+//! keeps the deepest evaluation within about 64 KiB of stack in a release
+//! build.
 //!
 //! # Error codes
 //!

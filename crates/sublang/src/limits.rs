@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn depth_is_capped_at_the_ceiling() {
-        let limits = Limits { max_depth: 1_000_000, ..Limits::default() };
+        let limits = Limits {
+            max_depth: 1_000_000,
+            ..Limits::default()
+        };
         assert_eq!(limits.effective_max_depth(), MAX_DEPTH_CEILING);
         assert_eq!(Limits::default().effective_max_depth(), 64);
     }

@@ -98,7 +98,12 @@ impl Binary {
             Binary::Logic(Logic::Xor) => 2,
             Binary::Logic(Logic::And) => 3,
             Binary::Cmp(_) => 5,
-            Binary::Math(op) => 6 + BinOp::BY_PRECEDENCE.iter().position(|o| *o == op).unwrap_or(0),
+            Binary::Math(op) => {
+                6 + BinOp::BY_PRECEDENCE
+                    .iter()
+                    .position(|o| *o == op)
+                    .unwrap_or(0)
+            }
         }
     }
 
@@ -133,13 +138,28 @@ impl Binary {
 enum Pending {
     /// A run of `operators` occurrences of one binary operator, whose first
     /// occurrence is at `span`; it takes `operators + 1` operands.
-    Binary { op: Binary, span: Span, operators: usize },
-    Not { span: Span },
-    Unary { op: UnaryOp, span: Span },
+    Binary {
+        op: Binary,
+        span: Span,
+        operators: usize,
+    },
+    Not {
+        span: Span,
+    },
+    Unary {
+        op: UnaryOp,
+        span: Span,
+    },
     /// An open `(`.
-    Paren { span: Span },
+    Paren {
+        span: Span,
+    },
     /// An open call of `name`, with the arguments read so far.
-    Call { name: String, span: Span, args: Vec<Operand> },
+    Call {
+        name: String,
+        span: Span,
+        args: Vec<Operand>,
+    },
 }
 
 impl Pending {
@@ -203,7 +223,13 @@ impl Parser<'_, '_> {
                             _ => UnaryOp::BitNot,
                         };
                         let token = self.advance()?;
-                        self.open(Pending::Unary { op, span: token.span }, token.span)?;
+                        self.open(
+                            Pending::Unary {
+                                op,
+                                span: token.span,
+                            },
+                            token.span,
+                        )?;
                         predicate_start = false;
                     }
                     TokenKind::Name(_)
@@ -216,9 +242,18 @@ impl Parser<'_, '_> {
                         let operand = match token.kind {
                             TokenKind::Name(name) => {
                                 // A name immediately followed by "(" is a call.
-                                if self.current.kind == TokenKind::LParen && self.current.span.start == span.end {
+                                if self.current.kind == TokenKind::LParen
+                                    && self.current.span.start == span.end
+                                {
                                     self.advance()?;
-                                    self.open(Pending::Call { name, span, args: Vec::new() }, span)?;
+                                    self.open(
+                                        Pending::Call {
+                                            name,
+                                            span,
+                                            args: Vec::new(),
+                                        },
+                                        span,
+                                    )?;
                                     if self.current.kind == TokenKind::RParen {
                                         let close = self.advance()?;
                                         self.close_call(close.span.end)?;
@@ -230,10 +265,18 @@ impl Parser<'_, '_> {
                                 }
                                 Operand::name(name, span)
                             }
-                            TokenKind::Str(value) => Operand::literal(Literal::String(value.into()), span),
-                            TokenKind::Int32(value) => Operand::literal(Literal::Int32(value), span),
-                            TokenKind::Int64(value) => Operand::literal(Literal::Int64(value), span),
-                            TokenKind::Real(value) => Operand::literal(Literal::Real64(value), span),
+                            TokenKind::Str(value) => {
+                                Operand::literal(Literal::String(value.into()), span)
+                            }
+                            TokenKind::Int32(value) => {
+                                Operand::literal(Literal::Int32(value), span)
+                            }
+                            TokenKind::Int64(value) => {
+                                Operand::literal(Literal::Int64(value), span)
+                            }
+                            TokenKind::Real(value) => {
+                                Operand::literal(Literal::Real64(value), span)
+                            }
                             _ => return Err(self.unexpected(OPERAND)),
                         };
                         self.count_node(span)?;
@@ -245,7 +288,9 @@ impl Parser<'_, '_> {
             } else {
                 match self.current.kind {
                     TokenKind::Op(op) if Binary::of(op).is_some() => {
-                        let Some(binary) = Binary::of(op) else { return Err(self.unexpected(OPERAND)) };
+                        let Some(binary) = Binary::of(op) else {
+                            return Err(self.unexpected(OPERAND));
+                        };
                         self.binary(binary)?;
                         expect_operand = true;
                         predicate_start = matches!(binary, Binary::Logic(_));
@@ -283,9 +328,16 @@ impl Parser<'_, '_> {
         let span = self.current.span;
         let source = self.lexer.source();
         let message = if self.current.kind == TokenKind::End {
-            format!("Parse error at column {}: the expression ends too soon; expected {expected}", span.column)
+            format!(
+                "Parse error at column {}: the expression ends too soon; expected {expected}",
+                span.column
+            )
         } else {
-            format!("Parse error at column {}, token {:?}: expected {expected}", span.column, span.text(source))
+            format!(
+                "Parse error at column {}, token {:?}: expected {expected}",
+                span.column,
+                span.text(source)
+            )
         };
         SubscriptionError::at(codes::PARSE_ERROR, message, span, source)
     }
@@ -302,7 +354,8 @@ impl Parser<'_, '_> {
     /// An internal inconsistency; unreachable, but reported rather than
     /// panicking.
     fn internal(&self, span: Span) -> SubscriptionError {
-        let message = "Parse error: the expression could not be parsed (internal parser inconsistency)";
+        let message =
+            "Parse error: the expression could not be parsed (internal parser inconsistency)";
         SubscriptionError::at(codes::PARSE_ERROR, message, span, self.lexer.source())
     }
 
@@ -314,7 +367,12 @@ impl Parser<'_, '_> {
                 "Expression is too complex: it has more than {} names, literals, operators and calls",
                 self.max_nodes
             );
-            return Err(SubscriptionError::at(codes::IMPL_LIMIT, message, span, self.lexer.source()));
+            return Err(SubscriptionError::at(
+                codes::IMPL_LIMIT,
+                message,
+                span,
+                self.lexer.source(),
+            ));
         }
         Ok(())
     }
@@ -359,8 +417,16 @@ impl Parser<'_, '_> {
     fn reduce(&mut self) -> Result<(), SubscriptionError> {
         let span = self.current.span;
         match self.pending.pop() {
-            Some(Pending::Binary { op, span, operators }) => {
-                let at = self.operands.len().checked_sub(operators + 1).ok_or_else(|| self.internal(span))?;
+            Some(Pending::Binary {
+                op,
+                span,
+                operators,
+            }) => {
+                let at = self
+                    .operands
+                    .len()
+                    .checked_sub(operators + 1)
+                    .ok_or_else(|| self.internal(span))?;
                 let operands = self.operands.split_off(at);
                 let node = match op {
                     Binary::Logic(logic) => self.checker.logic(logic, operands)?,
@@ -399,17 +465,31 @@ impl Parser<'_, '_> {
     fn binary(&mut self, op: Binary) -> Result<(), SubscriptionError> {
         let precedence = op.precedence();
         self.reduce_above(precedence)?;
-        if let (Binary::Cmp(_), Some(Pending::Binary { op: Binary::Cmp(_), .. })) = (op, self.pending.last()) {
-            return Err(self.unexpected("&&, || or ^^ (comparisons do not chain: write a < b && b < c)"));
+        if let (
+            Binary::Cmp(_),
+            Some(Pending::Binary {
+                op: Binary::Cmp(_), ..
+            }),
+        ) = (op, self.pending.last())
+        {
+            return Err(
+                self.unexpected("&&, || or ^^ (comparisons do not chain: write a < b && b < c)")
+            );
         }
         let token = self.advance()?;
-        if let Some(Pending::Binary { op: top, operators, .. }) = self.pending.last_mut()
+        if let Some(Pending::Binary {
+            op: top, operators, ..
+        }) = self.pending.last_mut()
             && *top == op
         {
             *operators += 1;
             return Ok(());
         }
-        self.pending.push(Pending::Binary { op, span: token.span, operators: 1 });
+        self.pending.push(Pending::Binary {
+            op,
+            span: token.span,
+            operators: 1,
+        });
         Ok(())
     }
 
@@ -418,7 +498,11 @@ impl Parser<'_, '_> {
         self.reduce_above(0)?;
         match self.pending.last() {
             Some(Pending::Paren { .. } | Pending::Call { .. }) => {}
-            _ => return Err(self.unexpected("an operator or the end of the expression (this ) has no matching ()")),
+            _ => {
+                return Err(self.unexpected(
+                    "an operator or the end of the expression (this ) has no matching ()",
+                ));
+            }
         }
         let close = self.advance()?;
         match self.pending.pop() {
@@ -432,7 +516,11 @@ impl Parser<'_, '_> {
                 self.operands.push(operand);
                 Ok(())
             }
-            Some(Pending::Call { name, span, mut args }) => {
+            Some(Pending::Call {
+                name,
+                span,
+                mut args,
+            }) => {
                 args.push(self.pop_operand(span)?);
                 self.pending.push(Pending::Call { name, span, args });
                 self.close_call(close.span.end)
@@ -511,16 +599,25 @@ mod tests {
 
     /// Evaluates against a = 5, b = 2, c = 3 (int32).
     fn value_of(src: &str) -> Truth {
-        let attrs: Attributes = [("a", Value::Int32(5)), ("b", Value::Int32(2)), ("c", Value::Int32(3))]
-            .into_iter()
-            .collect();
-        parsed(src).unwrap_or_else(|e| panic!("{src:?}: {e}")).eval(&attrs)
+        let attrs: Attributes = [
+            ("a", Value::Int32(5)),
+            ("b", Value::Int32(2)),
+            ("c", Value::Int32(3)),
+        ]
+        .into_iter()
+        .collect();
+        parsed(src)
+            .unwrap_or_else(|e| panic!("{src:?}: {e}"))
+            .eval(&attrs)
     }
 
     #[test]
     fn logical_precedence_is_not_and_xor_or() {
         // && before ^^ before ||.
-        assert_eq!(value_of("a == 5 || a == 5 ^^ a == 5 && a == 5"), Truth::True);
+        assert_eq!(
+            value_of("a == 5 || a == 5 ^^ a == 5 && a == 5"),
+            Truth::True
+        );
         assert_eq!(value_of("a == 5 ^^ a == 5 && a == 1"), Truth::True);
         assert_eq!(value_of("a == 1 && a == 5 || a == 5"), Truth::True);
         // ! takes the whole predicate, and only that.
@@ -569,7 +666,10 @@ mod tests {
     #[test]
     fn not_only_starts_a_predicate() {
         let err = error("a == !b");
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::PARSE_ERROR, 6, "!"));
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::PARSE_ERROR, 6, "!")
+        );
         assert_eq!(error("- !a").code, codes::PARSE_ERROR);
         assert_eq!(error("a + !b == 1").code, codes::PARSE_ERROR);
         assert_eq!(value_of("!!a == 5"), Truth::True);
@@ -579,17 +679,27 @@ mod tests {
     #[test]
     fn grammar_errors_name_column_and_token() {
         let err = error("a == 1 &&");
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::PARSE_ERROR, 10, ""));
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::PARSE_ERROR, 10, "")
+        );
         assert!(err.message.contains("ends too soon"));
         let err = error("(a == 1");
         assert_eq!((err.code, err.column), (codes::PARSE_ERROR, 8));
-        assert!(err.message.contains("close the ( at column 1"), "{}", err.message);
+        assert!(
+            err.message.contains("close the ( at column 1"),
+            "{}",
+            err.message
+        );
         let err = error("a == 1)");
         assert_eq!((err.column, err.token.as_str()), (7, ")"));
         let err = error("f(a b)");
         assert_eq!((err.column, err.token.as_str()), (5, "b"));
         let err = error("a == 08");
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::PARSE_ERROR, 7, "8"));
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::PARSE_ERROR, 7, "8")
+        );
         let err = error("");
         assert_eq!((err.code, err.column), (codes::PARSE_ERROR, 1));
         let err = error("f(,)");
@@ -599,22 +709,41 @@ mod tests {
         let err = error("()");
         assert_eq!((err.column, err.token.as_str()), (2, ")"));
         let err = error("equals(a, 1");
-        assert!(err.message.contains("arguments of equals("), "{}", err.message);
+        assert!(
+            err.message.contains("arguments of equals("),
+            "{}",
+            err.message
+        );
         let err = error("a == 1 b == 2");
         assert_eq!((err.column, err.token.as_str()), (8, "b"));
     }
 
     #[test]
     fn nesting_is_the_height_of_the_tree() {
-        let limits = Limits { max_depth: 4, ..Limits::default() };
+        let limits = Limits {
+            max_depth: 4,
+            ..Limits::default()
+        };
         // (a == 1): the name 1, the comparison 2, the parentheses 3.
         assert!(parse("(a == 1)", &limits).is_ok());
         assert!(parse("((a == 1))", &limits).is_ok());
         let err = parse("(((a == 1)))", &limits).unwrap_err();
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::NESTING_TOO_DEEP, 1, "("));
-        assert_eq!(parse("!!!a == 1", &limits).unwrap_err().code, codes::NESTING_TOO_DEEP);
-        assert_eq!(parse("- - - a == 1", &limits).unwrap_err().code, codes::NESTING_TOO_DEEP);
-        assert_eq!(parse("a + b * c == 1 && b == 1", &limits).unwrap_err().code, codes::NESTING_TOO_DEEP);
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::NESTING_TOO_DEEP, 1, "(")
+        );
+        assert_eq!(
+            parse("!!!a == 1", &limits).unwrap_err().code,
+            codes::NESTING_TOO_DEEP
+        );
+        assert_eq!(
+            parse("- - - a == 1", &limits).unwrap_err().code,
+            codes::NESTING_TOO_DEEP
+        );
+        assert_eq!(
+            parse("a + b * c == 1 && b == 1", &limits).unwrap_err().code,
+            codes::NESTING_TOO_DEEP
+        );
         // Long runs of one operator add one level, however long.
         assert!(parse("a + a + a + a + a + a == 1 || b == 1 || c == 1", &limits).is_ok());
         // Siblings do not add up.
@@ -623,16 +752,25 @@ mod tests {
 
     #[test]
     fn open_brackets_are_refused_as_soon_as_they_are_too_many() {
-        let limits = Limits { max_depth: 3, ..Limits::default() };
+        let limits = Limits {
+            max_depth: 3,
+            ..Limits::default()
+        };
         let err = parse("(((((((((((((((", &limits).unwrap_err();
         assert_eq!((err.code, err.column), (codes::NESTING_TOO_DEEP, 4));
         let err = parse("f(f(f(f(f(f(", &limits).unwrap_err();
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::NESTING_TOO_DEEP, 7, "f"));
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::NESTING_TOO_DEEP, 7, "f")
+        );
     }
 
     #[test]
     fn node_count_is_limited() {
-        let limits = Limits { max_nodes: 5, ..Limits::default() };
+        let limits = Limits {
+            max_nodes: 5,
+            ..Limits::default()
+        };
         assert!(parse("a == 1 && b == 2", &limits).is_err());
         assert!(parse("a == 1", &limits).is_ok());
         let err = parse("a + b + c + d + e + f == 1", &limits).unwrap_err();

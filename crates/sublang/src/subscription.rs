@@ -57,10 +57,16 @@ impl Subscription {
                 Truth::False => "always false",
                 Truth::Bottom => "always undefined, so it never matches",
             };
-            let message = format!("Expression is constant: {} ({outcome})", excerpt(expression.trim()));
+            let message = format!(
+                "Expression is constant: {} ({outcome})",
+                excerpt(expression.trim())
+            );
             return Err(SubscriptionError::whole(codes::EXP_IS_TRIVIAL, message));
         }
-        Ok(Subscription { root, expression: expression.into() })
+        Ok(Subscription {
+            root,
+            expression: expression.into(),
+        })
     }
 
     /// Evaluates the subscription against a notification's attributes:
@@ -117,9 +123,15 @@ mod tests {
 
     #[test]
     fn length_limit_is_checked_first() {
-        let limits = Limits { max_length: 10, ..Limits::default() };
+        let limits = Limits {
+            max_length: 10,
+            ..Limits::default()
+        };
         let err = Subscription::compile("a == 1 && b == 2", &limits).unwrap_err();
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::IMPL_LIMIT, 0, ""));
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::IMPL_LIMIT, 0, "")
+        );
         assert!(err.message.contains("16 bytes"), "{}", err.message);
         assert!(Subscription::compile("a == 1", &limits).is_ok());
     }

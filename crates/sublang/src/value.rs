@@ -161,7 +161,12 @@ pub(crate) fn binary(op: BinOp, a: Num, b: Num) -> Option<Num> {
             BinOp::Mul => x * y,
             BinOp::Div => x / y,
             BinOp::Rem => x % y,
-            BinOp::Shl | BinOp::Shr | BinOp::Ushr | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => return None,
+            BinOp::Shl
+            | BinOp::Shr
+            | BinOp::Ushr
+            | BinOp::BitAnd
+            | BinOp::BitOr
+            | BinOp::BitXor => return None,
         }),
     };
     Some(result)
@@ -232,11 +237,23 @@ mod tests {
 
     #[test]
     fn integer_arithmetic_wraps() {
-        assert_eq!(binary(BinOp::Add, i32v(i32::MAX), i32v(1)), Some(i32v(i32::MIN)));
-        assert_eq!(binary(BinOp::Mul, Num::Int64(i64::MAX), Num::Int64(2)), Some(Num::Int64(-2)));
-        assert_eq!(binary(BinOp::Div, i32v(i32::MIN), i32v(-1)), Some(i32v(i32::MIN)));
+        assert_eq!(
+            binary(BinOp::Add, i32v(i32::MAX), i32v(1)),
+            Some(i32v(i32::MIN))
+        );
+        assert_eq!(
+            binary(BinOp::Mul, Num::Int64(i64::MAX), Num::Int64(2)),
+            Some(Num::Int64(-2))
+        );
+        assert_eq!(
+            binary(BinOp::Div, i32v(i32::MIN), i32v(-1)),
+            Some(i32v(i32::MIN))
+        );
         assert_eq!(binary(BinOp::Rem, i32v(i32::MIN), i32v(-1)), Some(i32v(0)));
-        assert_eq!(binary(BinOp::Div, Num::Int64(i64::MIN), Num::Int64(-1)), Some(Num::Int64(i64::MIN)));
+        assert_eq!(
+            binary(BinOp::Div, Num::Int64(i64::MIN), Num::Int64(-1)),
+            Some(Num::Int64(i64::MIN))
+        );
         assert_eq!(unary(UnaryOp::Neg, i32v(i32::MIN)), Some(i32v(i32::MIN)));
     }
 
@@ -247,27 +264,51 @@ mod tests {
         assert_eq!(binary(BinOp::Rem, i32v(7), i32v(-2)), Some(i32v(1)));
         assert_eq!(binary(BinOp::Div, i32v(1), i32v(0)), None);
         assert_eq!(binary(BinOp::Rem, Num::Int64(1), Num::Int64(0)), None);
-        assert_eq!(binary(BinOp::Rem, Num::Real64(5.5), Num::Real64(2.0)), Some(Num::Real64(1.5)));
-        assert_eq!(binary(BinOp::Rem, Num::Real64(-5.5), Num::Real64(2.0)), Some(Num::Real64(-1.5)));
+        assert_eq!(
+            binary(BinOp::Rem, Num::Real64(5.5), Num::Real64(2.0)),
+            Some(Num::Real64(1.5))
+        );
+        assert_eq!(
+            binary(BinOp::Rem, Num::Real64(-5.5), Num::Real64(2.0)),
+            Some(Num::Real64(-1.5))
+        );
     }
 
     #[test]
     fn shifts_mask_their_count() {
         assert_eq!(binary(BinOp::Shl, i32v(1), i32v(33)), Some(i32v(2)));
         assert_eq!(binary(BinOp::Shl, i32v(1), i32v(-1)), Some(i32v(i32::MIN)));
-        assert_eq!(binary(BinOp::Shl, Num::Int64(1), Num::Int64(65)), Some(Num::Int64(2)));
-        assert_eq!(binary(BinOp::Shl, i32v(1), Num::Int64(33)), Some(Num::Int64(1 << 33)));
+        assert_eq!(
+            binary(BinOp::Shl, Num::Int64(1), Num::Int64(65)),
+            Some(Num::Int64(2))
+        );
+        assert_eq!(
+            binary(BinOp::Shl, i32v(1), Num::Int64(33)),
+            Some(Num::Int64(1 << 33))
+        );
         assert_eq!(binary(BinOp::Shr, i32v(-1), i32v(28)), Some(i32v(-1)));
         assert_eq!(binary(BinOp::Ushr, i32v(-1), i32v(28)), Some(i32v(15)));
-        assert_eq!(binary(BinOp::Ushr, Num::Int64(-1), Num::Int64(60)), Some(Num::Int64(15)));
+        assert_eq!(
+            binary(BinOp::Ushr, Num::Int64(-1), Num::Int64(60)),
+            Some(Num::Int64(15))
+        );
         assert_eq!(binary(BinOp::Shl, Num::Real64(1.0), i32v(1)), None);
     }
 
     #[test]
     fn promotion_picks_the_widest_type() {
-        assert_eq!(binary(BinOp::Add, i32v(1), Num::Int64(2)), Some(Num::Int64(3)));
-        assert_eq!(binary(BinOp::Add, Num::Int64(1), Num::Real64(0.5)), Some(Num::Real64(1.5)));
-        assert_eq!(binary(BinOp::Div, i32v(1), Num::Real64(0.0)), Some(Num::Real64(f64::INFINITY)));
+        assert_eq!(
+            binary(BinOp::Add, i32v(1), Num::Int64(2)),
+            Some(Num::Int64(3))
+        );
+        assert_eq!(
+            binary(BinOp::Add, Num::Int64(1), Num::Real64(0.5)),
+            Some(Num::Real64(1.5))
+        );
+        assert_eq!(
+            binary(BinOp::Div, i32v(1), Num::Real64(0.0)),
+            Some(Num::Real64(f64::INFINITY))
+        );
     }
 
     #[test]
@@ -287,7 +328,10 @@ mod tests {
         let o = Val::Opaque(b"a");
         assert_eq!(compare(&s, &Val::Int32(1)), None);
         assert_eq!(compare(&o, &o), None);
-        assert_eq!(compare(&s, &Val::Str(Cow::Owned("b".into()))), Some(Ordering::Less));
+        assert_eq!(
+            compare(&s, &Val::Str(Cow::Owned("b".into()))),
+            Some(Ordering::Less)
+        );
         // Code-point order: U+FFFF sorts before U+10000 (UTF-16 would not).
         let bmp = Val::Str(Cow::Borrowed("\u{ffff}"));
         let astral = Val::Str(Cow::Borrowed("\u{10000}"));

@@ -10,7 +10,11 @@ use elvin_sublang::{Constraint, IndexKey, Limits, Subscription, Truth};
 use proptest::prelude::*;
 
 fn constraints(expr: &str) -> Vec<(String, Vec<IndexKey>)> {
-    common::compile(expr).constraints().into_iter().map(|Constraint { attribute, values }| (attribute, values)).collect()
+    common::compile(expr)
+        .constraints()
+        .into_iter()
+        .map(|Constraint { attribute, values }| (attribute, values))
+        .collect()
 }
 
 fn s(v: &str) -> IndexKey {
@@ -23,45 +27,84 @@ fn int(v: i64) -> IndexKey {
 
 #[test]
 fn emulab_shape_constrains_every_clause() {
-    let got = constraints(r#" ( EXPT == "p/e" ) && ( HOST == "*" || HOST == "10.0.0.1" ) && SCHEDULER == 0 "#);
-    assert_eq!(got, [
-        ("EXPT".to_owned(), vec![s("p/e")]),
-        ("HOST".to_owned(), vec![s("*"), s("10.0.0.1")]),
-        ("SCHEDULER".to_owned(), vec![int(0)]),
-    ]);
+    let got = constraints(
+        r#" ( EXPT == "p/e" ) && ( HOST == "*" || HOST == "10.0.0.1" ) && SCHEDULER == 0 "#,
+    );
+    assert_eq!(
+        got,
+        [
+            ("EXPT".to_owned(), vec![s("p/e")]),
+            ("HOST".to_owned(), vec![s("*"), s("10.0.0.1")]),
+            ("SCHEDULER".to_owned(), vec![int(0)]),
+        ]
+    );
 }
 
 #[test]
 fn literal_on_either_side_and_equals() {
     assert_eq!(constraints("1 == a"), [("a".to_owned(), vec![int(1)])]);
-    assert_eq!(constraints("equals(a, 1, \"x\", 1.0, 2.5)"), [("a".to_owned(), vec![
-        int(1),
-        s("x"),
-        IndexKey::Real(2.5f64.to_bits())
-    ])]);
-    assert_eq!(constraints("a == 2 + 3"), [("a".to_owned(), vec![int(5)])], "folded constants count");
+    assert_eq!(
+        constraints("equals(a, 1, \"x\", 1.0, 2.5)"),
+        [(
+            "a".to_owned(),
+            vec![int(1), s("x"), IndexKey::Real(2.5f64.to_bits())]
+        )]
+    );
+    assert_eq!(
+        constraints("a == 2 + 3"),
+        [("a".to_owned(), vec![int(5)])],
+        "folded constants count"
+    );
 }
 
 #[test]
 fn numbers_of_every_type_share_keys() {
-    assert_eq!(constraints("a == 1 || a == 1L || a == 1.0"), [("a".to_owned(), vec![int(1)])]);
-    assert_eq!(constraints("a == -0.0"), [("a".to_owned(), vec![IndexKey::Real((-0.0f64).to_bits())])]);
+    assert_eq!(
+        constraints("a == 1 || a == 1L || a == 1.0"),
+        [("a".to_owned(), vec![int(1)])]
+    );
+    assert_eq!(
+        constraints("a == -0.0"),
+        [("a".to_owned(), vec![IndexKey::Real((-0.0f64).to_bits())])]
+    );
 }
 
 #[test]
 fn disjunctions_constrain_only_attributes_in_every_branch() {
-    assert_eq!(constraints("a == 1 || a == 2"), [("a".to_owned(), vec![int(1), int(2)])]);
+    assert_eq!(
+        constraints("a == 1 || a == 2"),
+        [("a".to_owned(), vec![int(1), int(2)])]
+    );
     assert_eq!(constraints("a == 1 || b == 2"), []);
-    assert_eq!(constraints("(a == 1 && b == 1) || (a == 2 && c == 1)"), [("a".to_owned(), vec![int(1), int(2)])]);
+    assert_eq!(
+        constraints("(a == 1 && b == 1) || (a == 2 && c == 1)"),
+        [("a".to_owned(), vec![int(1), int(2)])]
+    );
     // A branch that can never be true does not count.
-    assert_eq!(constraints("a == 1 || 1 / 0 == 1"), [("a".to_owned(), vec![int(1)])]);
+    assert_eq!(
+        constraints("a == 1 || 1 / 0 == 1"),
+        [("a".to_owned(), vec![int(1)])]
+    );
 }
 
 #[test]
 fn conjunctions_intersect_constraints_on_one_attribute() {
-    assert_eq!(constraints("a == 1 && (a == 1 || a == 2)"), [("a".to_owned(), vec![int(1)])]);
-    assert_eq!(constraints("a == 1 && b == \"x\""), [("a".to_owned(), vec![int(1)]), ("b".to_owned(), vec![s("x")])]);
-    assert_eq!(constraints("a == 1 && a == 2"), [("a".to_owned(), vec![])], "never true: empty set");
+    assert_eq!(
+        constraints("a == 1 && (a == 1 || a == 2)"),
+        [("a".to_owned(), vec![int(1)])]
+    );
+    assert_eq!(
+        constraints("a == 1 && b == \"x\""),
+        [
+            ("a".to_owned(), vec![int(1)]),
+            ("b".to_owned(), vec![s("x")])
+        ]
+    );
+    assert_eq!(
+        constraints("a == 1 && a == 2"),
+        [("a".to_owned(), vec![])],
+        "never true: empty set"
+    );
 }
 
 #[test]
@@ -90,8 +133,15 @@ fn inexact_literals_give_no_constraint() {
     assert_eq!(constraints("a == 9007199254740992L"), []);
     assert_eq!(constraints("a == 9007199254740992.0"), []);
     assert_eq!(constraints("a == 1.0e300"), []);
-    assert_eq!(constraints("a == 9007199254740991L"), [("a".to_owned(), vec![int(9_007_199_254_740_991)])]);
-    assert_eq!(constraints("a == 1 || a == 9007199254740993L"), [], "one unkeyed branch voids the ||");
+    assert_eq!(
+        constraints("a == 9007199254740991L"),
+        [("a".to_owned(), vec![int(9_007_199_254_740_991)])]
+    );
+    assert_eq!(
+        constraints("a == 1 || a == 9007199254740993L"),
+        [],
+        "one unkeyed branch voids the ||"
+    );
     assert_eq!(constraints("equals(a, 1, 9007199254740993L)"), []);
 }
 
@@ -103,8 +153,19 @@ fn interesting_value() -> impl Strategy<Value = Value> {
     let limit = 1i64 << 53;
     prop_oneof![
         prop::sample::select(vec![0, 1, -1, 2, i32::MAX, i32::MIN]).prop_map(Value::Int32),
-        prop::sample::select(vec![0, 1, -1, 2, limit - 1, limit, limit + 1, -limit, i64::MAX, i64::MIN])
-            .prop_map(Value::Int64),
+        prop::sample::select(vec![
+            0,
+            1,
+            -1,
+            2,
+            limit - 1,
+            limit,
+            limit + 1,
+            -limit,
+            i64::MAX,
+            i64::MIN
+        ])
+        .prop_map(Value::Int64),
         prop::sample::select(vec![
             0.0,
             -0.0,
@@ -179,7 +240,8 @@ fn expression() -> impl Strategy<Value = String> {
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("({x} || {y})")),
             (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("({x} ^^ {y})")),
             inner.clone().prop_map(|x| format!("!{x}")),
-            (inner.clone(), inner.clone(), inner).prop_map(|(x, y, z)| format!("{x} && {y} || {z}")),
+            (inner.clone(), inner.clone(), inner)
+                .prop_map(|(x, y, z)| format!("{x} && {y} || {z}")),
         ]
     })
 }
@@ -255,5 +317,8 @@ proptest! {
 
 #[test]
 fn index_key_of_borrowed_and_owned_values_agree() {
-    assert_eq!(IndexKey::of(ValueRef::String("x")), IndexKey::of(Value::from("x").as_ref()));
+    assert_eq!(
+        IndexKey::of(ValueRef::String("x")),
+        IndexKey::of(Value::from("x").as_ref())
+    );
 }

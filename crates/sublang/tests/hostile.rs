@@ -6,21 +6,27 @@ mod common;
 
 use std::thread;
 
-use elvin_proto::{Attributes, Value};
+use elvin_proto::Value;
 use elvin_sublang::{Limits, MAX_DEPTH_CEILING, Subscription, SubscriptionError, Truth, codes};
 use proptest::prelude::*;
 
 /// Limits with the length and node bounds lifted, so that the nesting
 /// bound is the one a test exercises.
 fn roomy() -> Limits {
-    Limits { max_length: 10_000_000, max_nodes: 10_000_000, ..Limits::default() }
+    Limits {
+        max_length: 10_000_000,
+        max_nodes: 10_000_000,
+        ..Limits::default()
+    }
 }
 
 /// Runs `f` on a thread with a `stack`-byte stack, so that a test fails
 /// (by overflowing) if the code needs more stack than that.
 fn on_small_stack<T: Send + 'static>(stack: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
     match thread::Builder::new().stack_size(stack).spawn(f) {
-        Ok(handle) => handle.join().unwrap_or_else(|_| panic!("the test thread panicked")),
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| panic!("the test thread panicked")),
         Err(e) => panic!("cannot spawn a test thread: {e}"),
     }
 }
@@ -51,7 +57,11 @@ fn hundred_thousand_open_parentheses() {
 
 #[test]
 fn hundred_thousand_balanced_parentheses() {
-    assert_too_deep(format!("{}a == 1{}", "(".repeat(100_000), ")".repeat(100_000)), 65, "(");
+    assert_too_deep(
+        format!("{}a == 1{}", "(".repeat(100_000), ")".repeat(100_000)),
+        65,
+        "(",
+    );
 }
 
 #[test]
@@ -67,7 +77,15 @@ fn hundred_thousand_unary_minuses() {
 
 #[test]
 fn hundred_thousand_nested_calls() {
-    assert_too_deep(format!("{}a{} == \"x\"", "fold-case(".repeat(100_000), ")".repeat(100_000)), 641, "fold-case");
+    assert_too_deep(
+        format!(
+            "{}a{} == \"x\"",
+            "fold-case(".repeat(100_000),
+            ")".repeat(100_000)
+        ),
+        641,
+        "fold-case",
+    );
 }
 
 /// Depth is the tree's height: `a == 1` is 2, and each pair of
@@ -80,14 +98,24 @@ fn nesting_at_the_default_limit_is_accepted() {
     assert_eq!(sub.map(|s| s.evaluate(&attrs)), Ok(Truth::True));
     let over = format!("{}a == 1{}", "(".repeat(63), ")".repeat(63));
     let err = compile_err(&over, &Limits::default());
-    assert_eq!((err.code, err.column, err.token.as_str()), (codes::NESTING_TOO_DEEP, 1, "("));
+    assert_eq!(
+        (err.code, err.column, err.token.as_str()),
+        (codes::NESTING_TOO_DEEP, 1, "(")
+    );
 }
 
 #[test]
 fn hostile_input_under_default_limits_hits_the_length_limit_first() {
     let err = compile_err(&"(".repeat(100_000), &Limits::default());
-    assert_eq!((err.code, err.column, err.token.as_str()), (codes::IMPL_LIMIT, 0, ""));
-    assert!(err.message.contains("100000 bytes") && err.message.contains("4096"), "{}", err.message);
+    assert_eq!(
+        (err.code, err.column, err.token.as_str()),
+        (codes::IMPL_LIMIT, 0, "")
+    );
+    assert!(
+        err.message.contains("100000 bytes") && err.message.contains("4096"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
@@ -104,7 +132,13 @@ fn the_length_limit_is_exact() {
 #[test]
 fn too_many_nodes() {
     let expr = vec!["a == 1"; 1000].join(" || ");
-    let err = compile_err(&expr, &Limits { max_length: 1 << 20, ..Limits::default() });
+    let err = compile_err(
+        &expr,
+        &Limits {
+            max_length: 1 << 20,
+            ..Limits::default()
+        },
+    );
     assert_eq!(err.code, codes::IMPL_LIMIT);
     assert!(err.message.contains("2048"), "{}", err.message);
 }
@@ -121,7 +155,10 @@ fn hundred_thousand_term_runs_use_no_stack() {
         let or = vec!["b == \"y\""; 100_000].join(" || ");
         let sub = Subscription::compile(&or, &roomy()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sub.evaluate(&attrs), Truth::False);
-        let mixed = (0..50_000).map(|k| format!("a == {k}")).collect::<Vec<_>>().join(" ^^ ");
+        let mixed = (0..50_000)
+            .map(|k| format!("a == {k}"))
+            .collect::<Vec<_>>()
+            .join(" ^^ ");
         let sub = Subscription::compile(&mixed, &roomy()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(sub.evaluate(&attrs), Truth::True);
     });
@@ -197,7 +234,10 @@ fn nest(shape: &Shape, depth: usize, extra: usize) -> String {
 #[test]
 fn deepest_expressions_fit_a_two_mebibyte_stack() {
     on_small_stack(TWO_MIB, || {
-        let limits = Limits { max_depth: usize::MAX, ..roomy() };
+        let limits = Limits {
+            max_depth: usize::MAX,
+            ..roomy()
+        };
         let attrs = common::notification([
             ("a", Value::Int32(1)),
             ("b", Value::Int32(0)),
@@ -206,11 +246,17 @@ fn deepest_expressions_fit_a_two_mebibyte_stack() {
         ]);
         for shape in &SHAPES {
             let deepest = nest(shape, MAX_DEPTH_CEILING, 0);
-            let sub = Subscription::compile(&deepest, &limits).unwrap_or_else(|e| panic!("{}: {e}", shape.name));
+            let sub = Subscription::compile(&deepest, &limits)
+                .unwrap_or_else(|e| panic!("{}: {e}", shape.name));
             let _ = sub.evaluate(&attrs);
             let _ = sub.constraints();
             let deeper = nest(shape, MAX_DEPTH_CEILING, 1);
-            assert_eq!(compile_err(&deeper, &limits).code, codes::NESTING_TOO_DEEP, "{}", shape.name);
+            assert_eq!(
+                compile_err(&deeper, &limits).code,
+                codes::NESTING_TOO_DEEP,
+                "{}",
+                shape.name
+            );
         }
     });
 }
@@ -229,15 +275,30 @@ fn catastrophic_backtracking_patterns_run_in_linear_time() {
 
 #[test]
 fn oversized_patterns_are_rejected_at_compile_time() {
-    for pattern in ["a{1000}{1000}", "(\\\\w{100}){100}", "[\\\\s\\\\S]{10000}{10}"] {
+    for pattern in [
+        "a{1000}{1000}",
+        "(\\\\w{100}){100}",
+        "[\\\\s\\\\S]{10000}{10}",
+    ] {
         let expr = format!("regex(s, \"{pattern}\")");
         let err = compile_err(&expr, &Limits::default());
-        assert_eq!(err.code, codes::REGEXP_TOO_COMPLEX, "{pattern}: {}", err.message);
+        assert_eq!(
+            err.code,
+            codes::REGEXP_TOO_COMPLEX,
+            "{pattern}: {}",
+            err.message
+        );
         assert_eq!(err.column, 10);
     }
     // A lower configured limit rejects smaller patterns.
-    let small = Limits { regex_size_limit: 1000, ..Limits::default() };
-    assert_eq!(compile_err("regex(s, \"a{500}\")", &small).code, codes::REGEXP_TOO_COMPLEX);
+    let small = Limits {
+        regex_size_limit: 1000,
+        ..Limits::default()
+    };
+    assert_eq!(
+        compile_err("regex(s, \"a{500}\")", &small).code,
+        codes::REGEXP_TOO_COMPLEX
+    );
 }
 
 #[test]
@@ -245,19 +306,80 @@ fn pathological_wildcards_stay_bounded() {
     let input = "a".repeat(50_000);
     let attrs = common::notification([("s", Value::from(input.as_str()))]);
     let many_stars = format!("{}b", "*a".repeat(1000));
-    assert_eq!(common::eval(&format!("wildcard(s, \"{many_stars}\")"), &attrs), Truth::False);
+    assert_eq!(
+        common::eval(&format!("wildcard(s, \"{many_stars}\")"), &attrs),
+        Truth::False
+    );
     let question_marks = format!("*{}b*", "?".repeat(1000));
-    assert_eq!(common::eval(&format!("wildcard(s, \"{question_marks}\")"), &attrs), Truth::False);
+    assert_eq!(
+        common::eval(&format!("wildcard(s, \"{question_marks}\")"), &attrs),
+        Truth::False
+    );
     let ok = format!("*{}*", "a?".repeat(1000));
-    assert_eq!(common::eval(&format!("wildcard(s, \"{ok}\")"), &attrs), Truth::True);
+    assert_eq!(
+        common::eval(&format!("wildcard(s, \"{ok}\")"), &attrs),
+        Truth::True
+    );
 }
 
 /// Fragments that make syntactically interesting soup.
 const FRAGMENTS: &[&str] = &[
-    "a", "b", "s", "(", ")", ",", "!", "&&", "||", "^^", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%",
-    "<<", ">>", ">>>", "&", "^", "|", "~", "1", "0", "08", "0x1F", "2147483648", "1L", "1.5", "1.", ".5", "1e3",
-    "\"x\"", "'y'", "\"", "\\", "require(", "equals(", "size(", "regex(", "wildcard(", "fold-case(", "\"(\"",
-    "\"*\\\\\"", " ", "\n", "\t", "\u{e9}", "\u{1F600}", "true",
+    "a",
+    "b",
+    "s",
+    "(",
+    ")",
+    ",",
+    "!",
+    "&&",
+    "||",
+    "^^",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "<<",
+    ">>",
+    ">>>",
+    "&",
+    "^",
+    "|",
+    "~",
+    "1",
+    "0",
+    "08",
+    "0x1F",
+    "2147483648",
+    "1L",
+    "1.5",
+    "1.",
+    ".5",
+    "1e3",
+    "\"x\"",
+    "'y'",
+    "\"",
+    "\\",
+    "require(",
+    "equals(",
+    "size(",
+    "regex(",
+    "wildcard(",
+    "fold-case(",
+    "\"(\"",
+    "\"*\\\\\"",
+    " ",
+    "\n",
+    "\t",
+    "\u{e9}",
+    "\u{1F600}",
+    "true",
 ];
 
 fn evaluate_if_compiled(expr: &str) {
@@ -273,11 +395,18 @@ fn evaluate_if_compiled(expr: &str) {
             let _ = sub.constraints();
         }
         Err(e) => {
-            assert!((2000..3000).contains(&e.code), "{expr:?}: code {} out of range", e.code);
+            assert!(
+                (2000..3000).contains(&e.code),
+                "{expr:?}: code {} out of range",
+                e.code
+            );
             assert!(!e.message.is_empty());
             assert!(e.column >= 0);
             if e.column > 0 {
-                assert!(!e.token.is_empty() || e.code == codes::PARSE_ERROR, "{expr:?}: {e}");
+                assert!(
+                    !e.token.is_empty() || e.code == codes::PARSE_ERROR,
+                    "{expr:?}: {e}"
+                );
             }
         }
     }

@@ -42,7 +42,10 @@ fn l03_not_over_partly_missing_conjunction() {
 fn l04_not_equal_on_missing_attribute_is_bottom() {
     let empty = notification([]);
     assert_eq!(eval("a != 1", &empty), Bottom);
-    assert_eq!(eval("a != 1", &notification([("a", Value::Int32(2))])), True);
+    assert_eq!(
+        eval("a != 1", &notification([("a", Value::Int32(2))])),
+        True
+    );
 }
 
 /// L10: `^^` with a missing operand is ⊥ whatever the other operand is.
@@ -106,7 +109,11 @@ fn l15_int64_against_real64() {
 /// nothing: all ⊥.
 #[test]
 fn l35_string_and_opaque_against_numbers() {
-    let attrs = notification([("s", Value::from("2")), ("o", Value::Opaque(vec![2])), ("i", Value::Int32(2))]);
+    let attrs = notification([
+        ("s", Value::from("2")),
+        ("o", Value::Opaque(vec![2])),
+        ("i", Value::Int32(2)),
+    ]);
     assert_eq!(eval("s == i", &attrs), Bottom);
     assert_eq!(eval("o == i", &attrs), Bottom);
     assert_eq!(eval("o == s", &attrs), Bottom);
@@ -115,7 +122,11 @@ fn l35_string_and_opaque_against_numbers() {
 /// L17: integer division by zero is ⊥ (not an error, not a crash).
 #[test]
 fn l17_integer_division_by_zero_is_bottom() {
-    let attrs = notification([("a", Value::Int32(7)), ("z", Value::Int32(0)), ("l", Value::Int64(7))]);
+    let attrs = notification([
+        ("a", Value::Int32(7)),
+        ("z", Value::Int32(0)),
+        ("l", Value::Int64(7)),
+    ]);
     assert_eq!(eval("a / z == 1", &attrs), Bottom);
     assert_eq!(eval("l / 0 == 1", &attrs), Bottom);
     assert_eq!(eval("!(a / z == 1)", &attrs), Bottom);
@@ -187,8 +198,11 @@ fn l31_octal_literal() {
 /// L37: `nan(x)` is true for a NaN, false for another real, ⊥ otherwise.
 #[test]
 fn l37_nan_function() {
-    let attrs =
-        notification([("n", Value::Real64(f64::NAN)), ("r", Value::Real64(1.0)), ("i", Value::Int32(1))]);
+    let attrs = notification([
+        ("n", Value::Real64(f64::NAN)),
+        ("r", Value::Real64(1.0)),
+        ("i", Value::Int32(1)),
+    ]);
     assert_eq!(eval("nan(n)", &attrs), True);
     assert_eq!(eval("nan(r)", &attrs), False);
     assert_eq!(eval("nan(i)", &attrs), Bottom);
@@ -215,7 +229,10 @@ fn l39_nan_is_greater_than_numbers() {
 /// bit pattern.
 #[test]
 fn l40_nan_equals_nan() {
-    let attrs = notification([("n", Value::Real64(f64::NAN)), ("m", Value::Real64(-f64::NAN))]);
+    let attrs = notification([
+        ("n", Value::Real64(f64::NAN)),
+        ("m", Value::Real64(-f64::NAN)),
+    ]);
     assert_eq!(eval("n == m", &attrs), True);
     assert_eq!(eval("n != m", &attrs), False);
 }
@@ -234,7 +251,10 @@ fn l45_negative_zero_is_not_zero() {
 /// L46: NaN is greater than +Inf.
 #[test]
 fn l46_nan_is_greater_than_infinity() {
-    let attrs = notification([("n", Value::Real64(f64::NAN)), ("inf", Value::Real64(f64::INFINITY))]);
+    let attrs = notification([
+        ("n", Value::Real64(f64::NAN)),
+        ("inf", Value::Real64(f64::INFINITY)),
+    ]);
     assert_eq!(eval("n > inf", &attrs), True);
     assert_eq!(eval("inf < n", &attrs), True);
 }
@@ -265,7 +285,11 @@ fn l48_shift_count_is_masked() {
     let attrs = notification([("a", Value::Int32(1)), ("l", Value::Int64(1))]);
     assert_eq!(eval("a << 33 == 2", &attrs), True);
     assert_eq!(eval("l << 65 == 2", &attrs), True);
-    assert_eq!(eval("a << 33L == 8589934592L", &attrs), True, "int64 count promotes");
+    assert_eq!(
+        eval("a << 33L == 8589934592L", &attrs),
+        True,
+        "int64 count promotes"
+    );
 }
 
 /// L20: `%` works on reals, with the sign of the dividend.
@@ -350,7 +374,11 @@ fn s12_regex_is_an_unanchored_search() {
     assert_eq!(eval("regex(s, \"^b\")", &attrs), False);
     assert_eq!(eval("regex(s, \"^abc$\")", &attrs), True);
     assert_eq!(eval("regex(m, \"a.c\")", &attrs), True);
-    assert_eq!(eval("regex(s, \"x\", \"c$\")", &attrs), True, "several patterns are ORed");
+    assert_eq!(
+        eval("regex(s, \"x\", \"c$\")", &attrs),
+        True,
+        "several patterns are ORed"
+    );
 }
 
 /// S15: `decompose` is Unicode NFD.
@@ -375,7 +403,10 @@ fn s16_decompose_compat_is_nfkd() {
 /// UTF-16 units and said 1): `size` of "é" is 2.
 #[test]
 fn s19_size_counts_utf8_bytes() {
-    let attrs = notification([("s", Value::from("\u{e9}")), ("t", Value::from("\u{1F600}"))]);
+    let attrs = notification([
+        ("s", Value::from("\u{e9}")),
+        ("t", Value::from("\u{1F600}")),
+    ]);
     assert_eq!(eval("size(s) == 2", &attrs), True);
     assert_eq!(eval("size(t) == 4", &attrs), True);
 }
@@ -393,7 +424,10 @@ fn s21_string_ordering() {
 /// S22: opaque values are never comparable, even with themselves.
 #[test]
 fn s22_opaque_equality_is_bottom() {
-    let attrs = notification([("o", Value::Opaque(vec![1, 2])), ("p", Value::Opaque(vec![1, 2]))]);
+    let attrs = notification([
+        ("o", Value::Opaque(vec![1, 2])),
+        ("p", Value::Opaque(vec![1, 2])),
+    ]);
     assert_eq!(eval("o == o", &attrs), Bottom);
     assert_eq!(eval("o == p", &attrs), Bottom);
     assert_eq!(eval("o != p", &attrs), Bottom);
@@ -498,7 +532,10 @@ fn p13_equals_with_mixed_literal_types() {
     // No candidate equal, and some comparisons undefined: ⊥.
     assert_eq!(eval(expr, &notification([("a", Value::Int32(2))])), Bottom);
     assert_eq!(eval(expr, &notification([("a", Value::from("y"))])), Bottom);
-    assert_eq!(eval("equals(a, 1, 2)", &notification([("a", Value::Int32(3))])), False);
+    assert_eq!(
+        eval("equals(a, 1, 2)", &notification([("a", Value::Int32(3))])),
+        False
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -507,7 +544,10 @@ fn p13_equals_with_mixed_literal_types() {
 /// N01: a backslash escapes any character in a name, including spaces.
 #[test]
 fn n01_escaped_names() {
-    let attrs = notification([(" we can have spaces", Value::Int32(1)), ("a(b)", Value::Int32(2))]);
+    let attrs = notification([
+        (" we can have spaces", Value::Int32(1)),
+        ("a(b)", Value::Int32(2)),
+    ]);
     assert_eq!(eval(r"\ we\ can\ have\ spaces == 1", &attrs), True);
     assert_eq!(eval(r"a\(b\) == 2", &attrs), True);
 }
@@ -518,7 +558,11 @@ fn n01_escaped_names() {
 fn n02_operator_characters_inside_names() {
     let err = error("a==1");
     assert_eq!(err.code, codes::TYPE_MISMATCH);
-    assert!(err.message.contains("does not evaluate to boolean"), "{}", err.message);
+    assert!(
+        err.message.contains("does not evaluate to boolean"),
+        "{}",
+        err.message
+    );
     let attrs = notification([("pipe=", Value::Int32(30))]);
     assert_eq!(eval("pipe= > 20", &attrs), True);
 }
@@ -527,7 +571,11 @@ fn n02_operator_characters_inside_names() {
 /// quoting; there are no reserved words (`true` is a name).
 #[test]
 fn n03_punctuated_names_and_no_reserved_words() {
-    let attrs = notification([("a-b", Value::Int32(7)), ("x.y/z:w", Value::from("q")), ("true", Value::Int32(1))]);
+    let attrs = notification([
+        ("a-b", Value::Int32(7)),
+        ("x.y/z:w", Value::from("q")),
+        ("true", Value::Int32(1)),
+    ]);
     assert_eq!(eval("a-b == 7", &attrs), True);
     assert_eq!(eval("x.y/z:w == \"q\"", &attrs), True);
     assert_eq!(eval("true == 1", &attrs), True);
@@ -538,8 +586,16 @@ fn n03_punctuated_names_and_no_reserved_words() {
 #[test]
 fn n06_emulab_expression_style() {
     let expr = r#" (TAG == "v1" || TAG == "v2" ) && (TAG2 == "x" ) && SCHEDULER == 0 "#;
-    let yes = notification([("TAG", Value::from("v2")), ("TAG2", Value::from("x")), ("SCHEDULER", Value::Int32(0))]);
-    let no = notification([("TAG", Value::from("v3")), ("TAG2", Value::from("x")), ("SCHEDULER", Value::Int32(0))]);
+    let yes = notification([
+        ("TAG", Value::from("v2")),
+        ("TAG2", Value::from("x")),
+        ("SCHEDULER", Value::Int32(0)),
+    ]);
+    let no = notification([
+        ("TAG", Value::from("v3")),
+        ("TAG2", Value::from("x")),
+        ("SCHEDULER", Value::Int32(0)),
+    ]);
     assert_eq!(eval(expr, &yes), True);
     assert_eq!(eval(expr, &no), False);
 }
@@ -549,7 +605,12 @@ fn n06_emulab_expression_style() {
 
 fn assert_error(expr: &str, code: u32, column: i32, token: &str) {
     let err = error(expr);
-    assert_eq!((err.code, err.column, err.token.as_str()), (code, column, token), "{expr:?}: {}", err.message);
+    assert_eq!(
+        (err.code, err.column, err.token.as_str()),
+        (code, column, token),
+        "{expr:?}: {}",
+        err.message
+    );
     assert!(!err.message.is_empty());
 }
 
@@ -558,7 +619,11 @@ fn assert_error(expr: &str, code: u32, column: i32, token: &str) {
 fn e01_missing_operand() {
     assert_error("a ==", codes::PARSE_ERROR, 5, "");
     let err = error("a ==");
-    assert!(err.message.starts_with("Parse error at column 5"), "{}", err.message);
+    assert!(
+        err.message.starts_with("Parse error at column 5"),
+        "{}",
+        err.message
+    );
 }
 
 /// E02: an unbalanced parenthesis is a parse error.
@@ -637,7 +702,12 @@ fn e12_too_many_arguments() {
 fn e13_literal_overflow() {
     assert_error("a == 4294967296", codes::OVERFLOW, 6, "4294967296");
     assert_error("a == 2147483648", codes::OVERFLOW, 6, "2147483648");
-    assert_error("a == 99999999999999999999L", codes::OVERFLOW, 6, "99999999999999999999L");
+    assert_error(
+        "a == 99999999999999999999L",
+        codes::OVERFLOW,
+        6,
+        "99999999999999999999L",
+    );
     assert_error("a == 1.0e400", codes::OVERFLOW, 6, "1.0e400");
 }
 
@@ -645,7 +715,11 @@ fn e13_literal_overflow() {
 #[test]
 fn e14_string_in_arithmetic() {
     assert_error("a + \"x\" == 1", codes::TYPE_MISMATCH, 5, "\"x\"");
-    assert!(error("a + \"x\" == 1").message.contains("\"+\" needs a number as an argument (was string)"));
+    assert!(
+        error("a + \"x\" == 1")
+            .message
+            .contains("\"+\" needs a number as an argument (was string)")
+    );
 }
 
 /// E15: a number where a string function needs a string literal pattern.
@@ -672,7 +746,11 @@ fn e17_string_compared_with_number() {
 #[test]
 fn e18_name_is_not_boolean() {
     assert_error("a", codes::TYPE_MISMATCH, 1, "a");
-    assert!(error("a").message.starts_with("Expression does not evaluate to boolean: a"));
+    assert!(
+        error("a")
+            .message
+            .starts_with("Expression does not evaluate to boolean: a")
+    );
 }
 
 /// E19: arithmetic does not evaluate to a boolean.
@@ -699,10 +777,24 @@ fn e21_true_is_a_name() {
 /// the "Expression is constant" message and no token.
 #[test]
 fn e22_constant_expression() {
-    for expr in ["1 == 1", "1 == 2", "\"a\" < \"b\"", "!(1 == 2)", "1 / 0 == 1"] {
+    for expr in [
+        "1 == 1",
+        "1 == 2",
+        "\"a\" < \"b\"",
+        "!(1 == 2)",
+        "1 / 0 == 1",
+    ] {
         let err = error(expr);
-        assert_eq!((err.code, err.column, err.token.as_str()), (codes::EXP_IS_TRIVIAL, 0, ""), "{expr}");
-        assert!(err.message.starts_with("Expression is constant: "), "{}", err.message);
+        assert_eq!(
+            (err.code, err.column, err.token.as_str()),
+            (codes::EXP_IS_TRIVIAL, 0, ""),
+            "{expr}"
+        );
+        assert!(
+            err.message.starts_with("Expression is constant: "),
+            "{}",
+            err.message
+        );
     }
 }
 
@@ -721,8 +813,18 @@ fn e23_expression_folding_to_constant() {
 #[test]
 fn e24_invalid_regex() {
     assert_error("regex(s, \"(\")", codes::INVALID_REGEXP, 10, "\"(\"");
-    assert_error("regex(s, \"a\", \"[z-a]\")", codes::INVALID_REGEXP, 15, "\"[z-a]\"");
-    assert_error("regex(s, \"(a)\\\\1\")", codes::INVALID_REGEXP, 10, "\"(a)\\\\1\"");
+    assert_error(
+        "regex(s, \"a\", \"[z-a]\")",
+        codes::INVALID_REGEXP,
+        15,
+        "\"[z-a]\"",
+    );
+    assert_error(
+        "regex(s, \"(a)\\\\1\")",
+        codes::INVALID_REGEXP,
+        10,
+        "\"(a)\\\\1\"",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -731,47 +833,95 @@ fn e24_invalid_regex() {
 #[test]
 fn emulab_shape_eventdebug() {
     let expr = " SCHEDULER == 0 ";
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "link0", 0)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "link0", 1)), False);
-    assert_eq!(eval(expr, &notification([])), Bottom, "no SCHEDULER: delivered to nobody");
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "LINK", "link0", 0)),
+        True
+    );
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "LINK", "link0", 1)),
+        False
+    );
+    assert_eq!(
+        eval(expr, &notification([])),
+        Bottom,
+        "no SCHEDULER: delivered to nobody"
+    );
 }
 
 #[test]
 fn emulab_shape_tbrecv() {
     let expr = r#" ( HOST == "*" ) && ( OBJTYPE == "TBEXAMPLE" ) && SCHEDULER == 0 "#;
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "TBEXAMPLE", "x", 0)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "10.1.1.2", "TBEXAMPLE", "x", 0)), False, "* is a literal");
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "TBEXAMPLE", "x", 0)),
+        True
+    );
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "10.1.1.2", "TBEXAMPLE", "x", 0)),
+        False,
+        "* is a literal"
+    );
     assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "x", 0)), False);
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "TBEXAMPLE", "x", 1)), False);
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "TBEXAMPLE", "x", 1)),
+        False
+    );
 }
 
 #[test]
 fn emulab_shape_evproxy() {
     let expr = r#" ( EXPT == "p/e" ) && ( HOST == "*" || HOST == "10.1.1.2" ) && SCHEDULER == 0 "#;
     assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "l", 0)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "10.1.1.2", "LINK", "l", 0)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "10.1.1.3", "LINK", "l", 0)), False);
-    assert_eq!(eval(expr, &emulab_event("p/other", "*", "LINK", "l", 0)), False);
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "10.1.1.2", "LINK", "l", 0)),
+        True
+    );
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "10.1.1.3", "LINK", "l", 0)),
+        False
+    );
+    assert_eq!(
+        eval(expr, &emulab_event("p/other", "*", "LINK", "l", 0)),
+        False
+    );
     let sub = common::compile(expr);
     let constraints = sub.constraints();
     assert_eq!(constraints.len(), 3);
     assert_eq!(constraints[1].attribute, "HOST");
-    assert_eq!(constraints[1].values, [IndexKey::String("*".into()), IndexKey::String("10.1.1.2".into())]);
+    assert_eq!(
+        constraints[1].values,
+        [
+            IndexKey::String("*".into()),
+            IndexKey::String("10.1.1.2".into())
+        ]
+    );
 }
 
 #[test]
 fn emulab_shape_event_sched() {
     let expr = r#" ( EXPT == "p/e" ) && SCHEDULER == 1 "#;
     assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "l", 1)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "l", 0)), False, "fired events do not loop back");
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "LINK", "l", 0)),
+        False,
+        "fired events do not loop back"
+    );
 }
 
 #[test]
 fn emulab_shape_program_agent() {
     let expr = r#" ( EXPT == "p/e" ) && ( OBJTYPE == "PROGRAM" ) && ( OBJNAME == "a" || OBJNAME == "b" ) && SCHEDULER == 0 "#;
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "PROGRAM", "a", 0)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "PROGRAM", "b", 0)), True);
-    assert_eq!(eval(expr, &emulab_event("p/e", "*", "PROGRAM", "c", 0)), False);
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "PROGRAM", "a", 0)),
+        True
+    );
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "PROGRAM", "b", 0)),
+        True
+    );
+    assert_eq!(
+        eval(expr, &emulab_event("p/e", "*", "PROGRAM", "c", 0)),
+        False
+    );
     assert_eq!(eval(expr, &emulab_event("p/e", "*", "LINK", "a", 0)), False);
 }
 
@@ -779,5 +929,8 @@ fn emulab_shape_program_agent() {
 /// `()`, which is invalid; we reject it as a parse error too.
 #[test]
 fn emulab_empty_group_is_a_parse_error() {
-    assert_eq!(error(r#" ( EXPT == "p/e" ) && () && SCHEDULER == 0 "#).code, codes::PARSE_ERROR);
+    assert_eq!(
+        error(r#" ( EXPT == "p/e" ) && () && SCHEDULER == 0 "#).code,
+        codes::PARSE_ERROR
+    );
 }

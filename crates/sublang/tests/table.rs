@@ -273,7 +273,10 @@ const TABLE: &[(&str, Expect)] = &[
     ("decompose(fi) == \"fi\"", Is(F)),
     ("decompose-compat(i) == \"5\"", Is(B)),
     ("fold-case(decompose(\"\u{c9}\")) == decompose(acc)", Is(T)),
-    ("decompose(fold-case(\"\u{c9}\")) == \"e\u{301}\"", E(codes::EXP_IS_TRIVIAL)),
+    (
+        "decompose(fold-case(\"\u{c9}\")) == \"e\u{301}\"",
+        E(codes::EXP_IS_TRIVIAL),
+    ),
     // Names.
     ("pipe= > 20", Is(T)),
     ("\\ sp == \"x\"", Is(T)),
@@ -336,23 +339,46 @@ fn every_table_case_gives_its_expected_result() {
             failures.push(format!("{expr:?}: expected {expected:?}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), TABLE.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        TABLE.len(),
+        failures.join("\n")
+    );
 }
 
 /// Every operator and function appears in the table.
 #[test]
 fn table_covers_every_operator_and_function() {
     let operators = [
-        "||", "^^", "&&", "!", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "<<", ">>", ">>>", "&", "^",
-        "|", "~",
+        "||", "^^", "&&", "!", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "<<",
+        ">>", ">>>", "&", "^", "|", "~",
     ];
     let functions = [
-        "require(", "int32(", "int64(", "real64(", "string(", "opaque(", "nan(", "size(", "equals(", "begins-with(",
-        "ends-with(", "contains(", "wildcard(", "regex(", "fold-case(", "decompose(", "decompose-compat(",
+        "require(",
+        "int32(",
+        "int64(",
+        "real64(",
+        "string(",
+        "opaque(",
+        "nan(",
+        "size(",
+        "equals(",
+        "begins-with(",
+        "ends-with(",
+        "contains(",
+        "wildcard(",
+        "regex(",
+        "fold-case(",
+        "decompose(",
+        "decompose-compat(",
     ];
     for token in operators.iter().chain(functions.iter()) {
         assert!(
-            TABLE.iter().any(|(expr, expected)| matches!(expected, Is(_)) && expr.contains(token)),
+            TABLE
+                .iter()
+                .any(|(expr, expected)| matches!(expected, Is(_)) && expr.contains(token)),
             "no evaluated case uses {token}"
         );
     }

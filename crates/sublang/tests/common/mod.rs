@@ -13,7 +13,8 @@ pub fn notification<const N: usize>(pairs: [(&str, Value); N]) -> Attributes {
 
 /// Compiles with default limits, panicking with the error if it fails.
 pub fn compile(expr: &str) -> Subscription {
-    Subscription::compile(expr, &Limits::default()).unwrap_or_else(|e| panic!("{expr:?} did not compile: {e}"))
+    Subscription::compile(expr, &Limits::default())
+        .unwrap_or_else(|e| panic!("{expr:?} did not compile: {e}"))
 }
 
 /// Evaluates `expr` against `attrs`, checking that the owned and borrowed
@@ -23,7 +24,10 @@ pub fn eval(expr: &str, attrs: &Attributes) -> Truth {
     let owned = sub.evaluate(attrs);
     let entries: Vec<(&str, ValueRef<'_>)> = attrs.iter().map(|(n, v)| (n, v.as_ref())).collect();
     let borrowed = sub.evaluate(&AttributesRef { entries });
-    assert_eq!(owned, borrowed, "{expr:?}: owned and borrowed lookups disagree");
+    assert_eq!(
+        owned, borrowed,
+        "{expr:?}: owned and borrowed lookups disagree"
+    );
     assert_eq!(sub.matches(attrs), owned == Truth::True);
     owned
 }
@@ -38,7 +42,13 @@ pub fn error(expr: &str) -> SubscriptionError {
 
 /// An Emulab-shaped event: the seven address strings, SCHEDULER, and the
 /// sender.
-pub fn emulab_event(expt: &str, host: &str, objtype: &str, objname: &str, scheduler: i32) -> Attributes {
+pub fn emulab_event(
+    expt: &str,
+    host: &str,
+    objtype: &str,
+    objname: &str,
+    scheduler: i32,
+) -> Attributes {
     notification([
         ("SITE", Value::from("*")),
         ("EXPT", Value::from(expt)),
