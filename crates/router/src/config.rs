@@ -691,6 +691,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let file = FileConfig::parse(include_str!("../eventd.toml")).unwrap();
+        let s = Settings::resolve(&file, &cli(&[])).unwrap();
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.limits, ConnectionLimits::default());
+    }
+
+    #[test]
     fn tls_endpoint_needs_a_certificate() {
         let err = Settings::resolve(
             &FileConfig::default(),

@@ -78,7 +78,9 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        println!("{settings:#?}");
+        use std::io::Write as _;
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout(), "{settings:#?}");
         return ExitCode::SUCCESS;
     }
     let reload = init_logging(&settings);
