@@ -466,7 +466,12 @@ impl Inner {
             after: timeout,
             uri: self.uri().to_owned(),
         };
-        link.send(frame, deadline, timeout, self.uri()).await?;
+        if let Err(error) = link.send(frame, deadline, timeout, self.uri()).await {
+            // Never sent, so no reply will come: forget the request.
+            self.lock().pending.remove(&xid);
+            guard.armed = false;
+            return Err(error);
+        }
         let outcome = match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(result)) => result,
             // The connection task dropped the request: the connection ended.

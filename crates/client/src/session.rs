@@ -437,6 +437,11 @@ async fn run_session(
     let probe_timeout = inner.config.options.request_timeout;
     let mut probe_sent: Option<Instant> = None;
     loop {
+        // The flag backs up the notification below, so a stop can never be
+        // missed.
+        if inner.shutdown_requested.load(Ordering::SeqCst) {
+            break;
+        }
         let now = Instant::now();
         let last = *last_received.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sent) = probe_sent {
