@@ -210,11 +210,48 @@ struct Outcome {
 }
 
 fn outcome<T: Serialize + std::fmt::Display>(test: &str, report: &T, violations: bool) -> Outcome {
-    let json = serde_json::json!({ "test": test, "report": report });
+    let json = serde_json::json!({ "test": test, "report": report, "host": HostFacts::now() });
     Outcome {
-        text: report.to_string(),
+        text: format!("{report}\n{}", HostFacts::now()),
         json,
         violations,
+    }
+}
+
+/// Facts about the machine that bear on the figures: a loaded machine
+/// gives slower, noisier results, so every report says how busy it was.
+#[derive(Debug, Serialize)]
+struct HostFacts {
+    /// Logical CPUs.
+    cpus: usize,
+    /// `/proc/loadavg` when the report was made (1, 5 and 15-minute load).
+    loadavg: Option<String>,
+}
+
+impl HostFacts {
+    fn now() -> HostFacts {
+        HostFacts {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            loadavg: elvin_bench::procinfo::read_small(std::path::Path::new("/proc/loadavg"))
+                .ok()
+                .map(|text| {
+                    text.split_whitespace()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }),
+        }
+    }
+}
+
+impl std::fmt::Display for HostFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "host: {} CPUs, load average {}",
+            self.cpus,
+            self.loadavg.as_deref().unwrap_or("unknown")
+        )
     }
 }
 

@@ -24,8 +24,10 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use elvin_proto::xdr;
-use elvin_proto::{DecodeError, Message, NotifyEmit, ValueRef};
+use elvin_proto::xdr::{self, Reader};
+use elvin_proto::{
+    DecodeError, DecodeErrorKind, Message, NotifyDeliver, NotifyEmit, ValueRef, ValueType,
+};
 
 use crate::error::BenchError;
 use crate::wire::walk_attributes;
@@ -234,8 +236,7 @@ fn read_digits(bytes: &[u8]) -> Option<u64> {
 }
 
 /// Parses `ARGS` of a benchmark event: publisher and sequence number.
-fn parse_args(args: &str) -> Option<(u32, u64)> {
-    let bytes = args.as_bytes();
+fn parse_args(bytes: &[u8]) -> Option<(u32, u64)> {
     if bytes.get(..PUB_AT)? != b"PUB=" || bytes.get(PUB_AT + PUB_DIGITS..SEQ_AT)? != b" SEQ=" {
         return None;
     }
@@ -247,16 +248,48 @@ fn parse_args(args: &str) -> Option<(u32, u64)> {
 /// Reads the stamp of a delivered benchmark event from a NotifyDeliver
 /// body. `Ok(None)` means a well-formed notification that is not one of
 /// ours (a shared router may carry other traffic).
+///
+/// This is the subscribers' per-event cost, so it skims: names and string
+/// values are compared as bytes, without the UTF-8 validation a full
+/// decode does (the tool never uses them as text), and values it does not
+/// need are skipped by length. Every read is still bounds-checked.
 pub fn read_event(body: &[u8]) -> Result<Option<EventStamp>, DecodeError> {
+    let fail = |kind| DecodeError::in_packet(NotifyDeliver::NAME, kind);
+    let mut reader = Reader::new(body);
+    reader
+        .read_i32()
+        .map_err(|_| DecodeError::bare(DecodeErrorKind::MissingPacketId))?;
+    let count = reader.read_count(xdr::MIN_NAME_VALUE_LEN).map_err(fail)?;
     let mut ids = None;
     let mut secs = None;
     let mut micros = None;
-    walk_attributes(body, |name, value, _| match (name, value) {
-        ("ARGS", ValueRef::String(args)) => ids = parse_args(args),
-        ("time_sec", ValueRef::Int32(v)) => secs = u64::try_from(v).ok(),
-        ("time_usec", ValueRef::Int32(v)) => micros = u64::try_from(v).ok(),
-        _ => {}
-    })?;
+    for _ in 0..count {
+        let name = reader.read_opaque().map_err(fail)?;
+        let code = reader.read_i32().map_err(fail)?;
+        match ValueType::from_code(code) {
+            Some(ValueType::Int32) => {
+                let value = reader.read_i32().map_err(fail)?;
+                match name {
+                    b"time_sec" => secs = u64::try_from(value).ok(),
+                    b"time_usec" => micros = u64::try_from(value).ok(),
+                    _ => {}
+                }
+            }
+            Some(ValueType::Int64 | ValueType::Real64) => {
+                reader.read_i64().map_err(fail)?;
+            }
+            Some(ValueType::String) => {
+                let value = reader.read_opaque().map_err(fail)?;
+                if name == b"ARGS" {
+                    ids = parse_args(value);
+                }
+            }
+            Some(ValueType::Opaque) => {
+                reader.read_opaque().map_err(fail)?;
+            }
+            None => return Err(fail(DecodeErrorKind::UnknownValueType(code))),
+        }
+    }
     Ok(match (ids, secs, micros) {
         (Some((publisher, seq)), Some(secs), Some(micros)) => Some(EventStamp {
             publisher,
@@ -494,6 +527,40 @@ mod tests {
     }
 
     #[test]
+    fn events_are_read_among_attributes_of_every_type() {
+        let mut attributes = elvin_proto::Attributes::new();
+        attributes.insert("big", 1i64 << 40);
+        attributes.insert("real", 2.5);
+        attributes.insert("blob", vec![1u8, 2, 3]);
+        attributes.insert("ARGS", "PUB=0002 SEQ=000000000009");
+        attributes.insert("time_sec", 3);
+        attributes.insert("time_usec", 4);
+        attributes.insert("text", "ü");
+        let mut frame = Vec::new();
+        NotifyEmit {
+            attributes,
+            deliver_insecure: true,
+            keys: Default::default(),
+        }
+        .encode_frame(&mut frame);
+        let stamp = read_event(&frame[4..]).unwrap().unwrap();
+        assert_eq!(
+            stamp,
+            EventStamp {
+                publisher: 2,
+                seq: 9,
+                sent_us: 3_000_004
+            }
+        );
+        // An unknown type code is an error, not a skip.
+        let mut bad = frame[4..].to_vec();
+        // The first value's type code follows the id, count and "big".
+        let code_at = 4 + 4 + 8;
+        bad[code_at..code_at + 4].copy_from_slice(&9i32.to_be_bytes());
+        assert!(read_event(&bad).is_err());
+    }
+
+    #[test]
     fn subscriptions_match_exactly_what_they_should() {
         let limits = Limits::default();
         let matching = Subscription::compile(&matching_subscription(), &limits).unwrap();
@@ -547,8 +614,8 @@ mod tests {
         assert_eq!(&buf, b"x0042x");
         assert_eq!(read_digits(b"0042"), Some(42));
         assert_eq!(read_digits(b"00a2"), None);
-        assert_eq!(parse_args("PUB=0001 SEQ=000000000002"), Some((1, 2)));
-        assert_eq!(parse_args("PUB=0001 SEQ=00000000000"), None);
-        assert_eq!(parse_args("PUB=0001-SEQ=000000000002"), None);
+        assert_eq!(parse_args(b"PUB=0001 SEQ=000000000002"), Some((1, 2)));
+        assert_eq!(parse_args(b"PUB=0001 SEQ=00000000000"), None);
+        assert_eq!(parse_args(b"PUB=0001-SEQ=000000000002"), None);
     }
 }
