@@ -53,7 +53,7 @@ use tokio::sync::Notify;
 use crate::metrics::{self, Metrics};
 
 /// Most frames gathered into one vectored write.
-const MAX_IOVECS: usize = 64;
+const MAX_IOVECS: usize = 256;
 /// Most bytes offered to one vectored write.
 const MAX_WRITE_BYTES: usize = 256 * 1024;
 

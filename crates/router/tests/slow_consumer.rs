@@ -132,3 +132,36 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
     // And it is still connected and usable.
     stalled.subscribe("other == 1");
 }
+
+#[test]
+fn fail_policy_disconnects_a_client_that_cannot_keep_up() {
+    let router = eventd(&[]);
+    let mut stalled = Client::open(router.addr());
+    stalled.handshake(options(&[
+        ("Send-Queue.Max-Length", Value::Int32(16_384)),
+        ("Send-Queue.Drop-Policy", Value::String("fail".into())),
+    ]));
+    stalled.subscribe(r#"EXPT == "p/flood""#);
+    let mut producer = Client::connect(router.addr());
+    // Far more than the socket buffers and the 16 KiB queue can hold.
+    for seq in 0..20_000 {
+        producer.emit(event(seq));
+    }
+    producer.sync();
+    // Reading again: whatever the socket buffers held, then Disconn 4
+    // explaining the overflow, then EOF; never a DropWarn.
+    loop {
+        match stalled.recv() {
+            Packet::NotifyDeliver(_) => continue,
+            Packet::Disconn(d) => {
+                assert_eq!(d.reason, elvin_proto::codes::disconn::PROTOCOL_VIOLATION);
+                assert!(d.args.contains("Send queue overflow"), "{}", d.args);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    stalled.expect_closed();
+    // The producer is unaffected.
+    producer.subscribe("x == 1");
+}
