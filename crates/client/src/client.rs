@@ -40,7 +40,7 @@ use crate::options::{
 };
 use crate::queue::{DeliveryQueue, Ended, Notification, SubscriptionId};
 use crate::session;
-use crate::transport::{CLIENT_MAJOR, CLIENT_MINOR, Config};
+use crate::transport::{CLIENT_MAJOR, CLIENT_MINOR, Config, deadline_after};
 
 /// Most requests that may wait for replies at once. Far above any real
 /// use; it only stops a router that never answers from growing the pending
@@ -437,7 +437,7 @@ impl Inner {
         timeout: Duration,
         on_xid: impl FnOnce(&mut Shared, i32),
     ) -> Result<Reply, ClientError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(Instant::now(), timeout);
         let (tx, rx) = oneshot::channel();
         let (xid, frame) = {
             let mut shared = self.lock();
@@ -1012,8 +1012,13 @@ impl Client {
         let inner = self.inner();
         let link = inner.link(&inner.lock())?;
         let timeout = inner.config.options.request_timeout;
-        link.send(frame, Instant::now() + timeout, timeout, inner.uri())
-            .await
+        link.send(
+            frame,
+            deadline_after(Instant::now(), timeout),
+            timeout,
+            inner.uri(),
+        )
+        .await
     }
 
     /// Changes the connection's keys (SecRqst) and waits for the router to
@@ -1325,7 +1330,7 @@ pub async fn unotify(
         true,
         elvin_proto::DEFAULT_MAX_PACKET_LENGTH,
     )?;
-    let deadline = Instant::now() + options.connect_timeout;
+    let deadline = deadline_after(Instant::now(), options.connect_timeout);
     let mut stream = crate::transport::open_stream(&config, deadline).await?;
     let uri = &config.uri_text;
     let write = async {

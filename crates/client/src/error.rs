@@ -103,9 +103,10 @@ pub fn substitute_args(template: &str, args: &[Value]) -> String {
     while let Some(pos) = rest.find('%') {
         let (before, from_percent) = rest.split_at(pos);
         out.push_str(before);
-        let after = &from_percent[1..];
+        let after = from_percent.get(1..).unwrap_or_default();
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let argument = after[..digits]
+        let (number, rest_after_number) = after.split_at_checked(digits).unwrap_or((after, ""));
+        let argument = number
             .parse::<usize>()
             .ok()
             .and_then(|n| n.checked_sub(1))
@@ -113,7 +114,7 @@ pub fn substitute_args(template: &str, args: &[Value]) -> String {
         match argument {
             Some(value) => {
                 push_argument(&mut out, value);
-                rest = &after[digits..];
+                rest = rest_after_number;
             }
             None => {
                 out.push('%');

@@ -39,7 +39,7 @@ use crate::error::{
 };
 use crate::options::Reconnect;
 use crate::queue::{Ended, Notification, SubscriptionId};
-use crate::transport::{self, Established};
+use crate::transport::{self, Established, deadline_after};
 
 /// Opens a connection with the client's current connection keys.
 pub(crate) async fn establish_for(inner: &Inner) -> Result<Established, ClientError> {
@@ -294,7 +294,12 @@ async fn resubscribe_all(inner: Arc<Inner>, generation: u64, attempt: u32) {
         let (link, frame, rx) = next;
         let timeout = inner.config.options.request_timeout;
         if link
-            .send(frame, Instant::now() + timeout, timeout, inner.uri())
+            .send(
+                frame,
+                deadline_after(Instant::now(), timeout),
+                timeout,
+                inner.uri(),
+            )
             .await
             .is_err()
         {
@@ -452,27 +457,27 @@ async fn run_session(
         let next_check = match (keepalive, probe_sent) {
             (None, _) => None,
             (Some(_), Some(sent)) => {
-                if now >= sent + probe_timeout {
+                if now >= deadline_after(sent, probe_timeout) {
                     return SessionEnd::Failed(ClientError::Timeout {
                         what: TimeoutKind::Liveness,
                         after: probe_timeout,
                         uri: uri.clone(),
                     });
                 }
-                Some(sent + probe_timeout)
+                Some(deadline_after(sent, probe_timeout))
             }
             (Some(idle), None) => {
-                if now >= last + idle {
+                if now >= deadline_after(last, idle) {
                     link.testconn_due.store(true, Ordering::SeqCst);
                     link.wake.notify_one();
                     probe_sent = Some(now);
-                    Some(now + probe_timeout)
+                    Some(deadline_after(now, probe_timeout))
                 } else {
-                    Some(last + idle)
+                    Some(deadline_after(last, idle))
                 }
             }
         };
-        let far = now + Duration::from_secs(24 * 3600);
+        let far = deadline_after(now, Duration::from_secs(24 * 3600));
         tokio::select! {
             error = &mut read => return SessionEnd::Failed(error),
             error = &mut write => return SessionEnd::Failed(error),

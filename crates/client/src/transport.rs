@@ -30,6 +30,13 @@ pub(crate) const CLIENT_MINOR: i32 = 0;
 /// Smallest read the frame reader asks the socket for.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// `from + wait`, saturating at a far-off instant instead of overflowing
+/// when a caller configures an absurdly long timeout.
+pub(crate) fn deadline_after(from: Instant, wait: Duration) -> Instant {
+    from.checked_add(wait)
+        .unwrap_or_else(|| from + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// A byte stream to a router: plain TCP or TLS over TCP.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
@@ -223,7 +230,7 @@ pub(crate) async fn establish(
     subscription_keys: Keys,
 ) -> Result<Established, ClientError> {
     let started = Instant::now();
-    let deadline = started + config.options.connect_timeout;
+    let deadline = deadline_after(started, config.options.connect_timeout);
     let stream = open_stream(config, deadline).await?;
     let (read_half, mut writer) = tokio::io::split(stream);
     let mut reader = FrameReader::new(read_half);
