@@ -350,3 +350,130 @@ fn blocking_receivers_wake_with_the_error_when_the_connection_dies() {
     assert!(matches!(error, ClientError::ConnectionLost(_)), "{error:?}");
     assert!(client.notify(&note(1), true, &Keys::new()).is_err());
 }
+
+#[tokio::test]
+async fn a_resubscription_the_new_router_refuses_ends_that_subscription() {
+    let server = FakeServer::bind().await;
+    let (client, (mut peer, _)) = tokio::join!(
+        Client::connect(server.uri(), reconnecting(None)),
+        server.accept_connected(vec![])
+    );
+    let client = client.unwrap();
+    let mut events = client.events();
+    let (kept, refused) = {
+        let subscribe_both = async {
+            let kept = client
+                .subscribe("A == 1", SubscribeOptions::default())
+                .await;
+            let refused = client
+                .subscribe("B == 1", SubscribeOptions::default())
+                .await;
+            (kept.unwrap(), refused.unwrap())
+        };
+        let answer = async {
+            for id in [1, 2] {
+                let Packet::SubAddRqst(rqst) = peer.recv().await else {
+                    panic!("expected SubAddRqst")
+                };
+                peer.send(elvin_proto::SubRply {
+                    xid: rqst.xid,
+                    subscription_id: id,
+                })
+                .await;
+            }
+        };
+        tokio::join!(subscribe_both, answer).0
+    };
+    let (mut kept, mut refused) = (kept, refused);
+    // A subscription dropped while disconnected is not re-sent.
+    let dropped = {
+        let (sub, ()) = tokio::join!(
+            client.subscribe("C == 1", SubscribeOptions::default()),
+            async {
+                let Packet::SubAddRqst(rqst) = peer.recv().await else {
+                    panic!("expected SubAddRqst")
+                };
+                peer.send(elvin_proto::SubRply {
+                    xid: rqst.xid,
+                    subscription_id: 3,
+                })
+                .await;
+            }
+        );
+        sub.unwrap()
+    };
+
+    drop(peer);
+    assert!(matches!(
+        tokio::time::timeout(PROMPT, events.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        ConnectionEvent::Lost { .. }
+    ));
+    drop(dropped);
+    // Subscribing while disconnected fails at once.
+    assert!(matches!(
+        client
+            .subscribe("D == 1", SubscribeOptions::default())
+            .await,
+        Err(ClientError::NotConnected { .. })
+    ));
+
+    // The same listener takes the reconnection.
+    let (mut peer, _) = server.accept_connected(vec![]).await;
+    let mut resent = Vec::new();
+    for _ in 0..2 {
+        let Packet::SubAddRqst(rqst) = peer.recv().await else {
+            panic!("expected SubAddRqst")
+        };
+        resent.push(rqst.expression.clone());
+        if rqst.expression == "B == 1" {
+            peer.send(elvin_proto::Nack {
+                xid: rqst.xid,
+                error: elvin_proto::codes::nack::IMPL_LIMIT,
+                message: "Too many subscriptions".into(),
+                args: vec![],
+            })
+            .await;
+        } else {
+            peer.send(elvin_proto::SubRply {
+                xid: rqst.xid,
+                subscription_id: 11,
+            })
+            .await;
+        }
+    }
+    resent.sort();
+    assert_eq!(resent, vec!["A == 1".to_owned(), "B == 1".to_owned()]);
+    loop {
+        match tokio::time::timeout(PROMPT, events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ConnectionEvent::Reconnected {
+                resubscribed,
+                failed,
+                ..
+            } => {
+                assert_eq!((resubscribed, failed), (1, 1));
+                break;
+            }
+            ConnectionEvent::ReconnectFailed { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(kept.router_id(), Some(11));
+    assert!(refused.recv().await.is_none());
+    let reason = refused.end_reason().unwrap();
+    assert_eq!(reason.as_nack().unwrap().message, "Too many subscriptions");
+    // The kept one still receives.
+    peer.send(elvin_proto::NotifyDeliver {
+        attributes: note(5),
+        secure_matches: vec![],
+        insecure_matches: vec![11],
+    })
+    .await;
+    assert_eq!(next_n(&mut kept).await, 5);
+}
