@@ -503,6 +503,7 @@ async fn subscribe_loop(
         drop_warns: 0,
     };
     let mut idle = Duration::ZERO;
+    let mut drain_started: Option<Instant> = None;
     loop {
         let mut advanced = false;
         while let Some(body) = reader.next_frame(PHASE)? {
@@ -563,7 +564,14 @@ async fn subscribe_loop(
                 .iter()
                 .zip(&progress.sent)
                 .all(|(seen, sent)| *seen >= sent.load(Ordering::SeqCst));
-            if complete || idle >= DRAIN_IDLE.min(config.timeout) {
+            // However slowly the router trickles, the drain ends within
+            // --timeout of the last send; what is still missing then is
+            // reported as missing.
+            let drain_started = *drain_started.get_or_insert_with(Instant::now);
+            if complete
+                || idle >= DRAIN_IDLE.min(config.timeout)
+                || drain_started.elapsed() >= config.timeout
+            {
                 return Ok(outcome);
             }
         } else if idle >= config.timeout {
