@@ -27,8 +27,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use elvin_proto::{
-    Attributes, DisconnRqst, ElvinUri, EncodeError, Keys, Packet, SecRqst, SubAddRqst, SubDelRqst,
-    SubModRqst, xdr,
+    Attributes, DisconnRqst, ElvinUri, EncodeError, Keys, Message, NotifyEmit, Packet, SecRqst,
+    SubAddRqst, SubDelRqst, SubModRqst, UNotify, xdr,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -766,11 +766,11 @@ pub(crate) fn encode_notification(
     let mut out = Vec::with_capacity(4 + length);
     xdr::put_u32(&mut out, u32::try_from(length).unwrap_or(u32::MAX));
     if unotify {
-        xdr::put_i32(&mut out, 32);
+        xdr::put_i32(&mut out, <UNotify as Message>::ID);
         xdr::put_i32(&mut out, CLIENT_MAJOR);
         xdr::put_i32(&mut out, CLIENT_MINOR);
     } else {
-        xdr::put_i32(&mut out, 56);
+        xdr::put_i32(&mut out, <NotifyEmit as Message>::ID);
     }
     xdr::put_name_values(&mut out, pairs());
     xdr::put_bool(&mut out, deliver_insecure);
