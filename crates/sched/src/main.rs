@@ -1,0 +1,49 @@
+//! `event-sched pid eid`: see `tbevents_sched` and docs/scheduler.md.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tbevents_sched::cli::Cli;
+use tbevents_sched::privilege::running_as_root;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if running_as_root() {
+        eprintln!(
+            "event-sched: refusing to run as root (uid or effective uid is 0): the scheduler runs \
+             commands for the experiment's user; start it as that user (for example with \
+             `su -s /bin/sh USER -c ...` or `setpriv --reuid USER`)"
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Err(error) = tbevents_sched::logging::init(cli.debug, cli.logfile.as_deref()) {
+        eprintln!("event-sched: {error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("event-sched-io")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let expt = format!("{}/{}", cli.pid, cli.eid);
+    let result = runtime.block_on(tbevents_sched::run::run(cli));
+    // Do not wait for blocked store calls or the router connection.
+    runtime.shutdown_background();
+    match result {
+        Ok(summary) => {
+            tracing::info!("Scheduler for {expt} exiting: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!("event-sched for {expt} cannot run: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The scheduler's life: start-up in the original's order (spec
+//! emulab-events-B §1.3), firing, and a clean exit on SIGTERM/SIGINT.
+//!
+//! 1. Read the key; open the store and check the experiment exists (a
+//!    mistyped pid/eid is an error at once, not an endless wait).
+//! 2. Register with the router using the key (retrying an unreachable
+//!    router every second) and subscribe to the experiment's scheduler
+//!    requests. Requests that arrive from now on are held (`dynamic`).
+//! 3. Wait until the experiment's state is `active`, polling the store
+//!    (every `--poll-interval`, logging every 10th try).
+//! 4. Load the agents, groups and static events; resolve every event (an
+//!    unknown object fails the start, naming it).
+//! 5. Time zero = now + `--start-delay`, with microseconds (the original
+//!    truncated its base time to whole seconds). Arm TIME START and the
+//!    static events; release the held requests.
+//! 6. Fire until SIGTERM or SIGINT, then log the summary and exit 0.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tbevents_event::{EventHandle, EventKey, Reconnect, RegisterOptions, server_uri};
+use tbevents_store::{ExperimentId, ExperimentState, ExperimentStore, StoreError};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::agents::AgentTable;
+use crate::cli::Cli;
+use crate::dynamic::{DEFAULT_HOLD_LIMIT, Intake};
+use crate::firing::{Firing, FiringConfig};
+use crate::intern::Interner;
+use crate::network::{RouterOutlet, log_connection_events, pump_requests, request_tuple};
+use crate::schedule::{Catalog, Plan};
+use crate::simulator::{CommandTemplate, SimulatorCommands, start_runner};
+use crate::stats::{Stats, Summary};
+use crate::time::{duration_micros, format_sec_usec, now_micros};
+
+/// How often a waiting scheduler says it is still waiting, in polls.
+pub const WAIT_LOG_EVERY: u64 = 10;
+
+/// Runs the scheduler until a signal; returns the run's figures.
+pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let stats = Arc::new(Stats::new());
+    let expt = format!("{}/{}", cli.pid, cli.eid);
+    let served = serve(&cli, Arc::clone(&stats));
+    tokio::pin!(served);
+    let signal_name = tokio::select! {
+        result = &mut served => {
+            // `serve` only returns on a start-up failure.
+            result?;
+            "nothing"
+        }
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!("received {signal_name}; stopping the scheduler for {expt}");
+    Ok(stats.summary())
+}
+
+/// Everything up to firing; then waits for ever (the caller's signal
+/// handling ends it, dropping the firing thread, which stops it).
+async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
+    let id = ExperimentId::new(&cli.pid, &cli.eid);
+    id.validate().context("bad experiment name")?;
+    let expt = id.to_string();
+    let key = EventKey::from_file(&cli.keyfile)
+        .with_context(|| format!("cannot use key file {}", cli.keyfile.display()))?;
+    let simulator = SimulatorCommands {
+        swapout: CommandTemplate::parse(&cli.swapout_command, "SWAPOUT")?,
+        halt: CommandTemplate::parse(&cli.halt_command, "HALT")?,
+        pid: cli.pid.clone(),
+        eid: cli.eid.clone(),
+    };
+
+    let url = tbevents_store::resolve_store_url(cli.store.as_deref())?;
+    let store: Arc<dyn ExperimentStore> = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || tbevents_store::open(&url))
+            .await
+            .context("the store task failed")??
+            .into()
+    };
+    let initial = blocking(&store, {
+        let id = id.clone();
+        move |s| s.state(&id)
+    })
+    .await?;
+    let router = server_uri(&cli.server, cli.port);
+    tracing::info!(
+        store = %store.location(),
+        router = %router,
+        start_delay_s = cli.start_delay,
+        "event-sched for {expt} starting (experiment state: {initial})"
+    );
+
+    let options = RegisterOptions::new().key(key.clone()).retry(Reconnect {
+        retry_interval: std::time::Duration::from_secs(1),
+        max_retries: None,
+    });
+    let handle = EventHandle::register_with(&router, options)
+        .await
+        .with_context(|| format!("could not register with the event router at {router}"))?;
+    tracing::info!("registered with the event router at {router}");
+    tokio::spawn(log_connection_events(handle.clone()));
+
+    let tuple = request_tuple(&expt);
+    let subscription = handle
+        .subscribe(&tuple)
+        .await
+        .context("could not subscribe to the experiment's scheduler requests")?;
+    tracing::info!(
+        expression = subscription.expression().unwrap_or_default(),
+        "subscribed to scheduler requests"
+    );
+    let intake = Arc::new(Mutex::new(Intake::new(
+        Arc::clone(&stats),
+        DEFAULT_HOLD_LIMIT,
+    )));
+    tokio::spawn(pump_requests(subscription, Arc::clone(&intake)));
+
+    wait_for_active(&store, &id, initial, cli).await?;
+
+    let started = Instant::now();
+    let (agents, groups, events) = blocking(&store, {
+        let id = id.clone();
+        move |s| Ok((s.agents(&id)?, s.groups(&id)?, s.events(&id)?))
+    })
+    .await?;
+    let read_ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut strings = Interner::new();
+    let table = AgentTable::build(&agents, &groups, &mut strings)
+        .context("could not build the agent table")?;
+    let plan =
+        Plan::build(&events, &table, &mut strings).context("could not load the static events")?;
+    drop((agents, groups, events));
+    log_agent_table(&table, &strings);
+    let catalog = Arc::new(Catalog {
+        expt: expt.clone(),
+        strings,
+        agents: table,
+    });
+
+    let (simulator_tx, simulator_rx) = std::sync::mpsc::channel();
+    start_runner(simulator, simulator_rx).context("could not start the SIMULATOR runner")?;
+    let outlet = RouterOutlet::new(handle.clone(), key, tokio::runtime::Handle::current());
+    let config = FiringConfig {
+        sender: Some(handle.sender().address.to_string()),
+        ..FiringConfig::default()
+    };
+    let firing = Firing::start(
+        Arc::clone(&catalog),
+        Box::new(outlet),
+        simulator_tx,
+        Arc::clone(&stats),
+        config,
+    )
+    .context("could not start the firing thread")?;
+
+    let rows = plan.rows;
+    let group_rows = plan.group_rows;
+    let simulator_events = plan.simulator_events;
+    let last_offset = plan.last_offset;
+    let records = plan.len();
+    let time_zero = now_micros().saturating_add(duration_micros(cli.start_delay()));
+    let mut next_seq = 0u64;
+    let armed = plan.arm(time_zero, &mut next_seq);
+    if !firing.handle().add(armed) {
+        anyhow::bail!("the firing thread stopped before the schedule was armed");
+    }
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(
+        agents = catalog.agents.agent_count(),
+        skipped_agents = catalog.agents.unmapped_count(),
+        groups = catalog.agents.group_count(),
+        events = rows,
+        group_events = group_rows,
+        records,
+        simulator_events,
+        strings = catalog.strings.len(),
+        read_ms = format!("{read_ms:.1}"),
+        load_ms = format!("{load_ms:.1}"),
+        resident_mib = resident_mib()
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_default(),
+        "loaded {} agents, {} event groups and {rows} static events ({records} to fire) in \
+         {load_ms:.1} ms",
+        catalog.agents.agent_count(),
+        catalog.agents.group_count(),
+    );
+    tracing::info!(
+        time_zero = %format_sec_usec(time_zero),
+        "time zero (TIME START) is {} ({}), in {:.3} s; the last static event is at +{:.3} s",
+        human_time(time_zero),
+        format_sec_usec(time_zero),
+        cli.start_delay,
+        last_offset as f64 / 1e6,
+    );
+    match intake.lock() {
+        Ok(mut intake) => intake.ready(Arc::clone(&catalog), firing.handle(), next_seq),
+        Err(_) => anyhow::bail!("the dynamic event intake is unusable"),
+    }
+
+    // Fire until the caller's signal handling drops this future; dropping
+    // `firing` stops the firing thread, dropping `handle` the connection.
+    let _keep = (firing, handle);
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Polls the store until the experiment is active.
+async fn wait_for_active(
+    store: &Arc<dyn ExperimentStore>,
+    id: &ExperimentId,
+    initial: ExperimentState,
+    cli: &Cli,
+) -> anyhow::Result<()> {
+    let mut state = initial;
+    let mut tries: u64 = 0;
+    while state != ExperimentState::Active {
+        if tries == 0 {
+            tracing::info!("waiting for {id} to become active (it is {state})");
+        } else if tries % WAIT_LOG_EVERY == 0 {
+            tracing::info!("Waiting for {id} to become active: still {state} after {tries} checks");
+        }
+        tries += 1;
+        tokio::time::sleep(cli.poll_interval()).await;
+        state = blocking(store, {
+            let id = id.clone();
+            move |s| s.state(&id)
+        })
+        .await?;
+    }
+    if tries > 0 {
+        tracing::info!("{id} is active");
+    }
+    Ok(())
+}
+
+/// Runs a store call off the async runtime.
+async fn blocking<T, F>(store: &Arc<dyn ExperimentStore>, call: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn ExperimentStore) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    let result = tokio::task::spawn_blocking(move || call(&*store))
+        .await
+        .context("the store task failed")?;
+    Ok(result?)
+}
+
+/// The agent table dump of the original's `-d` (one line per entry).
+fn log_agent_table(table: &AgentTable, strings: &Interner) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    for (name, entry) in table.iter() {
+        match entry.group {
+            Some(_) => tracing::debug!(
+                "Group: {} {}",
+                strings.resolve(name),
+                strings.resolve(entry.objname)
+            ),
+            None => tracing::debug!(
+                "Agent: {} {} {} {}",
+                strings.resolve(entry.objname),
+                strings.resolve(entry.objtype),
+                strings.resolve(entry.vnode),
+                strings.resolve(entry.host)
+            ),
+        }
+    }
+}
+
+/// A UTC timestamp for log lines.
+fn human_time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string())
+        .unwrap_or_else(|| format_sec_usec(micros))
+}
+
+/// This process's resident memory in MiB, from /proc (Linux).
+pub fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
