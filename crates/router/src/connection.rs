@@ -39,8 +39,12 @@ use crate::outbox::{FlushOutcome, Outbox, OutboxState, Sink};
 use crate::server::ServerContext;
 use crate::session::{Session, Step};
 
-/// Bytes requested from the socket per read.
+/// Bytes requested from the socket per read, at most.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes requested by a connection's first reads: most connections only
+/// ever send a ConnRqst and a few subscriptions, so they start small and
+/// grow (doubling up to [`READ_CHUNK`]) only when reads fill the buffer.
+const FIRST_READ: usize = 4 * 1024;
 /// Read batches handled back to back before yielding to other tasks.
 const BATCHES_BEFORE_YIELD: u32 = 16;
 /// Most bytes moved to a TLS writer per batch.
@@ -89,9 +93,9 @@ fn process_frames(session: &mut Session, buf: &mut Vec<u8>, scratch: &mut RouteS
     step
 }
 
-/// Room to read into: one chunk, or the rest of a partly received frame
-/// whose header has already passed the size check.
-fn reserve_for_read(buf: &mut Vec<u8>, max_frame: usize) {
+/// Room to read into: `chunk` bytes, or the rest of a partly received
+/// frame whose header has already passed the size check.
+fn reserve_for_read(buf: &mut Vec<u8>, chunk: usize, max_frame: usize) {
     let pending_frame = match buf.first_chunk::<4>() {
         Some(header) => {
             let body = u32::from_be_bytes(*header) as usize;
@@ -99,7 +103,7 @@ fn reserve_for_read(buf: &mut Vec<u8>, max_frame: usize) {
         }
         None => 0,
     };
-    let wanted = pending_frame.saturating_sub(buf.len()).max(READ_CHUNK);
+    let wanted = pending_frame.saturating_sub(buf.len()).max(chunk);
     if buf.capacity() - buf.len() < wanted {
         buf.reserve(wanted);
     }
@@ -140,6 +144,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     let mut shutdown = ctx.shutdown_receiver();
     let mut scratch = RouteScratch::new();
     let mut buf: Vec<u8> = Vec::new();
+    let mut read_size = FIRST_READ;
     let mut nodelay = session.send_immediately();
 
     let ending = 'reading: loop {
@@ -196,10 +201,14 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
             if batches % BATCHES_BEFORE_YIELD == 0 {
                 tokio::task::yield_now().await;
             }
-            reserve_for_read(&mut buf, session.max_frame_len());
+            reserve_for_read(&mut buf, read_size, session.max_frame_len());
+            let spare = buf.capacity() - buf.len();
             match stream.try_read_buf(&mut buf) {
                 Ok(0) => break 'reading Ending::Gone,
-                Ok(_) => {
+                Ok(n) => {
+                    if n == spare {
+                        read_size = (read_size * 2).min(READ_CHUNK);
+                    }
                     let step = process_frames(&mut session, &mut buf, &mut scratch);
                     scratch.finish_batch(&ctx.metrics);
                     outbox.flush_soon();
@@ -261,7 +270,9 @@ async fn finish_tcp(stream: &TcpStream, outbox: &Outbox, timeout: Duration) {
     let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
     let linger_until = tokio::time::Instant::now() + LINGER.min(timeout);
     let mut discarded = 0usize;
-    let mut scratch = [0u8; 4096];
+    // On the heap: an array here would live in every connection task's
+    // state, idle or not.
+    let mut scratch = vec![0u8; 4096];
     while discarded < LINGER_BYTES {
         match tokio::time::timeout_at(linger_until, stream.readable()).await {
             Ok(Ok(())) => match stream.try_read(&mut scratch) {
@@ -318,6 +329,7 @@ pub async fn serve_tls(
     let mut shutdown = ctx.shutdown_receiver();
     let mut scratch = RouteScratch::new();
     let mut buf: Vec<u8> = Vec::new();
+    let mut read_size = FIRST_READ;
 
     let ending = loop {
         if *shutdown.borrow() {
@@ -339,7 +351,8 @@ pub async fn serve_tls(
                 _ => break Ending::Gone,
             }
         }
-        reserve_for_read(&mut buf, session.max_frame_len());
+        reserve_for_read(&mut buf, read_size, session.max_frame_len());
+        let spare = buf.capacity() - buf.len();
         let deadline = idle_deadline(&session, idle_timeout);
         let read = tokio::select! {
             biased;
@@ -362,7 +375,10 @@ pub async fn serve_tls(
         };
         match read {
             Ok(0) | Err(_) => break Ending::Gone,
-            Ok(_) => {
+            Ok(n) => {
+                if n == spare {
+                    read_size = (read_size * 2).min(READ_CHUNK);
+                }
                 let step = process_frames(&mut session, &mut buf, &mut scratch);
                 scratch.finish_batch(&ctx.metrics);
                 outbox.flush_soon();
@@ -470,5 +486,32 @@ impl Drop for LiveGuard {
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.none_left.notify_waiters();
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// Every idle connection keeps its reader task's state alive; 10,000
+    /// of them must fit in the router's memory budget, so nothing large may
+    /// live in that state (a stack buffer held across an await once made
+    /// it 5 KB).
+    #[test]
+    fn connection_task_state_stays_small() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let settings =
+                crate::config::Settings::resolve(&Default::default(), &Default::default()).unwrap();
+            let ctx = crate::server::ServerContext::new(&settings);
+            let task = super::serve_tcp(stream, addr, Arc::clone(&ctx));
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 1536, "serve_tcp's state is {size} bytes");
+        });
     }
 }
