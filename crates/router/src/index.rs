@@ -235,24 +235,51 @@ impl SubscriptionIndex {
     /// `attributes`: the posting lists of its indexed attribute values and
     /// the unindexed list.
     pub fn for_each_candidate(&self, attributes: &AttributesRef<'_>, mut visit: impl FnMut(Slot)) {
-        for name in &self.names {
-            let Some(value) = attributes.get(name) else {
-                continue;
-            };
-            let Some(postings) = self.attributes.get(name) else {
-                continue;
-            };
-            let list = match value {
-                ValueRef::String(s) => postings.strings.get(s),
-                other => IndexKey::of(other).and_then(|key| postings.numbers.get(&key)),
-            };
-            if let Some(list) = list {
-                for &slot in &list.slots {
-                    visit(slot);
+        let entries = &attributes.entries;
+        if self.names.len() > entries.len() && entries.len() <= SCAN_NOTIFICATION_LIMIT {
+            // More indexed names than attributes: probe the index with each
+            // of the notification's names instead. A repeated name counts
+            // only at its last occurrence (the value the evaluator sees), so
+            // no list is visited twice.
+            for (i, (name, value)) in entries.iter().enumerate() {
+                let repeated_later = entries
+                    .get(i + 1..)
+                    .is_some_and(|rest| rest.iter().any(|(later, _)| later == name));
+                if repeated_later {
+                    continue;
+                }
+                if let Some(postings) = self.attributes.get(*name) {
+                    visit_list(postings, *value, &mut visit);
+                }
+            }
+        } else {
+            for name in &self.names {
+                let Some(value) = attributes.get(name) else {
+                    continue;
+                };
+                if let Some(postings) = self.attributes.get(name) {
+                    visit_list(postings, value, &mut visit);
                 }
             }
         }
         for &slot in &self.unindexed.slots {
+            visit(slot);
+        }
+    }
+}
+
+/// Notifications with at most this many attributes may be walked
+/// attribute by attribute (the duplicate check is quadratic in it).
+const SCAN_NOTIFICATION_LIMIT: usize = 64;
+
+/// Visits the posting list of `value` under one attribute, if any.
+fn visit_list(postings: &AttributePostings, value: ValueRef<'_>, visit: &mut impl FnMut(Slot)) {
+    let list = match value {
+        ValueRef::String(s) => postings.strings.get(s),
+        other => IndexKey::of(other).and_then(|key| postings.numbers.get(&key)),
+    };
+    if let Some(list) = list {
+        for &slot in &list.slots {
             visit(slot);
         }
     }
@@ -411,6 +438,40 @@ mod tests {
             v
         });
         assert!(!candidates(&index, &[("K", ValueRef::String("v"))]).contains(&1));
+    }
+
+    #[test]
+    fn many_indexed_names_are_probed_from_the_notification_side() {
+        let mut index = SubscriptionIndex::new();
+        for slot in 0..20u32 {
+            index.insert(slot, &constraints(&format!("attr{slot} == 1")));
+        }
+        assert_eq!(index.indexed_attributes().count(), 20);
+        assert_eq!(candidates(&index, &[("attr7", ValueRef::Int32(1))]), [7]);
+        // A repeated name: only its last value counts, and a slot is
+        // visited once.
+        assert_eq!(
+            candidates(
+                &index,
+                &[("attr3", ValueRef::Int32(1)), ("attr3", ValueRef::Int32(2))]
+            ),
+            Vec::<Slot>::new()
+        );
+        assert_eq!(
+            candidates(
+                &index,
+                &[("attr3", ValueRef::Int32(2)), ("attr3", ValueRef::Int32(1))]
+            ),
+            [3]
+        );
+        // More attributes than indexed names: the other walk, same answer.
+        let mut many: Vec<(String, ValueRef<'_>)> = (0..30)
+            .map(|i| (format!("x{i}"), ValueRef::Int32(1)))
+            .collect();
+        many.push(("attr5".into(), ValueRef::Int32(1)));
+        let entries: Vec<(&str, ValueRef<'_>)> =
+            many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        assert_eq!(candidates(&index, &entries), [5]);
     }
 
     #[test]
