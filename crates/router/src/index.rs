@@ -11,7 +11,9 @@
 //! For a notification the router walks only the attribute names that have
 //! postings (a short list: Emulab subscriptions constrain a handful of
 //! names), looks each one up in the notification, and visits the posting
-//! list of that value. Because a subscription sits under one attribute, it
+//! list of that value. (Should clients ever constrain more distinct names
+//! than a notification has attributes, the walk turns around: each of the
+//! notification's names is looked up in the index instead.) Because a subscription sits under one attribute, it
 //! is visited at most once per notification, and the number visited is the
 //! number of subscriptions whose constraint value equals the
 //! notification's, plus the unindexed ones: the cost follows the matches,
