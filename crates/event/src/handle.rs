@@ -423,9 +423,15 @@ impl EventSubscription {
         self.inner.dropped()
     }
 
-    /// The subscription expression.
+    /// The subscription expression (`None` once it has ended).
     pub fn expression(&self) -> Option<String> {
         self.inner.expression()
+    }
+
+    /// Why the subscription ended (for example, the connection was lost);
+    /// `None` while it is live.
+    pub fn end_reason(&self) -> Option<elvin_client::ClientError> {
+        self.inner.end_reason()
     }
 
     /// Unsubscribes and waits for the router.

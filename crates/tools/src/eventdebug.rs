@@ -1,0 +1,640 @@
+//! `eventdebug`: print every event passing through an event router.
+//!
+//! It subscribes to all live events (` SCHEDULER == 0 `), optionally
+//! narrowed to one experiment and optionally also to scheduler requests,
+//! and prints one line per event on standard output, flushed at once so it
+//! can be piped:
+//!
+//! ```text
+//! Event: 1717171717 * testbed/demo * 10.1.1.2 TRAFGEN cbr0 START
+//!     ARGS: RATE=10 SIZE=512
+//! ```
+//!
+//! The time is when the event was received (whole seconds since the
+//! epoch). A missing attribute prints as nothing, leaving two spaces. When
+//! the event has a non-empty `ARGS`, it follows on a continuation line
+//! starting with four spaces and `ARGS: `, so `grep '^Event:'` still gives
+//! one line per event. Scheduler requests (with `--scheduler`) end with
+//! ` [scheduler request for <time_sec>.<time_usec>]`. Control characters
+//! in values are printed escaped (`\n`, `\t`, `\u{1b}`), so an event
+//! cannot forge extra output lines.
+//!
+//! `--json` prints one JSON object per line instead, with every attribute
+//! typed: `{"received": 1717171717.123456, "scheduler_request": false,
+//! "attributes": {"EXPT": {"type": "string", "value": "testbed/demo"}, ...}}`.
+//! Opaque values are lower-case hex; int64 are JSON numbers; real64 values
+//! that JSON cannot represent (NaN, infinities) are strings.
+//!
+//! With `-k`, events whose HMAC is missing or wrong are dropped with a
+//! warning on standard error. When the router goes away, `eventdebug` says
+//! so on standard error and reconnects every second until it is back.
+//!
+//! Decisions where the original was vague or buggy:
+//!
+//! - `-b` is a plain flag (the original's `getopt` made it swallow the next
+//!   argument); `-p` wins over it.
+//! - The experiment may be given as `-e pid/eid` or positionally; giving
+//!   both with different values is a usage error, and the value must look
+//!   like `pid/eid`.
+//! - `SIGINT` and `SIGTERM` end it with status 0; a closed output pipe
+//!   (`eventdebug | head`) ends it quietly with status 0.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use serde_json::{Map, Value as Json, json};
+use tbevents_event::constants::BOSS_EVENT_PORT;
+use tbevents_event::{
+    AddressTuple, EventError, EventHandle, EventKey, EventNotification, EventSubscription,
+    RegisterOptions, Value, server_uri,
+};
+
+/// Exit status for a bad command line (the original's).
+pub const EXIT_USAGE: u8 = 1;
+/// Exit status when the router cannot be reached or the subscription is
+/// refused at start-up, or the key file is unusable.
+pub const EXIT_FAILURE: u8 = 255;
+
+/// How long to wait between reconnection attempts.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+
+const SYNOPSIS: &str = "usage: eventdebug [-b] [-s server] [-p port] [-k keyfile] [-e pid/eid] [--scheduler] [--json] [pid/eid]";
+
+/// The `--help` text: a manual page.
+pub const HELP: &str = "\
+NAME
+    eventdebug - print the events passing through an event router
+
+SYNOPSIS
+    eventdebug [-b] [-s server] [-p port] [-k keyfile] [-e pid/eid]
+               [--scheduler] [--json] [pid/eid]
+    eventdebug -h | --help
+
+DESCRIPTION
+    Subscribes to every live event on the router (SCHEDULER == 0) and
+    prints one line per event on standard output, flushed at once:
+
+        Event: <time> <SITE> <EXPT> <GROUP> <HOST> <OBJTYPE> <OBJNAME> <EVENTTYPE>
+
+    <time> is when the event was received, in seconds since the epoch. A
+    missing attribute prints as nothing. If the event has arguments, they
+    follow on a continuation line:
+
+            ARGS: <ARGS>
+
+    Control characters in values are printed escaped (\\n, \\t, \\u{1b}).
+
+    When the connection to the router is lost, eventdebug says so on
+    standard error and reconnects every second until the router is back.
+
+OPTIONS
+    -s server     The router's host. Default: localhost.
+    -p port       The router's port. Default: 2917 (wins over -b).
+    -b            Use the boss node's private event port, 2927.
+    -k keyfile    Check each event's HMAC with this experiment key; events
+                  whose signature is missing or wrong are dropped with a
+                  warning on standard error. Without -k everything is shown.
+    -e pid/eid    Only events of this experiment (EXPT == pid/eid). The
+                  experiment may also be given as the last argument.
+    --scheduler   Also show scheduler requests (SCHEDULER == 1), marked
+                  with [scheduler request for <time_sec>.<time_usec>].
+    --json        Print one JSON object per line with every attribute and
+                  its type: {\"received\": <seconds>, \"scheduler_request\":
+                  <bool>, \"attributes\": {\"<NAME>\": {\"type\": \"string\",
+                  \"value\": ...}, ...}}. Opaque values are hex.
+    -h, --help    Print this manual and exit.
+
+EXAMPLES
+    eventdebug                       all live events on the local router
+    eventdebug -b                    the boss node's private router
+    eventdebug -s event-server testbed/demo
+    eventdebug --scheduler --json -e testbed/demo | jq .
+
+EXIT STATUS
+    0      Stopped by SIGINT or SIGTERM, or the output pipe was closed.
+    1      Bad command line.
+    255    The router could not be reached or refused the subscription at
+           start-up, or the key file is unusable.
+
+ENVIRONMENT
+    RUST_LOG   Diagnostic detail on standard error (default: warn).
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "eventdebug",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    override_usage = SYNOPSIS
+)]
+struct Cli {
+    #[arg(short = 's', value_name = "server")]
+    server: Option<String>,
+    #[arg(short = 'p', value_name = "port")]
+    port: Option<u16>,
+    #[arg(short = 'b')]
+    boss: bool,
+    #[arg(short = 'k', value_name = "keyfile")]
+    keyfile: Option<PathBuf>,
+    #[arg(short = 'e', value_name = "pid/eid")]
+    experiment: Option<String>,
+    #[arg(long = "scheduler")]
+    scheduler: bool,
+    #[arg(long = "json")]
+    json: bool,
+    #[arg(short = 'h', long = "help")]
+    help: bool,
+    #[arg(value_name = "pid/eid")]
+    positional_experiment: Option<String>,
+}
+
+/// What to watch and how to print it, checked.
+#[derive(Debug)]
+pub struct Settings {
+    /// The router URI.
+    pub uri: String,
+    /// The key, when events are to be authenticated.
+    pub key: Option<EventKey>,
+    /// Narrow to this experiment.
+    pub experiment: Option<String>,
+    /// Also show scheduler requests.
+    pub scheduler: bool,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// Why `eventdebug` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum EventdebugError {
+    /// Bad command line.
+    #[error("{0}\n{SYNOPSIS}\nRun 'eventdebug --help' for the full manual.")]
+    Usage(String),
+    /// The key file is unusable.
+    #[error(transparent)]
+    Key(#[from] tbevents_event::KeyError),
+    /// Could not register or subscribe at start-up.
+    #[error("Unable to register with event system at {uri}: {source}")]
+    Register {
+        /// The router URI.
+        uri: String,
+        /// Why.
+        source: EventError,
+    },
+    /// The subscription was refused.
+    #[error("Could not subscribe to events at {uri}: {source}")]
+    Subscribe {
+        /// The router URI.
+        uri: String,
+        /// Why.
+        source: EventError,
+    },
+}
+
+impl EventdebugError {
+    /// The exit status for this error.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            EventdebugError::Usage(_) => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+fn looks_like_experiment(text: &str) -> bool {
+    matches!(text.split_once('/'), Some((pid, eid)) if !pid.is_empty() && !eid.is_empty() && !eid.contains('/'))
+}
+
+fn settings(cli: Cli) -> Result<Settings, EventdebugError> {
+    let experiment = match (cli.experiment, cli.positional_experiment) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(EventdebugError::Usage(format!(
+                "two different experiments given: -e {a} and {b}"
+            )));
+        }
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    };
+    if let Some(experiment) = &experiment {
+        if !looks_like_experiment(experiment) {
+            return Err(EventdebugError::Usage(format!(
+                "Malformed pid/eid: {experiment:?} (expected the project and experiment names, as in testbed/demo)"
+            )));
+        }
+    }
+    let port = cli.port.or(cli.boss.then_some(BOSS_EVENT_PORT));
+    let host = cli.server.unwrap_or_else(|| "localhost".to_owned());
+    let key = match cli.keyfile {
+        Some(path) => Some(EventKey::from_file(path)?),
+        None => None,
+    };
+    Ok(Settings {
+        uri: server_uri(&host, port),
+        key,
+        experiment,
+        scheduler: cli.scheduler,
+        json: cli.json,
+    })
+}
+
+/// Escapes control characters so a value cannot break the line format.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The text form of one event (with its continuation line, if any),
+/// without the final newline.
+pub fn format_text(event: &EventNotification, received: SystemTime, request: bool) -> String {
+    let seconds = received
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let field = |value: Option<&str>| printable(value.unwrap_or("")).into_owned();
+    let mut line = format!(
+        "Event: {seconds} {} {} {} {} {} {} {}",
+        field(event.site()),
+        field(event.expt()),
+        field(event.group()),
+        field(event.host()),
+        field(event.objtype()),
+        field(event.objname()),
+        field(event.eventtype()),
+    );
+    if request {
+        match event.firing_time() {
+            Some(when) => {
+                line.push_str(&format!(
+                    " [scheduler request for {}.{:06}]",
+                    when.sec, when.usec
+                ));
+            }
+            None => line.push_str(" [scheduler request]"),
+        }
+    }
+    if let Some(args) = event.arguments().filter(|a| !a.trim().is_empty()) {
+        line.push_str("\n    ARGS: ");
+        line.push_str(&printable(args));
+    }
+    line
+}
+
+fn json_value(value: &Value) -> Json {
+    let (kind, value) = match value {
+        Value::Int32(v) => ("int32", json!(v)),
+        Value::Int64(v) => ("int64", json!(v)),
+        Value::Real64(v) if v.is_finite() => ("real64", json!(v)),
+        Value::Real64(v) => ("real64", json!(v.to_string())),
+        Value::String(v) => ("string", json!(v)),
+        Value::Opaque(v) => ("opaque", json!(hex::encode(v))),
+    };
+    json!({ "type": kind, "value": value })
+}
+
+/// The JSON form of one event, on one line.
+pub fn format_json(event: &EventNotification, received: SystemTime, request: bool) -> String {
+    let received = received
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let mut attributes = Map::new();
+    for (name, value) in event.attributes().iter() {
+        attributes.insert(name.to_owned(), json_value(value));
+    }
+    json!({
+        "received": received,
+        "scheduler_request": request,
+        "attributes": attributes,
+    })
+    .to_string()
+}
+
+/// Why the watch loop stopped.
+enum Stop {
+    /// A signal, or stdout closed: exit 0.
+    Finished,
+    /// The connection was lost: reconnect.
+    Lost(String),
+}
+
+async fn next_event(
+    live: &mut EventSubscription,
+    requests: &mut Option<EventSubscription>,
+) -> Option<(EventNotification, bool)> {
+    match requests {
+        Some(requests) => tokio::select! {
+            event = live.recv() => event.map(|e| (e, false)),
+            event = requests.recv() => event.map(|e| (e, true)),
+        },
+        None => live.recv().await.map(|e| (e, false)),
+    }
+}
+
+/// Prints events until a signal, a closed stdout, or a lost connection.
+async fn watch(
+    settings: &Settings,
+    mut live: EventSubscription,
+    mut requests: Option<EventSubscription>,
+    shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Stop {
+    let stdout = std::io::stdout();
+    loop {
+        let next = tokio::select! {
+            () = &mut *shutdown => return Stop::Finished,
+            next = next_event(&mut live, &mut requests) => next,
+        };
+        let Some((event, request)) = next else {
+            let reason = live
+                .end_reason()
+                .or_else(|| requests.as_ref().and_then(EventSubscription::end_reason))
+                .map_or_else(|| "the subscription ended".to_owned(), |e| e.to_string());
+            return Stop::Lost(reason);
+        };
+        let received = SystemTime::now();
+        let text = if settings.json {
+            format_json(&event, received, request)
+        } else {
+            format_text(&event, received, request)
+        };
+        let mut out = stdout.lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            return Stop::Finished;
+        }
+    }
+}
+
+async fn connect(
+    settings: &Settings,
+) -> Result<(EventHandle, EventSubscription, Option<EventSubscription>), EventdebugError> {
+    let mut options = RegisterOptions::new();
+    if let Some(key) = &settings.key {
+        options = options.key(key.clone());
+    }
+    let handle = EventHandle::register_with(&settings.uri, options)
+        .await
+        .map_err(|source| EventdebugError::Register {
+            uri: settings.uri.clone(),
+            source,
+        })?;
+    let mut tuple = AddressTuple::new();
+    tuple.expt = settings.experiment.clone();
+    let subscribe_error = |source| EventdebugError::Subscribe {
+        uri: settings.uri.clone(),
+        source,
+    };
+    let live = handle.subscribe(&tuple).await.map_err(subscribe_error)?;
+    let requests = if settings.scheduler {
+        Some(
+            handle
+                .subscribe(&tuple.clone().scheduler(1))
+                .await
+                .map_err(subscribe_error)?,
+        )
+    } else {
+        None
+    };
+    Ok((handle, live, requests))
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// Runs with checked settings until stopped.
+pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
+    let mut shutdown = Box::pin(shutdown_signal());
+    let (mut handle, mut live, mut requests) = connect(&settings).await?;
+    loop {
+        match watch(&settings, live, requests, &mut shutdown).await {
+            Stop::Finished => {
+                let _ = handle.unregister().await;
+                return Ok(());
+            }
+            Stop::Lost(reason) => {
+                eprintln!(
+                    "eventdebug: lost the connection to {}: {reason}; reconnecting every {}s",
+                    settings.uri,
+                    RECONNECT_INTERVAL.as_secs()
+                );
+            }
+        }
+        drop(handle);
+        // Reconnect until it works or we are told to stop.
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(RECONNECT_INTERVAL) => {}
+            }
+            match connect(&settings).await {
+                Ok(connection) => {
+                    (handle, live, requests) = connection;
+                    eprintln!("eventdebug: reconnected to {}", settings.uri);
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!("reconnect failed: {error}");
+                }
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs `eventdebug` with `args` (the program name first) and returns the
+/// exit status.
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    init_logging();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let text = error.to_string();
+            let first = text.lines().next().unwrap_or("bad usage");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("eventdebug: {}", EventdebugError::Usage(first.to_owned()));
+            return EXIT_USAGE;
+        }
+    };
+    if cli.help {
+        print!("{HELP}");
+        return 0;
+    }
+    let result = settings(cli).and_then(|settings| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| EventdebugError::Register {
+                uri: settings.uri.clone(),
+                source: EventError::Client(Box::new(elvin_client::ClientError::Config(format!(
+                    "cannot start the runtime: {error}"
+                )))),
+            })?;
+        runtime.block_on(run(settings))
+    });
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("eventdebug: {error}");
+            error.exit_status()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> EventNotification {
+        let tuple = AddressTuple::new()
+            .expt("p/e")
+            .host("10.1.1.2")
+            .objtype("TRAFGEN")
+            .objname("cbr0")
+            .eventtype("START");
+        EventNotification::from_tuple(&tuple, "10.0.0.1")
+    }
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(seconds * 1000 + 250)
+    }
+
+    #[test]
+    fn text_lines() {
+        let mut e = event();
+        assert_eq!(
+            format_text(&e, at(1_700_000_000), false),
+            "Event: 1700000000 * p/e * 10.1.1.2 TRAFGEN cbr0 START"
+        );
+        e.set_arguments("RATE=10 SIZE=512 ");
+        e.clear_objtype();
+        assert_eq!(
+            format_text(&e, at(5), false),
+            "Event: 5 * p/e * 10.1.1.2  cbr0 START\n    ARGS: RATE=10 SIZE=512 "
+        );
+        e.make_schedule_request(tbevents_event::FiringTime { sec: 9, usec: 7 });
+        assert!(format_text(&e, at(5), true).contains("START [scheduler request for 9.000007]\n"));
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        let mut e = event();
+        e.set_objname("x\nEvent: 1 forged");
+        e.set_arguments("A=1\r\n");
+        let text = format_text(&e, at(1), false);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains(r"x\nEvent: 1 forged"));
+        assert!(text.ends_with(r"A=1\r\n"));
+    }
+
+    #[test]
+    fn json_lines_are_typed() {
+        let mut e = event();
+        e.put("L", 5i64);
+        e.put("R", 0.5);
+        e.put("N", f64::NAN);
+        e.put("O", vec![0xde, 0xad]);
+        let line = format_json(&e, at(3), true);
+        assert!(!line.contains('\n'));
+        let parsed: Json = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["received"], json!(3.25));
+        assert_eq!(parsed["scheduler_request"], json!(true));
+        let a = &parsed["attributes"];
+        assert_eq!(a["EXPT"], json!({"type": "string", "value": "p/e"}));
+        assert_eq!(a["SCHEDULER"], json!({"type": "int32", "value": 0}));
+        assert_eq!(a["L"], json!({"type": "int64", "value": 5}));
+        assert_eq!(a["R"], json!({"type": "real64", "value": 0.5}));
+        assert_eq!(a["N"], json!({"type": "real64", "value": "NaN"}));
+        assert_eq!(a["O"], json!({"type": "opaque", "value": "dead"}));
+    }
+
+    #[test]
+    fn flags() {
+        let parse = |args: &[&str]| {
+            let mut full = vec!["eventdebug"];
+            full.extend_from_slice(args);
+            Cli::try_parse_from(full)
+                .map_err(|e| e.to_string())
+                .and_then(|cli| settings(cli).map_err(|e| e.to_string()))
+        };
+        assert_eq!(parse(&[]).unwrap().uri, "elvin://localhost");
+        // -b is a plain flag: it does not swallow -s.
+        let s = parse(&["-b", "-s", "boss"]).unwrap();
+        assert_eq!(s.uri, "elvin://boss:2927");
+        assert_eq!(
+            parse(&["-b", "-p", "3000"]).unwrap().uri,
+            "elvin://localhost:3000"
+        );
+        assert_eq!(
+            parse(&["-p", "3000", "-b"]).unwrap().uri,
+            "elvin://localhost:3000"
+        );
+        assert_eq!(parse(&["p/e"]).unwrap().experiment.as_deref(), Some("p/e"));
+        assert_eq!(
+            parse(&["-e", "p/e", "p/e"]).unwrap().experiment.as_deref(),
+            Some("p/e")
+        );
+        assert!(
+            parse(&["-e", "p/e", "q/e"])
+                .unwrap_err()
+                .contains("two different")
+        );
+        assert!(parse(&["nonsense"]).unwrap_err().contains("Malformed"));
+        assert!(parse(&["a/b", "c/d"]).is_err());
+        assert!(parse(&["-x"]).is_err());
+        let s = parse(&["--scheduler", "--json"]).unwrap();
+        assert!(s.scheduler && s.json);
+    }
+
+    #[test]
+    fn help_has_the_manual_sections() {
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "EXAMPLES",
+            "EXIT STATUS",
+            "-b",
+            "--json",
+            "--scheduler",
+            "ARGS:",
+        ] {
+            assert!(HELP.contains(section), "{section}");
+        }
+    }
+}
