@@ -226,6 +226,9 @@ struct HostFacts {
     cpus: usize,
     /// `/proc/loadavg` when the report was made (1, 5 and 15-minute load).
     loadavg: Option<String>,
+    /// Share of the last 10 s in which some runnable task waited for a
+    /// CPU (`/proc/pressure/cpu`, percent): near 0 on a quiet machine.
+    cpu_pressure_avg10: Option<f64>,
 }
 
 impl HostFacts {
@@ -240,8 +243,22 @@ impl HostFacts {
                         .collect::<Vec<_>>()
                         .join(" ")
                 }),
+            cpu_pressure_avg10: elvin_bench::procinfo::read_small(std::path::Path::new(
+                "/proc/pressure/cpu",
+            ))
+            .ok()
+            .and_then(|text| parse_pressure_avg10(&text)),
         }
     }
+}
+
+/// The `some avg10=` figure of `/proc/pressure/cpu`.
+fn parse_pressure_avg10(text: &str) -> Option<f64> {
+    let some = text.lines().find(|line| line.starts_with("some "))?;
+    some.split_whitespace()
+        .find_map(|field| field.strip_prefix("avg10="))?
+        .parse()
+        .ok()
 }
 
 impl std::fmt::Display for HostFacts {
@@ -251,7 +268,28 @@ impl std::fmt::Display for HostFacts {
             "host: {} CPUs, load average {}",
             self.cpus,
             self.loadavg.as_deref().unwrap_or("unknown")
-        )
+        )?;
+        if let Some(pressure) = self.cpu_pressure_avg10 {
+            write!(
+                f,
+                ", CPU pressure {pressure:.0}% (tasks waiting for a CPU, last 10 s)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_pressure_is_read_from_the_some_line() {
+        let text = "some avg10=89.66 avg60=72.43 avg300=75.68 total=1331678507\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(parse_pressure_avg10(text), Some(89.66));
+        assert_eq!(parse_pressure_avg10("full avg10=1.0\n"), None);
+        assert_eq!(parse_pressure_avg10("some avg10=x\n"), None);
     }
 }
 
