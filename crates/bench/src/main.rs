@@ -279,20 +279,6 @@ impl std::fmt::Display for HostFacts {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_pressure_is_read_from_the_some_line() {
-        let text = "some avg10=89.66 avg60=72.43 avg300=75.68 total=1331678507\n\
-                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
-        assert_eq!(parse_pressure_avg10(text), Some(89.66));
-        assert_eq!(parse_pressure_avg10("full avg10=1.0\n"), None);
-        assert_eq!(parse_pressure_avg10("some avg10=x\n"), None);
-    }
-}
-
 async fn run(cli: &Cli) -> Result<Outcome, BenchError> {
     let target = Target::parse(&cli.router)?;
     let timeout = seconds(cli.timeout, "--timeout")?;
@@ -403,5 +389,19 @@ fn main() -> ExitCode {
             eprintln!("eventd-bench: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_pressure_is_read_from_the_some_line() {
+        let text = "some avg10=89.66 avg60=72.43 avg300=75.68 total=1331678507\n\
+                    full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(parse_pressure_avg10(text), Some(89.66));
+        assert_eq!(parse_pressure_avg10("full avg10=1.0\n"), None);
+        assert_eq!(parse_pressure_avg10("some avg10=x\n"), None);
     }
 }
