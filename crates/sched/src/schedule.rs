@@ -274,6 +274,15 @@ impl Plan {
         Ok(plan)
     }
 
+    /// The resolved records in order: offset from time zero in
+    /// microseconds, and the action (the demo uses this to tell static
+    /// events from dynamic ones).
+    pub fn records(&self) -> impl Iterator<Item = (i64, &Action)> {
+        self.records
+            .iter()
+            .map(|(offset, action)| (*offset, action))
+    }
+
     /// Number of records (static sends plus SIMULATOR events).
     pub fn len(&self) -> usize {
         self.records.len()

@@ -1,1 +1,0 @@
-//! tbevents: work in progress (see the crate description).
