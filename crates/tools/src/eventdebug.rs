@@ -87,8 +87,10 @@ DESCRIPTION
 
     Control characters in values are printed escaped (\\n, \\t, \\u{1b}).
 
-    When the connection to the router is lost, eventdebug says so on
-    standard error and reconnects every second until the router is back.
+    Once subscribed, eventdebug says on standard error where it listens
+    and with which subscription. When the connection to the router is
+    lost, it says so on standard error and reconnects every second until
+    the router is back.
 
 OPTIONS
     -s server     The router's host. Default: localhost.
@@ -426,6 +428,17 @@ async fn shutdown_signal() {
 pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
     let mut shutdown = Box::pin(shutdown_signal());
     let (mut handle, mut live, mut requests) = connect(&settings).await?;
+    // Say where we listen, on stderr so stdout stays pure event lines.
+    eprintln!(
+        "eventdebug: listening on {} for{}{}",
+        settings.uri,
+        live.expression().unwrap_or_default(),
+        requests
+            .as_ref()
+            .and_then(EventSubscription::expression)
+            .map(|e| format!("and for{e}"))
+            .unwrap_or_default()
+    );
     loop {
         match watch(&settings, live, requests, &mut shutdown).await {
             Stop::Finished => {

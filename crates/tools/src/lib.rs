@@ -2,4 +2,5 @@
 //! `src/bin/` is a thin wrapper that calls its module's `main`.
 
 pub mod eventdebug;
+pub mod relay;
 pub mod tevc;
