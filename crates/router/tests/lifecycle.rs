@@ -119,9 +119,16 @@ fn metrics_report_traffic() {
     bad.send_raw(&[0, 0, 0, 5]);
     bad.expect_disconn(disconn::PROTOCOL_VIOLATION);
     drop(bad);
-    std::thread::sleep(Duration::from_millis(200));
-
-    let response = http_get(metrics_port, "/metrics");
+    // Closed connections (the test kit's probe, `bad`) leave the gauge as
+    // soon as their tasks finish.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let response = loop {
+        let response = http_get(metrics_port, "/metrics");
+        if metric(&response, "eventd_connections") == 2 || std::time::Instant::now() > deadline {
+            break response;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     assert!(response.contains("text/plain; version=0.0.4"));
     assert_eq!(metric(&response, "eventd_notifications_in_total"), 5);

@@ -269,19 +269,51 @@ fn channels_without_a_session_are_closed_after_the_idle_timeout() {
     pinger.expect_disconn(disconn::PROTOCOL_VIOLATION);
 }
 
+/// Opens a session, or `None` if the router closes the connection.
+fn try_session(router: &common::Router) -> Option<Client> {
+    let mut client = Client::open(router.addr());
+    client.send(ConnRqst {
+        xid: 1,
+        client_major: 4,
+        client_minor: 0,
+        options: vec![],
+        notification_keys: Keys::new(),
+        subscription_keys: Keys::new(),
+    });
+    match client.recv_within(Duration::from_secs(5)) {
+        Some(Packet::ConnRply(_)) => Some(client),
+        None => None,
+        Some(other) => panic!("expected ConnRply or a refusal, got {other:?}"),
+    }
+}
+
+/// Opens `n` sessions, retrying while connections that are still closing
+/// (such as the test kit's readiness probe) hold places.
+fn sessions(router: &common::Router, n: usize) -> Vec<Client> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut clients = Vec::new();
+    while clients.len() < n {
+        match try_session(router) {
+            Some(client) => clients.push(client),
+            None => {
+                assert!(Instant::now() < deadline, "could not open {n} sessions");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    clients
+}
+
 #[test]
 fn connections_beyond_the_maximum_are_refused() {
-    // The testkit's readiness probe opens and closes one connection first.
     let router = eventd(&["--max-connections", "3"]);
-    std::thread::sleep(Duration::from_millis(200));
-    let mut clients: Vec<Client> = (0..3).map(|_| Client::connect(router.addr())).collect();
+    let mut clients = sessions(&router, 3);
     let mut refused = Client::open(router.addr());
     refused.expect_closed();
     // Those inside still work.
     clients[0].subscribe("a == 1");
     // Room again after one leaves.
     clients.pop();
-    std::thread::sleep(Duration::from_millis(300));
-    let mut again = Client::connect(router.addr());
-    again.subscribe("a == 1");
+    let mut again = sessions(&router, 1);
+    again[0].subscribe("a == 1");
 }
