@@ -930,16 +930,32 @@ const EXIT_FAILURE: u8 = 1;
 /// Exit status for bad arguments (clap's own).
 const EXIT_USAGE: u8 = 2;
 
+/// The layout of `-h` and `--help`: a manual page (NAME, SYNOPSIS,
+/// DESCRIPTION with `--help`, OPTIONS, then the sections of [`MANUAL`]).
+const HELP_TEMPLATE: &str = "\
+NAME
+    {name} - {about}
+
+SYNOPSIS
+    {usage}
+
+{before-help}OPTIONS
+{options}
+{after-help}";
+
 /// The DESCRIPTION section of `--help`.
 const DESCRIPTION: &str = "\
-Accepts TCP connections on --listen and copies each one, byte for byte and in both \
+DESCRIPTION
+    Accepts TCP connections on --listen and copies each one, byte for byte and in both \
 directions, to --target. It replaces the inetd + \"nc -w 3\" entry that forwarded the \
 old event port (boss:2917) to the event server: old node images keep connecting where \
 they always did and their Elvin sessions run end to end with the real router, so \
 subscriptions, keys and event signatures are unaffected.
 
-The target name is looked up again for every connection, so a DNS change (moving \
-event-server) takes effect for the next connection without a restart.";
+    The target name is looked up again for every connection, so a DNS change (moving \
+event-server) takes effect for the next connection without a restart.
+
+";
 
 /// The rest of the manual page, after the options.
 const MANUAL: &str = "\
@@ -1009,7 +1025,8 @@ fn parse_target(text: &str) -> Result<Target, String> {
     name = "tbevents-relay",
     version,
     about = "Copy connections on an old event port to the event server (the legacy relay)",
-    long_about = DESCRIPTION,
+    help_template = HELP_TEMPLATE,
+    before_long_help = DESCRIPTION,
     after_long_help = MANUAL,
     after_help = "Run with --help for the full manual."
 )]
