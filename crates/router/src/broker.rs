@@ -39,6 +39,9 @@ use crate::outbox::{DeliverOutcome, Outbox, OutboxState};
 /// A client's handle in the routing table.
 pub type ClientId = u32;
 
+/// Touched outboxes searched linearly before a set takes over.
+const TOUCHED_SCAN_LIMIT: usize = 16;
+
 #[derive(Debug)]
 struct ClientEntry {
     outbox: Arc<Outbox>,
@@ -138,6 +141,8 @@ pub struct RouteScratch {
     insecure: Vec<i64>,
     /// Outboxes that received frames in this batch, to flush once.
     touched: Vec<Arc<Outbox>>,
+    /// Addresses of the outboxes in `touched`, once it is long.
+    touched_set: FxHashSet<usize>,
     /// Notifications routed in this batch.
     pub notifications: u64,
     /// NotifyDelivers queued in this batch.
@@ -154,9 +159,22 @@ impl RouteScratch {
 
     /// Records that `outbox` has frames to flush at the end of the batch.
     pub fn touch(&mut self, outbox: &Arc<Outbox>) {
-        if !self.touched.iter().any(|o| Arc::ptr_eq(o, outbox)) {
-            self.touched.push(Arc::clone(outbox));
+        // A short list is searched; past that a set keeps a wide fan-out
+        // (thousands of subscribers) from costing quadratic time.
+        if self.touched.len() < TOUCHED_SCAN_LIMIT {
+            if self.touched.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+                return;
+            }
+        } else {
+            if self.touched_set.is_empty() {
+                self.touched_set
+                    .extend(self.touched.iter().map(|o| Arc::as_ptr(o) as usize));
+            }
+            if !self.touched_set.insert(Arc::as_ptr(outbox) as usize) {
+                return;
+            }
         }
+        self.touched.push(Arc::clone(outbox));
     }
 
     /// Ends a read batch: publishes the counters and flushes every touched
@@ -172,6 +190,7 @@ impl RouteScratch {
             std::mem::take(&mut self.deliveries),
         );
         metrics::add(&metrics.evaluations, std::mem::take(&mut self.evaluations));
+        self.touched_set.clear();
         for outbox in self.touched.drain(..) {
             outbox.flush_soon();
         }
@@ -186,6 +205,7 @@ impl RouteScratch {
     /// outboxes themselves).
     pub fn forget_touched(&mut self) {
         self.touched.clear();
+        self.touched_set.clear();
     }
 }
 
@@ -556,8 +576,50 @@ mod tests {
         );
         assert_eq!(delivered(&a), [(vec![], vec![a2])]);
         assert_eq!(broker.unregister_client(ca), 1);
+        // What is left is b's subscription, and it still routes.
         assert_eq!(broker.subscription_count(), 1);
-        let _ = b1;
+        route(
+            &broker,
+            &[("EXPT", ValueRef::String("p/other"))],
+            true,
+            &Keys::new(),
+            &mut scratch,
+        );
+        assert_eq!(delivered(&b), [(vec![], vec![b1])]);
+    }
+
+    #[test]
+    fn wide_fan_out_touches_each_outbox_once() {
+        let metrics = Arc::new(Metrics::default());
+        let broker = Broker::new(metrics.clone());
+        let outboxes: Vec<_> = (0..100).map(|_| new_outbox(&metrics)).collect();
+        for outbox in &outboxes {
+            let client = broker.register_client(outbox.clone(), Keys::new());
+            broker.add_subscription(client, compile("x == 1"), true, Keys::new());
+            broker.add_subscription(client, compile("x > 0"), true, Keys::new());
+        }
+        let mut scratch = RouteScratch::new();
+        for _ in 0..3 {
+            assert_eq!(
+                route(
+                    &broker,
+                    &[("x", ValueRef::Int32(1))],
+                    true,
+                    &Keys::new(),
+                    &mut scratch
+                ),
+                100
+            );
+        }
+        assert_eq!(scratch.touched_len(), 100);
+        for outbox in &outboxes {
+            let got = delivered(outbox);
+            assert_eq!(got.len(), 3);
+            assert!(
+                got.iter()
+                    .all(|(secure, insecure)| secure.is_empty() && insecure.len() == 2)
+            );
+        }
     }
 
     #[test]
@@ -600,10 +662,6 @@ mod tests {
         let out = new_outbox(&metrics);
         let c = broker.register_client(out.clone(), Keys::new());
         let private = b"secret".to_vec();
-        let sub_keys = Keys {
-            entries: vec![KeyEntry::Producer(vec![private.clone()])],
-        }
-        .to_public_for_subscription();
         // The subscriber holds the producer's public key.
         let public = Keys {
             entries: vec![KeyEntry::Producer(vec![
@@ -612,7 +670,6 @@ mod tests {
         };
         let keyed = broker.add_subscription(c, compile("x == 1"), false, public);
         let open = broker.add_subscription(c, compile("x == 1"), true, Keys::new());
-        let _ = sub_keys;
         let message_keys = Keys {
             entries: vec![KeyEntry::Producer(vec![private])],
         }

@@ -178,15 +178,23 @@ async fn accept_loop(endpoint: Endpoint, ctx: Arc<ServerContext>) {
             drop(stream);
             continue;
         }
+        let tls = if endpoint.tls {
+            match ctx.tls.read().clone() {
+                Some(acceptor) => Some(acceptor),
+                None => {
+                    // Settings validation makes this unreachable; never
+                    // fall back to plain TCP on a TLS endpoint.
+                    tracing::error!(%peer, endpoint = %endpoint.uri, "no TLS configuration; closing");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let guard = ctx.live.enter();
         metrics::add(&ctx.metrics.connections_total, 1);
         metrics::add(&ctx.metrics.connections_current, 1);
         let ctx = Arc::clone(&ctx);
-        let tls = if endpoint.tls {
-            ctx.tls.read().clone()
-        } else {
-            None
-        };
         tokio::spawn(async move {
             match tls {
                 Some(acceptor) => serve_tls(stream, peer, acceptor, Arc::clone(&ctx)).await,
