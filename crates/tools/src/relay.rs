@@ -42,7 +42,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
-use std::io;
+use std::io::{self, IsTerminal as _};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -477,9 +477,11 @@ impl Relay {
             listen = %local,
             target = %config.target,
             max_connections = config.max_connections,
-            connect_timeout = ?config.connect_timeout,
-            linger = ?config.linger,
-            idle_timeout = ?config.idle_timeout,
+            connect_timeout = %humantime::format_duration(config.connect_timeout),
+            linger = %humantime::format_duration(config.linger),
+            idle_timeout = %config
+                .idle_timeout
+                .map_or_else(|| "off".to_owned(), |idle| humantime::format_duration(idle).to_string()),
             "relaying connections"
         );
         let limit = Arc::new(Semaphore::new(config.max_connections));
@@ -520,7 +522,7 @@ impl Relay {
                                     to_target = 0,
                                     to_client = 0,
                                     duration = "0.000s",
-                                    end = ConnectionEnd::OverLimit.keyword(),
+                                    end = %ConnectionEnd::OverLimit.keyword(),
                                     limit = config.max_connections,
                                     not_logged_since_last = unlogged,
                                     "connection closed: {}",
@@ -599,7 +601,7 @@ fn log_report(target: &Target, report: &ConnectionReport) {
             to_target = report.bytes_to_target,
             to_client = report.bytes_to_client,
             duration = %duration,
-            end = report.end.keyword(),
+            end = %report.end.keyword(),
             "connection closed: {}",
             report.end
         );
@@ -611,7 +613,7 @@ fn log_report(target: &Target, report: &ConnectionReport) {
             to_target = report.bytes_to_target,
             to_client = report.bytes_to_client,
             duration = %duration,
-            end = report.end.keyword(),
+            end = %report.end.keyword(),
             "connection closed: {}",
             report.end
         );
@@ -1075,10 +1077,11 @@ fn init_logging(level: Option<&str>) {
         }),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt()
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// Resolves when SIGTERM or SIGINT arrives, naming it.
