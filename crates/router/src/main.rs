@@ -8,6 +8,7 @@
 //! 1 when the router fails while running (say, a port already in use),
 //! 2 for a configuration error.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,7 +38,12 @@ fn init_logging(settings: &Settings) -> LogReloader {
     let registry = tracing_subscriber::registry().with(filter);
     match settings.log_format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    // Colour codes only for a terminal, not for log files.
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .init(),
         LogFormat::Json => registry
             .with(
