@@ -219,3 +219,56 @@ fn too_many_subscription_keys_are_nacked() {
         other => panic!("expected Nack 2006, got {other:?}"),
     }
 }
+
+#[test]
+fn submod_adds_and_removes_subscription_keys() {
+    let router = eventd(&["--subscription-max-keys", "2"]);
+    let mut sub = Client::connect(router.addr());
+    let mut producer = Client::connect(router.addr());
+    let id = subscribe(&mut sub, false, Keys::new());
+    let signed = Keys {
+        entries: vec![KeyEntry::Producer(vec![b"k1".to_vec()])],
+    };
+    let modify = |sub: &mut Client, add: Keys, del: Keys| {
+        let xid = sub.xid();
+        sub.send(elvin_proto::SubModRqst {
+            xid,
+            subscription_id: id,
+            expression: String::new(),
+            accept_insecure: false,
+            add_keys: add,
+            del_keys: del,
+        });
+        sub.recv()
+    };
+    // Without keys the secure-only subscription gets nothing.
+    emit(&mut producer, false, signed.clone());
+    sub.expect_nothing();
+    // Adding the producer's public key makes it a secure match.
+    let public_k1 = Keys {
+        entries: vec![KeyEntry::Producer(vec![public(b"k1")])],
+    };
+    assert!(matches!(
+        modify(&mut sub, public_k1.clone(), Keys::new()),
+        Packet::SubRply(_)
+    ));
+    emit(&mut producer, false, signed.clone());
+    assert_eq!(ids(&mut sub), (vec![id], vec![]));
+    // Over the per-subscription limit: Nack 2006 and nothing changes.
+    let two_more = Keys {
+        entries: vec![KeyEntry::Producer(vec![public(b"k2"), public(b"k3")])],
+    };
+    match modify(&mut sub, two_more, Keys::new()) {
+        Packet::Nack(n) => assert_eq!(n.error, elvin_proto::codes::nack::IMPL_LIMIT),
+        other => panic!("expected Nack 2006, got {other:?}"),
+    }
+    emit(&mut producer, false, signed.clone());
+    assert_eq!(ids(&mut sub), (vec![id], vec![]));
+    // Removing the key ends the secure match.
+    assert!(matches!(
+        modify(&mut sub, Keys::new(), public_k1),
+        Packet::SubRply(_)
+    ));
+    emit(&mut producer, false, signed);
+    sub.expect_nothing();
+}

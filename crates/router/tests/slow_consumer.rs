@@ -110,6 +110,11 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
         "healthy subscriber waited {worst_gap:?}"
     );
 
+    // With notifications still queued for it, the stalled client's
+    // TestConn gets no ConfConn (only an idle queue is confirmed).
+    stalled.send(elvin_proto::TestConn);
+    std::thread::sleep(Duration::from_millis(200));
+
     // The stalled client wakes up: it finds what its socket buffers held,
     // then a DropWarn, then only recent notifications.
     let mut saw_dropwarn = false;
@@ -118,7 +123,7 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
         match packet {
             Packet::DropWarn(_) => saw_dropwarn = true,
             Packet::NotifyDeliver(_) => delivered += 1,
-            other => panic!("unexpected {other:?}"),
+            other => panic!("unexpected {other:?} (no ConfConn while a queue is full)"),
         }
     }
     assert!(
