@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use elvin_client::{Attributes, Client, ConnectOptions, Keys, SubscribeOptions};
-use tbevents_testkit::{Proc, Router, free_port, signals, wait_for_port};
+use tbevents_testkit::{Proc, Router, free_port, signals};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -25,7 +25,9 @@ struct RelayProc {
 
 impl RelayProc {
     /// Starts `tbevents-relay --listen 127.0.0.1:<free> --target <target>`
-    /// plus `extra` and waits until it accepts.
+    /// plus `extra` and waits until it says it is relaying. (Not by
+    /// probing the port: a probe would be relayed to the target like any
+    /// other connection.)
     fn start(target: &str, extra: &[&str]) -> RelayProc {
         let port = free_port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -34,8 +36,8 @@ impl RelayProc {
         args.extend_from_slice(extra);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tbevents-relay"));
         cmd.args(&args).env_remove("RUST_LOG");
-        let proc = Proc::spawn("tbevents-relay", cmd);
-        wait_for_port(addr, PROMPT);
+        let mut proc = Proc::spawn("tbevents-relay", cmd);
+        proc.wait_for_output("relaying connections", PROMPT);
         RelayProc { proc, addr }
     }
 
@@ -260,30 +262,33 @@ async fn idle_timeout_closes_quiet_connections_but_not_busy_ones() {
     let echo = echo_server().await;
     let relay = RelayProc::start(&echo.to_string(), &["--idle-timeout", "600ms"]);
 
-    // Busy: a message every 200 ms for 1.5 s keeps the connection open.
+    // Busy: a message every 200 ms for 2 s keeps its connection open,
+    // while a quiet connection opened alongside is closed after 600 ms.
     let mut busy = TcpStream::connect(relay.addr).await.unwrap();
-    let mut buffer = [0u8; 4];
-    for round in 0..8u32 {
-        busy.write_all(&round.to_be_bytes()).await.unwrap();
-        busy.read_exact(&mut buffer).await.unwrap();
-        assert_eq!(u32::from_be_bytes(buffer), round);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    // Quiet: closed by the relay after the idle timeout.
     let mut quiet = TcpStream::connect(relay.addr).await.unwrap();
-    let started = Instant::now();
-    let read = tokio::time::timeout(PROMPT, quiet.read(&mut buffer))
-        .await
-        .unwrap();
-    assert_eq!(read.unwrap(), 0, "EOF from the relay");
-    assert!(started.elapsed() >= Duration::from_millis(550));
-    relay.wait_for_closed("end=idle-timeout", 1);
-
-    // The busy one is still usable.
-    busy.write_all(b"more").await.unwrap();
-    busy.read_exact(&mut buffer).await.unwrap();
-    assert_eq!(&buffer, b"more");
+    let keep_busy = async {
+        let mut buffer = [0u8; 4];
+        for round in 0..10u32 {
+            busy.write_all(&round.to_be_bytes()).await.unwrap();
+            busy.read_exact(&mut buffer).await.unwrap();
+            assert_eq!(u32::from_be_bytes(buffer), round);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let wait_quiet = async {
+        let started = Instant::now();
+        let mut buffer = [0u8; 4];
+        let read = tokio::time::timeout(PROMPT, quiet.read(&mut buffer))
+            .await
+            .unwrap();
+        assert_eq!(read.unwrap(), 0, "EOF from the relay");
+        started.elapsed()
+    };
+    let ((), quiet_for) = tokio::join!(keep_busy, wait_quiet);
+    assert!(quiet_for >= Duration::from_millis(550), "{quiet_for:?}");
+    let lines = relay.wait_for_closed("end=idle-timeout", 1);
+    assert_eq!(lines.len(), 1, "only the quiet connection timed out");
+    assert_eq!(field(&lines[0], "to_target"), Some("0"));
 }
 
 /// A loopback port that accepts no more connections: its listen queue
