@@ -8,6 +8,7 @@
 //! level chosen by `-d`.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -58,7 +59,10 @@ pub fn init(debug: u8, logfile: Option<&Path>) -> Result<(), LogFileError> {
                 .try_init();
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
     Ok(())

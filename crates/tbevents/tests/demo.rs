@@ -1,0 +1,133 @@
+//! `tbevents demo` end to end: real eventd, event-sched and tevc.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SHORT_NS: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 10Mb 5ms DropTail]
+set p0 [$a program-agent -command "/bin/true"]
+$ns at 0 "$p0 start"
+$ns at 0.5 "$link0 down"
+$ns at 1.0 "$link0 up"
+$ns at 1.5 "$p0 stop"
+$ns run
+"#;
+
+#[test]
+fn the_demo_shows_every_event_and_marks_tevc_events_dynamic() {
+    // Make sure the sibling programs exist (cargo test -p tbevents alone
+    // does not build other packages' binaries).
+    for name in ["eventd", "event-sched", "tevc"] {
+        tbevents_testkit::bin_path(name);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = dir.path().join("short.ns");
+    std::fs::write(&ns, SHORT_NS).unwrap();
+    let port = tbevents_testkit::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tbevents"))
+        .args(["demo", "--start-delay", "1.5", "--grace", "1.5", "--port"])
+        .arg(port.to_string())
+        .arg(&ns)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent_dynamic = false;
+    let mut tevc_line = None;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if tevc_line.is_none() && line.contains("tevc") && line.contains(" -e tbdemo/demo ")
+                {
+                    tevc_line = Some(line.trim().to_owned());
+                }
+                let is_time_start = line.contains(" TIME ") && line.contains("START");
+                lines.push(line);
+                if is_time_start && !sent_dynamic {
+                    // Type the printed command, as the operator would.
+                    let command = tevc_line.clone().expect("the demo printed a tevc command");
+                    let words: Vec<&str> = command.split_whitespace().collect();
+                    let status = Command::new(words[0]).args(&words[1..]).status().unwrap();
+                    assert!(status.success(), "{command}");
+                    sent_dynamic = true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success(),
+                        "demo failed: {status}\n{}",
+                        lines.join("\n")
+                    );
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().unwrap();
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(
+                    status.success(),
+                    "demo failed: {status}\n{}\n{err}",
+                    lines.join("\n")
+                );
+                break;
+            }
+        }
+    }
+    let text = lines.join("\n");
+    assert!(sent_dynamic, "{text}");
+    for (offset, object, event) in [
+        ("+0.000 s", "p0", "START"),
+        ("+0.500 s", "link0", "DOWN"),
+        ("+1.000 s", "link0", "UP"),
+        ("+1.500 s", "p0", "STOP"),
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(offset)
+                && l.contains("static")
+                && l.contains(object)
+                && l.contains(event)
+                && l.contains("late ")),
+            "missing {offset} {object} {event}:\n{text}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("DYNAMIC") && l.contains("p0") && l.contains("START")),
+        "the tevc event is marked dynamic:\n{text}"
+    );
+    assert!(text.contains("static events seen: 4 of 4"), "{text}");
+    assert!(text.contains("dynamic events seen: 1"), "{text}");
+    assert!(
+        text.contains("scheduler: events fired: 6 (4 static, 1 TIME START, 1 dynamic)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("elvin://127.0.0.1:{port}")),
+        "{text}"
+    );
+}
