@@ -95,6 +95,18 @@ pub struct Session {
     /// When the channel last proved it is an Elvin client (opened, or last
     /// UNotify), for the idle timeout.
     last_established_activity: Instant,
+    /// Packet.Max-Length in force, both ways: the configured value until
+    /// ConnRqst, then the negotiated one.
+    max_packet: usize,
+}
+
+/// Cuts a text to at most 200 characters, marking the cut.
+fn shorten(text: &str) -> String {
+    const KEEP: usize = 200;
+    match text.char_indices().nth(KEEP) {
+        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or("")),
+        None => text.to_owned(),
+    }
 }
 
 fn frame_of(packet: impl Into<Packet>) -> Vec<u8> {
@@ -119,6 +131,7 @@ impl Session {
             peer,
             broker,
             outbox,
+            max_packet: limits.packet_max_length,
             limits,
             state: State::Fresh,
             last_established_activity: Instant::now(),
@@ -137,10 +150,7 @@ impl Session {
     /// The largest frame body accepted now: the negotiated
     /// Packet.Max-Length, or the configured default before ConnRqst.
     pub fn max_frame_len(&self) -> usize {
-        match &self.state {
-            State::Connected(c) => c.options.packet_max_length,
-            _ => self.limits.packet_max_length,
-        }
+        self.max_packet
     }
 
     /// For the idle timeout: when a channel without a session last showed
@@ -257,12 +267,23 @@ impl Session {
     fn nack(&self, xid: i32, error: i32, message: String, args: Vec<Value>) {
         metrics::add(&self.broker.metrics().nacks, 1);
         tracing::debug!(conn = self.conn_id, peer = %self.peer, error, %message, "nack");
-        self.outbox.push_reply(frame_of(Nack {
+        let mut nack = Nack {
             xid,
             error,
             message,
             args,
-        }));
+        };
+        if Packet::from(nack.clone()).encoded_len() > self.max_frame_len() {
+            // Never send more than the client accepts: shorten the texts
+            // (a long expression quoted back is the only way to get here).
+            nack.message = shorten(&nack.message);
+            for arg in &mut nack.args {
+                if let Value::String(text) = arg {
+                    *text = shorten(text);
+                }
+            }
+        }
+        self.outbox.push_reply(frame_of(nack));
     }
 
     fn sublang_nack(&self, xid: i32, error: SubscriptionError) {
@@ -383,6 +404,7 @@ impl Session {
             policy: options.send_queue_drop_policy,
             max_packet: options.packet_max_length,
         });
+        self.max_packet = options.packet_max_length;
         let client = self
             .broker
             .register_client(Arc::clone(&self.outbox), subscription_keys.clone());

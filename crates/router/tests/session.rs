@@ -517,3 +517,20 @@ fn no_delivery_before_a_subscription() {
     producer.emit(emulab_event("p/e", 1));
     quiet.expect_nothing();
 }
+
+#[test]
+fn nacks_never_exceed_the_clients_packet_limit() {
+    let router = eventd(&["--subscription-max-length", "4096"]);
+    let mut client = Client::open(router.addr());
+    client.handshake(options(&[("Packet.Max-Length", Value::Int32(1024))]));
+    // A 1000-byte expression whose error quotes a long token back.
+    let expression = format!("a == \"{}", "x".repeat(990));
+    match client.sub_add(&expression, true, Keys::new()) {
+        Packet::Nack(n) => {
+            let encoded = Packet::Nack(n.clone()).encoded_len();
+            assert!(encoded <= 1024, "Nack of {encoded} bytes: {n:?}");
+            assert!((2101..=2112).contains(&n.error));
+        }
+        other => panic!("expected a Nack, got {other:?}"),
+    }
+}
