@@ -123,7 +123,8 @@ fn far_future() -> tokio::time::Instant {
 /// Serves one plain TCP client until it disconnects.
 pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
     let limits = ctx.limits();
-    if let Err(error) = stream.set_nodelay(limits.tcp_nodelay) {
+    let limits_nodelay = limits.tcp_nodelay;
+    if let Err(error) = stream.set_nodelay(limits_nodelay) {
         tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
     }
     let stream = Arc::new(stream);
@@ -145,7 +146,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     let mut scratch = RouteScratch::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut read_size = FIRST_READ;
-    let mut nodelay = session.send_immediately();
+    let mut nodelay = limits_nodelay;
 
     let ending = 'reading: loop {
         if *shutdown.borrow() {
@@ -212,9 +213,13 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
                     let step = process_frames(&mut session, &mut buf, &mut scratch);
                     scratch.finish_batch(&ctx.metrics);
                     outbox.flush_soon();
-                    if session.send_immediately() != nodelay {
-                        nodelay = session.send_immediately();
-                        let _ = stream.set_nodelay(nodelay);
+                    // A client may ask for TCP_NODELAY (TCP.Send-Immediately
+                    // 1); asking for 0 only permits coalescing, and the
+                    // router already coalesces its writes, so it never
+                    // turns TCP_NODELAY off.
+                    if session.send_immediately() && !nodelay {
+                        nodelay = true;
+                        let _ = stream.set_nodelay(true);
                     }
                     if step == Step::Close {
                         break 'reading Ending::Close;
