@@ -691,7 +691,8 @@ impl Checker<'_, '_> {
                 Err(regex::Error::CompiledTooBig(limit)) => {
                     let message = format!(
                         "Regular expression {pattern:?} is too complex: it compiles to more than {limit} bytes \
-                         (simplify it, for example with fewer or smaller repetitions)"
+                         (use fewer or smaller repetitions; Unicode classes such as \\w and \\p{{L}} are large, \
+                         and (?-u) makes \\w, \\d and \\s ASCII-only and much smaller)"
                     );
                     return Err(self.error(codes::REGEXP_TOO_COMPLEX, message, span));
                 }

@@ -144,6 +144,47 @@
 //! than an exception. Error columns count characters within a line (tabs
 //! count one); a token on a later line is reported in the message too.
 //!
+//! # Decisions where the original was vague or buggy
+//!
+//! - **Error codes** are specific (2102–2112) rather than Avis's blanket
+//!   2101; see [`codes`]. Expression too long and too many nodes are
+//!   IMPL_LIMIT 2006, as Avis does for over-long subscriptions.
+//! - **Literal overflow** is OVERFLOW 2105 (Avis sent no reply). Hex and
+//!   octal literals must fit the positive range like decimal ones
+//!   (`0xFFFFFFFF` overflows; `0xFFFFFFFFL` does not), and a real literal
+//!   that overflows to infinity (`1.0e400`) is OVERFLOW too, as the spec
+//!   asks (Avis produced Infinity).
+//! - **String functions on non-strings** are ⊥ (Avis threw and dropped the
+//!   notification for the whole connection).
+//! - **`size`** counts UTF-8 bytes, so `size` of "é" is 2 (Avis: 1).
+//! - **`wildcard`**: `*` and `?` match newlines too (Avis: they do not); a
+//!   pattern ending in a lone backslash is INVALID_REGEXP 2109.
+//! - **`fold-case`** is `str::to_lowercase`, matching Avis's Java
+//!   `toLowerCase` rather than full Unicode case folding (`ß` stays `ß`).
+//! - **`regex`** uses the Rust `regex` dialect (above), with `.` matching
+//!   newlines as Avis's DOTALL did.
+//! - **Compile-time type errors** (TYPE_MISMATCH 2106) cover what Avis
+//!   rejected (a literal of the wrong type for an operator or function) and
+//!   anything else certainly wrong from the types alone: a condition used as
+//!   a value (`(a == 1) + 1`), a value used as a condition (`a && b == 1`),
+//!   a real-typed operand of a bitwise operator (`(a + 1.5) & 1`), a string
+//!   function compared with a number (`fold-case(s) == 1`). A name can hold
+//!   any type, so nothing involving only names is rejected.
+//! - **Function arguments** marked "name" must be written as a name
+//!   (`size("abc")` is 2106), and patterns must be string literals
+//!   (`begins-with(s, t)` is 2106), as Avis required. `equals` takes a name
+//!   or a string-valued first argument and any values after it.
+//! - **Constants**: only an expression whose *result* folds to a constant is
+//!   EXP_IS_TRIVIAL. `a == 1 && 1 / 0 == 1` is accepted although it can
+//!   never be true (it is false or ⊥), because it is not a constant; its
+//!   constraint list is empty.
+//! - **Positions**: columns count characters, not UTF-16 units or bytes, and
+//!   a tab is one column; CR, LF and CRLF end lines. A grammar error at the
+//!   end of the expression has the end's column and an empty token.
+//!   Messages quote at most 60 characters of the expression.
+//! - **Depth** is the tree's height (see the bounds above), an exact measure
+//!   of the evaluator's recursion, rather than Avis's unbounded recursion.
+//!
 //! # Index constraints
 //!
 //! [`Subscription::constraints`] returns [`Constraint`]s with this promise:

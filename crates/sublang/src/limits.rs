@@ -41,11 +41,13 @@ pub struct Limits {
     pub max_nodes: usize,
     /// Largest compiled program, in bytes, for one `regex` pattern
     /// (`regex::RegexBuilder::size_limit`). Larger patterns get
-    /// REGEXP_TOO_COMPLEX (2111). Default 256 KiB.
+    /// REGEXP_TOO_COMPLEX (2111). Default 1 MiB, which admits
+    /// `^\p{L}{1,10}-\d{1,5}` (about 450 KB) and refuses `\w{100}` (about
+    /// 5 MB; Unicode classes are large, and `(?-u)\w{100}` is 10 KB).
     pub regex_size_limit: usize,
     /// Cache size, in bytes, for the lazy DFA of one `regex` pattern
     /// (`regex::RegexBuilder::dfa_size_limit`). Matching stays linear when
-    /// the cache is too small; it only gets slower. Default 256 KiB.
+    /// the cache is too small; it only gets slower. Default 1 MiB.
     pub regex_dfa_size_limit: usize,
 }
 
@@ -63,8 +65,8 @@ impl Default for Limits {
             max_length: 4096,
             max_depth: 64,
             max_nodes: 2048,
-            regex_size_limit: 256 * 1024,
-            regex_dfa_size_limit: 256 * 1024,
+            regex_size_limit: 1024 * 1024,
+            regex_dfa_size_limit: 1024 * 1024,
         }
     }
 }

@@ -279,6 +279,7 @@ fn oversized_patterns_are_rejected_at_compile_time() {
         "a{1000}{1000}",
         "(\\\\w{100}){100}",
         "[\\\\s\\\\S]{10000}{10}",
+        "\\\\w{100}",
     ] {
         let expr = format!("regex(s, \"{pattern}\")");
         let err = compile_err(&expr, &Limits::default());
@@ -424,5 +425,28 @@ proptest! {
     fn token_soup_never_panics(parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..40)) {
         evaluate_if_compiled(&parts.concat());
         evaluate_if_compiled(&parts.join(" "));
+    }
+}
+
+/// The default regex limits leave room for ordinary patterns, including
+/// Unicode-aware classes and bounded repetition.
+#[test]
+fn ordinary_patterns_fit_the_default_regex_limits() {
+    let attrs = common::notification([("s", Value::from("node-17.example.net"))]);
+    for (pattern, expected) in [
+        (
+            r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$",
+            Truth::False,
+        ),
+        (r"\\w+", Truth::True),
+        (r"^\\p{L}{1,10}-\\d{1,5}\\.", Truth::True),
+        (r"(pc|node|vhost)-?\\d{1,4}", Truth::True),
+        (r"^[[:alnum:]-]{1,63}(\\.[[:alnum:]-]{1,63})*$", Truth::True),
+        (r"(?-u)\\w{1,50}\\.\\w{1,50}\\.\\w{1,50}", Truth::True),
+    ] {
+        let expr = format!("regex(s, \"{pattern}\")");
+        let sub = Subscription::compile(&expr, &Limits::default())
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        assert_eq!(sub.evaluate(&attrs), expected, "{pattern}");
     }
 }
