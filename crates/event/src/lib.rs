@@ -13,7 +13,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`tuple`] | [`AddressTuple`] and the subscription expression built from it (ANY vs ALL, safe quoting, limits) |
+//! | [`tuple`](mod@tuple) | [`AddressTuple`] and the subscription expression built from it (ANY vs ALL, safe quoting, limits) |
 //! | [`notification`] | [`EventNotification`]: the attribute catalogue, typed getters and setters, the signature flag |
 //! | [`auth`] | [`EventKey`] (key files), the canonical MAC encoding, signing and verification |
 //! | [`handle`] | the async [`EventHandle`]: register, subscribe (stream or callback), notify, schedule |
@@ -59,7 +59,7 @@
 //! - The MAC covers names, types and values in a canonical order, so it is
 //!   not compatible with the original's ([`auth`]).
 //! - Subscription values are escaped, empty values and oversized
-//!   expressions are errors ([`tuple`]).
+//!   expressions are errors ([`tuple`](mod@tuple)).
 //! - `SCHEDULER` comes from the tuple (the later original's behaviour);
 //!   setting an attribute replaces it; scheduling twice replaces the time
 //!   ([`notification`]).
