@@ -2,5 +2,6 @@
 //! `src/bin/` is a thin wrapper that calls its module's `main`.
 
 pub mod eventdebug;
+pub mod evproxy;
 pub mod relay;
 pub mod tevc;
