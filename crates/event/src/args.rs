@@ -228,12 +228,13 @@ pub fn arg_get<'a>(args: &'a str, key: &str) -> Result<Option<&'a str>, ArgsErro
 /// ```
 /// use tbevents_event::args::ArgsBuilder;
 /// let mut args = ArgsBuilder::new();
-/// args.push("RATE", 10)?.push("COMMAND", "ls -l")?.push("NOTE", "it's {odd")?;
+/// args.push("RATE", 10)?.push("COMMAND", "ls -l")?;
+/// assert_eq!(args.as_str(), "RATE=10 COMMAND='ls -l' ");
+/// // A quote and an unbalanced brace cannot both be carried:
+/// assert!(args.push("NOTE", "it's {odd").is_err());
 /// assert_eq!(args.as_str(), "RATE=10 COMMAND='ls -l' ");
 /// # Ok::<(), tbevents_event::args::ArgsError>(())
 /// ```
-///
-/// (The last push fails: that value has a quote and an unbalanced brace.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ArgsBuilder {
     text: String,
