@@ -40,3 +40,27 @@ pub async fn soon<F: Future>(what: &str, future: F) -> F::Output {
         Err(_) => panic!("{what}: nothing within {PROMPT:?}"),
     }
 }
+
+/// The `MARK` attributes of what `subscription` receives: waits up to
+/// [`PROMPT`] for the first `expected`, then until it has been quiet for
+/// [`QUIET`] (so extra deliveries are caught too).
+pub async fn marks(
+    subscription: &mut tbevents_event::EventSubscription,
+    expected: usize,
+) -> Vec<String> {
+    let mark = |event: tbevents_event::EventNotification| {
+        event.get_string("MARK").unwrap_or("?").to_owned()
+    };
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    while seen.len() < expected {
+        match tokio::time::timeout_at(deadline, subscription.recv()).await {
+            Ok(Some(event)) => seen.push(mark(event)),
+            _ => return seen,
+        }
+    }
+    while let Ok(Some(event)) = tokio::time::timeout(QUIET, subscription.recv()).await {
+        seen.push(mark(event));
+    }
+    seen
+}
