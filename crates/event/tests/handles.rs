@@ -317,10 +317,18 @@ fn blocking_unsubscribe_from_inside_its_callback() {
     for _ in 0..3 {
         send_blocking(&handle, "once");
     }
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
+    // Dispatch until the first callback ran, then a while longer so any
+    // further (wrong) callbacks would run too.
+    let deadline = Instant::now() + PROMPT;
+    while count.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
         handle
             .poll_blocking(Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    let quiet = Instant::now() + QUIET;
+    while Instant::now() < quiet {
+        handle
+            .poll_blocking(Some(Duration::from_millis(50)))
             .unwrap();
     }
     assert_eq!(
