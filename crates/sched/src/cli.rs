@@ -87,6 +87,12 @@ pub struct Cli {
     #[arg(long = "halt-command", value_name = "COMMAND", default_value = DEFAULT_HALT_COMMAND)]
     pub halt_command: String,
 
+    /// Tuning: microseconds before a due time at which the firing thread
+    /// stops sleeping and spins on the clock (see docs/scheduler.md).
+    #[arg(long = "spin-window-us", value_name = "MICROS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub spin_window_us: u32,
+
     /// Project id.
     pub pid: String,
 

@@ -165,7 +165,15 @@ impl Firing {
         };
         let thread = std::thread::Builder::new()
             .name("event-sched-fire".into())
-            .spawn(move || worker.run())?;
+            .spawn(move || {
+                // Futex timeouts are rounded up by the thread's timer slack
+                // (50 µs by default); ask for 1 µs so the sleep before the
+                // spin ends close to when it was asked to.
+                if let Err(error) = nix::sys::prctl::set_timerslack(1_000) {
+                    tracing::debug!("could not lower the firing thread's timer slack: {error}");
+                }
+                worker.run()
+            })?;
         Ok(Firing {
             commands,
             thread: Some(thread),

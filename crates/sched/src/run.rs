@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use elvin_client::ConnectOptions;
 use tbevents_event::{EventHandle, EventKey, Reconnect, RegisterOptions, server_uri};
 use tbevents_store::{ExperimentId, ExperimentState, ExperimentStore, StoreError};
 use tokio::signal::unix::{SignalKind, signal};
@@ -33,6 +34,10 @@ use crate::schedule::{Catalog, Plan};
 use crate::simulator::{CommandTemplate, SimulatorCommands, start_runner};
 use crate::stats::{Stats, Summary};
 use crate::time::{duration_micros, format_sec_usec, now_micros};
+
+/// Bytes of encoded events that may wait for the router (16 MiB: a burst
+/// of 40,000 typical events).
+pub const SEND_BUFFER_BYTES: usize = 16 << 20;
 
 /// How often a waiting scheduler says it is still waiting, in polls.
 pub const WAIT_LOG_EVERY: u64 = 10;
@@ -95,10 +100,16 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
         "event-sched for {expt} starting (experiment state: {initial})"
     );
 
-    let options = RegisterOptions::new().key(key.clone()).retry(Reconnect {
-        retry_interval: std::time::Duration::from_secs(1),
-        max_retries: None,
-    });
+    // A deep send buffer lets a burst of due events leave the firing thread
+    // at once instead of waiting for the router to read each packet; it is
+    // the bound on memory spent on unsent events.
+    let options = RegisterOptions::new()
+        .key(key.clone())
+        .connect_options(ConnectOptions::new().send_buffer(SEND_BUFFER_BYTES))
+        .retry(Reconnect {
+            retry_interval: std::time::Duration::from_secs(1),
+            max_retries: None,
+        });
     let handle = EventHandle::register_with(&router, options)
         .await
         .with_context(|| format!("could not register with the event router at {router}"))?;
@@ -147,6 +158,7 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     let outlet = RouterOutlet::new(handle.clone(), key, tokio::runtime::Handle::current());
     let config = FiringConfig {
         sender: Some(handle.sender().address.to_string()),
+        spin_window: std::time::Duration::from_micros(u64::from(cli.spin_window_us)),
         ..FiringConfig::default()
     };
     let firing = Firing::start(

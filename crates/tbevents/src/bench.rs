@@ -28,6 +28,13 @@ use crate::demo::{Lab, Scheduler};
 /// `bench-sched` options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Run the scheduler with -d (every fired event and its lateness in its
+    /// log) and keep the temporary directory with the logs.
+    #[arg(long, global = true)]
+    keep: bool,
+    /// Pass --spin-window-us to event-sched (default: its own default).
+    #[arg(long, global = true, value_name = "MICROS")]
+    spin_window_us: Option<u32>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -54,6 +61,10 @@ enum Mode {
         /// Number of static events.
         #[arg(long, default_value_t = 10_000)]
         events: usize,
+        /// Measure the scheduler alone: nobody subscribes, so the router
+        /// delivers nothing (separates the scheduler's cost from delivery).
+        #[arg(long)]
+        no_subscriber: bool,
     },
     /// N dynamic events sent one at a time; report send-to-receipt time.
     Dynamic {
@@ -70,17 +81,31 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let keep = args.keep;
+    KEEP.store(keep, std::sync::atomic::Ordering::Relaxed);
+    if let Some(us) = args.spin_window_us {
+        SPIN.store(us, std::sync::atomic::Ordering::Relaxed);
+    }
     let result = runtime.block_on(async {
         match args.mode {
             Mode::Load { events } => load(events).await,
             Mode::Accuracy { events, span } => accuracy(events, span).await,
-            Mode::Burst { events } => burst(events).await,
+            Mode::Burst {
+                events,
+                no_subscriber,
+            } => burst(events, no_subscriber).await,
             Mode::Dynamic { events } => dynamic(events).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
+
+/// `--keep` (read by `setup` and the lab's drop).
+static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--spin-window-us`, `u32::MAX` for the scheduler's default.
+static SPIN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
 
 const AGENTS: usize = 100;
 const NODES: usize = 10;
@@ -139,8 +164,33 @@ async fn setup(
     let id = ExperimentId::new("bench", "sched");
     let (key, _) = lab.experiment(&id, virt)?;
     lab.hand_over()?;
-    let scheduler = lab.start_scheduler(&id, &key, start_delay, &[])?;
+    let keep = KEEP.load(std::sync::atomic::Ordering::Relaxed);
+    let mut extra: Vec<String> = Vec::new();
+    if keep {
+        extra.push("-d".into());
+    }
+    let spin = SPIN.load(std::sync::atomic::Ordering::Relaxed);
+    if spin != u32::MAX {
+        extra.push(format!("--spin-window-us={spin}"));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let scheduler = lab.start_scheduler(&id, &key, start_delay, &extra)?;
+    if keep {
+        println!(
+            "keeping {} (scheduler log: {})",
+            lab.dir.path().display(),
+            scheduler.log_path.display()
+        );
+    }
     Ok((lab, scheduler, key, id))
+}
+
+/// Stops the router and removes (or, with --keep, keeps) the directory.
+async fn finish(mut lab: Lab) {
+    lab.stop_router().await;
+    if KEEP.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = lab.dir.keep();
+    }
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -209,7 +259,7 @@ fn report(name: &str, h: &Histogram<u64>) {
 async fn load(count: usize) -> anyhow::Result<()> {
     let virt = synthetic(count, |i| 1.0 + i as f64 * 0.001);
     let started = Instant::now();
-    let (mut lab, mut scheduler, _, _) = setup(virt, 3600.0).await?;
+    let (lab, mut scheduler, _, _) = setup(virt, 3600.0).await?;
     println!("store written in {:.1} s", started.elapsed().as_secs_f64());
     let line = wait_for_log(&mut scheduler, "static events (", Duration::from_secs(60)).await?;
     let load_ms = field(&line, "load_ms").unwrap_or_default();
@@ -234,7 +284,7 @@ async fn load(count: usize) -> anyhow::Result<()> {
         None => println!("scheduler resident memory: unknown (no /proc)"),
     }
     scheduler.stop().await;
-    lab.stop_router().await;
+    finish(lab).await;
     Ok(())
 }
 
@@ -244,7 +294,7 @@ async fn accuracy(count: usize, span: f64) -> anyhow::Result<()> {
     }
     let step = span / count as f64;
     let virt = synthetic(count, |i| 1.0 + i as f64 * step);
-    let (mut lab, mut scheduler, _, id) = setup(virt, 2.0).await?;
+    let (lab, mut scheduler, _, id) = setup(virt, 2.0).await?;
     let mut events = subscriber(&lab, &id.to_string()).await?;
     let mut arrival = histogram()?;
     let deadline = Instant::now() + Duration::from_secs_f64(span + 20.0);
@@ -270,13 +320,23 @@ async fn accuracy(count: usize, span: f64) -> anyhow::Result<()> {
     if let Some(summary) = scheduler.stop().await {
         println!("scheduler's own figures (send - due): {summary}");
     }
-    lab.stop_router().await;
+    finish(lab).await;
     Ok(())
 }
 
-async fn burst(count: usize) -> anyhow::Result<()> {
+async fn burst(count: usize, no_subscriber: bool) -> anyhow::Result<()> {
     let virt = synthetic(count, |_| 1.0);
-    let (mut lab, mut scheduler, _, id) = setup(virt, 2.0).await?;
+    let (lab, mut scheduler, _, id) = setup(virt, 2.0).await?;
+    if no_subscriber {
+        wait_for_log(&mut scheduler, "time zero", Duration::from_secs(30)).await?;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        println!("events: {count} due at the same instant; no subscriber");
+        if let Some(summary) = scheduler.stop().await {
+            println!("scheduler's own figures (send - due): {summary}");
+        }
+        finish(lab).await;
+        return Ok(());
+    }
     let mut events = subscriber(&lab, &id.to_string()).await?;
     let mut due = None;
     let mut first = None;
@@ -317,13 +377,13 @@ async fn burst(count: usize) -> anyhow::Result<()> {
     if let Some(summary) = scheduler.stop().await {
         println!("scheduler's own figures (send - due): {summary}");
     }
-    lab.stop_router().await;
+    finish(lab).await;
     Ok(())
 }
 
 async fn dynamic(count: usize) -> anyhow::Result<()> {
     let virt = synthetic(0, |_| 0.0);
-    let (mut lab, mut scheduler, key, id) = setup(virt, 0.0).await?;
+    let (lab, mut scheduler, key, id) = setup(virt, 0.0).await?;
     let expt = id.to_string();
     wait_for_log(&mut scheduler, "time zero", Duration::from_secs(30)).await?;
     let mut events = subscriber(&lab, &expt).await?;
@@ -367,6 +427,6 @@ async fn dynamic(count: usize) -> anyhow::Result<()> {
         &latency,
     );
     scheduler.stop().await;
-    lab.stop_router().await;
+    finish(lab).await;
     Ok(())
 }
