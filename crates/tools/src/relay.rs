@@ -435,6 +435,13 @@ impl Relay {
                     .to_owned(),
             ));
         }
+        // Same form as the target; checked here so a typo is a usage error
+        // with an example rather than a resolver message.
+        Target::parse(&config.listen).map_err(|error| {
+            RelayError::BadSetting(
+                format!("--listen: {error}").replace("bad target", "bad address"),
+            )
+        })?;
         // The semaphore's limit.
         if config.max_connections > Semaphore::MAX_PERMITS {
             return Err(RelayError::BadSetting(format!(

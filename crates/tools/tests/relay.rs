@@ -548,6 +548,7 @@ fn help_is_a_manual_page_and_bad_arguments_exit_2() {
             "--max-connections",
             "0",
         ],
+        &["--listen", "nowhere", "--target", "ops:2917"],
     ] {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_tbevents-relay"))
             .args(args)
