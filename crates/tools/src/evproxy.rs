@@ -150,6 +150,9 @@ pub enum ProxyError {
         /// The text given.
         given: String,
     },
+    /// A setting is out of range.
+    #[error("{0}")]
+    BadSetting(String),
     /// The event server's configuration could not be read.
     #[error(transparent)]
     Config(#[from] tbevents_event::config::ConfigError),
@@ -890,11 +893,9 @@ fn configure(cli: Cli) -> Result<ProxyConfig, ProxyError> {
         })
         .transpose()?;
     if cli.retry_interval.is_zero() {
-        return Err(ProxyError::BadRouter {
-            role: "upstream",
-            given: "--retry-interval 0".to_owned(),
-            reason: "the retry interval must be longer than zero".to_owned(),
-        });
+        return Err(ProxyError::BadSetting(
+            "--retry-interval must be longer than zero".to_owned(),
+        ));
     }
     // Last: it may read the configuration file.
     let server = resolve_event_server(cli.server.as_deref())?;

@@ -476,6 +476,7 @@ fn help_is_a_manual_page_and_bad_arguments_are_refused() {
             "inside the URI",
         ),
         (&["-e", EXPT, "--retry-interval", "5"], "unit"),
+        (&["-e", EXPT, "--retry-interval", "0"], "longer than zero"),
         (&["-e", EXPT, "-x"], "-x"),
     ] {
         let output = evproxy_command(args).output().unwrap();
