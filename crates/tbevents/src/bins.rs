@@ -1,5 +1,6 @@
 //! Finding the sibling programs the demo and the benchmarks start
-//! (`eventd`, `event-sched`, `tevc`).
+//! (`eventd`, `event-sched`, and `tevc` for the command line the demo
+//! prints).
 //!
 //! They are looked up next to the running `tbevents` executable, which is
 //! where cargo puts every binary of the workspace (`target/<profile>/`)
@@ -16,10 +17,12 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-/// The programs the demo needs, with the package that builds each.
+/// The programs the demo needs, with the package that builds each
+/// (`tevc` so the command line the demo prints works as printed).
 pub const DEMO_PROGRAMS: &[(&str, &str)] = &[
     ("eventd", "elvin-router"),
     ("event-sched", "tbevents-sched"),
+    ("tevc", "tbevents-tools"),
 ];
 
 /// The directory holding the running executable.
@@ -133,10 +136,14 @@ mod tests {
         let err = find_in(dir.path(), DEMO_PROGRAMS, true)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("eventd and event-sched not found"), "{err}");
+        assert!(
+            err.contains("eventd and event-sched and tevc not found"),
+            "{err}"
+        );
         assert!(err.contains("cargo build --release"), "{err}");
-        std::fs::write(dir.path().join("eventd"), "").unwrap();
-        std::fs::write(dir.path().join("event-sched"), "").unwrap();
+        for name in ["eventd", "event-sched", "tevc"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
         let found = find_in(dir.path(), DEMO_PROGRAMS, false).unwrap();
         assert_eq!(found[0], dir.path().join("eventd"));
     }

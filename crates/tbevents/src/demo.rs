@@ -118,8 +118,8 @@ impl Lab {
     pub async fn start(port: Option<u16>) -> anyhow::Result<Lab> {
         let found = bins::find_siblings(bins::DEMO_PROGRAMS)?;
         let (eventd, event_sched) = match found.as_slice() {
-            [eventd, event_sched] => (eventd.clone(), event_sched.clone()),
-            _ => bail!("internal error: expected two program paths"),
+            [eventd, event_sched, ..] => (eventd.clone(), event_sched.clone()),
+            _ => bail!("internal error: expected the program paths"),
         };
         let dir = tempfile::Builder::new()
             .prefix("tbevents-demo.")

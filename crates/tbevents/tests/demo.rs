@@ -131,3 +131,18 @@ fn the_demo_shows_every_event_and_marks_tevc_events_dynamic() {
         "{text}"
     );
 }
+
+#[test]
+fn outside_a_build_tree_missing_programs_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("tbevents");
+    std::fs::copy(env!("CARGO_BIN_EXE_tbevents"), &copy).unwrap();
+    let output = Command::new(&copy).arg("demo").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("eventd and event-sched and tevc not found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cargo build --release"), "{stderr}");
+}
