@@ -289,7 +289,7 @@ async fn load(count: usize) -> anyhow::Result<()> {
 }
 
 async fn accuracy(count: usize, span: f64) -> anyhow::Result<()> {
-    if count == 0 || !(span > 0.0) {
+    if count == 0 || !span.is_finite() || span <= 0.0 {
         bail!("give at least one event and a positive span");
     }
     let step = span / count as f64;

@@ -459,8 +459,8 @@ async fn watch(
     println!("    {tevc_line}");
     println!();
     println!(
-        "{:>10}  {:<7}  {:<12} {:<9} {:<8} {:<34} {}",
-        "TIME", "KIND", "OBJECT", "TYPE", "EVENT", "ARGS", "LATENESS"
+        "{:>10}  {:<7}  {:<12} {:<9} {:<8} {:<34} LATENESS",
+        "TIME", "KIND", "OBJECT", "TYPE", "EVENT", "ARGS"
     );
 
     let started = Instant::now();

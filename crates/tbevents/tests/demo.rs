@@ -97,6 +97,11 @@ fn the_demo_shows_every_event_and_marks_tevc_events_dynamic() {
             }
         }
     }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the demo did not finish in time:\n{}", lines.join("\n"));
+    }
     let text = lines.join("\n");
     assert!(sent_dynamic, "{text}");
     for (offset, object, event) in [
