@@ -18,10 +18,14 @@
 //! order, and handle them as soon as the table is loaded. The hold queue
 //! is bounded ([`DEFAULT_HOLD_LIMIT`] requests): past the bound, new
 //! requests are dropped with a warning and counted, so a flood sent while
-//! an experiment waits to become active cannot exhaust memory.
+//! an experiment waits to become active cannot exhaust memory. For the
+//! same reason at most [`MAX_PENDING_DYNAMIC`] dynamic events may be armed
+//! and waiting to fire at any time; a request that would exceed that is
+//! dropped with a warning.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use elvin_proto::Attributes;
 
@@ -33,6 +37,11 @@ use crate::time::{format_sec_usec, from_sec_usec, now_micros};
 
 /// How many early requests are held at most.
 pub const DEFAULT_HOLD_LIMIT: usize = 10_000;
+
+/// How many dynamic events may be armed and not yet fired. Each holds its
+/// notification (well under 1 KiB typically), so this bounds the memory a
+/// key holder can make the scheduler use with far-future requests.
+pub const MAX_PENDING_DYNAMIC: u64 = 100_000;
 
 /// Why a request was dropped.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -223,6 +232,22 @@ fn handle(
     let now = now_micros();
     match expand(request, catalog, now, next_seq) {
         Ok(records) => {
+            let count = records
+                .iter()
+                .filter(|r| matches!(r.action, Action::Dynamic(_)))
+                .count();
+            let count = u64::try_from(count).unwrap_or(u64::MAX);
+            let pending = stats.pending_dynamic.load(Ordering::Relaxed);
+            if pending.saturating_add(count) > MAX_PENDING_DYNAMIC {
+                Stats::bump(&stats.dropped_too_many_pending);
+                tracing::warn!(
+                    objname = request.get_str(attr::OBJNAME).unwrap_or(""),
+                    "dynamic event dropped: {pending} dynamic events are already waiting to \
+                     fire (the limit is {MAX_PENDING_DYNAMIC})"
+                );
+                return;
+            }
+            stats.pending_dynamic.fetch_add(count, Ordering::Relaxed);
             Stats::bump(&stats.dynamic_accepted);
             let due = records.first().map_or(now, |r| r.due);
             tracing::info!(
@@ -396,6 +421,27 @@ mod tests {
             &records[0].action,
             Action::Simulator { eventtype, origin: SimulatorOrigin::Dynamic } if &**eventtype == "HALT"
         ));
+    }
+
+    #[test]
+    fn armed_dynamic_events_are_bounded() {
+        let stats = Arc::new(Stats::new());
+        stats
+            .pending_dynamic
+            .store(MAX_PENDING_DYNAMIC - 1, Ordering::Relaxed);
+        let (commands, _inbox) = std::sync::mpsc::channel();
+        let firing = crate::firing::FiringHandle::for_tests(commands);
+        let mut intake = Intake::new(Arc::clone(&stats), 10);
+        intake.ready(Arc::new(catalog()), firing, 0);
+        // A group request needs two slots; only one is left.
+        intake.accept(request("g", 2_000_000_000));
+        assert_eq!(stats.summary().dropped, 1);
+        intake.accept(request("a", 2_000_000_000));
+        assert_eq!(stats.summary().dynamic_accepted, 1);
+        assert_eq!(
+            stats.pending_dynamic.load(Ordering::Relaxed),
+            MAX_PENDING_DYNAMIC
+        );
     }
 
     #[test]

@@ -136,6 +136,12 @@ pub struct FiringHandle {
 }
 
 impl FiringHandle {
+    /// A handle over a bare channel, for tests of the code that arms.
+    #[cfg(test)]
+    pub(crate) fn for_tests(commands: Sender<Command>) -> FiringHandle {
+        FiringHandle { commands }
+    }
+
     /// Arms records. Returns false if the thread has stopped.
     pub fn add(&self, records: Vec<Scheduled>) -> bool {
         self.commands.send(Command::Add(records)).is_ok()
@@ -328,6 +334,14 @@ impl Worker {
                     }
                 }
                 action => {
+                    if matches!(action, Action::Dynamic(_)) {
+                        // Armed by the intake, which counted it as pending.
+                        let _ = self.stats.pending_dynamic.fetch_update(
+                            std::sync::atomic::Ordering::Relaxed,
+                            std::sync::atomic::Ordering::Relaxed,
+                            |n| Some(n.saturating_sub(1)),
+                        );
+                    }
                     if let Some((attributes, kind)) = self.build(record.due, action) {
                         batch.push(attributes);
                         dues.push((record.due, kind));

@@ -44,6 +44,10 @@ pub struct Stats {
     pub dropped_unknown_object: AtomicU64,
     /// Dropped: the hold queue was full.
     pub dropped_hold_full: AtomicU64,
+    /// Dropped: too many dynamic events were already waiting to fire.
+    pub dropped_too_many_pending: AtomicU64,
+    /// Dynamic events armed and not yet fired (a gauge, not a counter).
+    pub pending_dynamic: AtomicU64,
 }
 
 impl Default for Stats {
@@ -75,6 +79,8 @@ impl Stats {
             dropped_no_objname: AtomicU64::new(0),
             dropped_unknown_object: AtomicU64::new(0),
             dropped_hold_full: AtomicU64::new(0),
+            dropped_too_many_pending: AtomicU64::new(0),
+            pending_dynamic: AtomicU64::new(0),
         }
     }
 
@@ -122,7 +128,8 @@ impl Stats {
             dropped: load(&self.dropped_no_time)
                 + load(&self.dropped_no_objname)
                 + load(&self.dropped_unknown_object)
-                + load(&self.dropped_hold_full),
+                + load(&self.dropped_hold_full)
+                + load(&self.dropped_too_many_pending),
             dropped_unknown_object: load(&self.dropped_unknown_object),
             lateness_samples: samples,
             lateness_p50_us: p50,

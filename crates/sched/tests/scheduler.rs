@@ -293,7 +293,7 @@ fn refuses_to_run_as_root() {
 #[test]
 fn an_unknown_experiment_is_a_clear_error() {
     let fx = Fixture::standard(ExperimentState::Active);
-    let mut command = fx.sched_command(0.0, &[]);
+    let command = fx.sched_command(0.0, &[]);
     // Replace the experiment name: rebuild with another eid.
     let args: Vec<String> = command
         .get_args()
@@ -305,7 +305,6 @@ fn an_unknown_experiment_is_a_clear_error() {
         use std::os::unix::process::CommandExt;
         fixed.uid(uid).gid(gid);
     }
-    let _ = &mut command;
     let output = fixed.output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -313,4 +312,76 @@ fn an_unknown_experiment_is_a_clear_error() {
         stderr.contains("experiment tproj/nosuch not found"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_survives_a_router_restart() {
+    let mut virt = tbevents_ns::parse_str(common::NS, "test.ns").unwrap();
+    virt.events = vec![StaticEvent {
+        time: 4.0,
+        vnode: "n0".into(),
+        vname: "p0".into(),
+        objtype: "PROGRAM".into(),
+        eventtype: "STOP".into(),
+        arguments: "AFTER=restart".into(),
+        atstring: "$p0 stop".into(),
+    }];
+    let mut fx = Fixture::new(virt, ExperimentState::Active);
+    let mut sched = fx.start_sched(0.0, &[]);
+    wait_log(&mut sched, "time zero (TIME START)");
+    let port = fx.router.port;
+    fx.router.proc.kill();
+    wait_log(&mut sched, "lost the router connection");
+    fx.router = tbevents_testkit::Router::start_on(port, &[]);
+    wait_log(&mut sched, "reconnected to the router");
+    let (_h0, mut p0) = fx.agent(N0_IP, "p0").await;
+    // The static event armed before the outage still fires...
+    let got = collect(&mut p0, 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", sched.stderr());
+    assert_eq!(got[0].arguments(), Some("AFTER=restart"));
+    // ...and the request subscription was restored.
+    fx.tevc(&["now", "p0", "start"]);
+    let got = collect(&mut p0, 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "{}", sched.stderr());
+    assert_eq!(got[0].eventtype(), Some("START"));
+}
+
+#[test]
+fn the_log_file_is_appended_with_mode_0640() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::standard(ExperimentState::Active);
+    let log = fx.dir.path().join("sched.log");
+    for _ in 0..2 {
+        let command = fx.sched_command(0.0, &["-l", log.to_str().unwrap()]);
+        // An unknown key file makes the run short: it logs and exits 1.
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let key_at = args.iter().position(|a| a == "-k").unwrap() + 1;
+        let mut fixed = std::process::Command::new(command.get_program());
+        for (i, arg) in args.iter().enumerate() {
+            fixed.arg(if i == key_at {
+                "/nonexistent/eventkey"
+            } else {
+                arg
+            });
+        }
+        if let Some((uid, gid)) = unprivileged() {
+            use std::os::unix::process::CommandExt;
+            fixed.uid(uid).gid(gid);
+        }
+        let output = fixed.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(output.stderr.is_empty(), "everything goes to the log file");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("cannot use key file /nonexistent/eventkey")
+            .count(),
+        2,
+        "{text}"
+    );
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
 }
