@@ -151,3 +151,57 @@ fn outside_a_build_tree_missing_programs_are_a_clear_error() {
     );
     assert!(stderr.contains("cargo build --release"), "{stderr}");
 }
+
+#[test]
+fn ctrl_c_stops_everything_and_removes_the_files() {
+    for name in ["eventd", "event-sched", "tevc"] {
+        tbevents_testkit::bin_path(name);
+    }
+    let port = tbevents_testkit::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tbevents"))
+        .args(["demo", "--start-delay", "0.5", "--port"])
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut dir = None;
+    for line in lines.by_ref() {
+        if let Some(rest) = line.split("; log ").nth(1) {
+            dir = std::path::Path::new(rest.trim())
+                .parent()
+                .map(|p| p.to_owned());
+        }
+        if line.contains(" TIME ") && line.contains("START") {
+            break;
+        }
+    }
+    let dir = dir.expect("the demo printed its scheduler log path");
+    assert!(dir.is_dir());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "interrupted is an error exit");
+    assert!(!dir.exists(), "{} was left behind", dir.display());
+    let router = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(
+        std::net::TcpStream::connect_timeout(&router, Duration::from_millis(300)).is_err(),
+        "the router is still running"
+    );
+}
