@@ -53,9 +53,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
     tokio::pin!(served);
     let signal_name = tokio::select! {
         result = &mut served => {
-            // `serve` only returns on a start-up failure.
+            // `serve` returns only on a start-up failure; its success
+            // case waits for ever.
             result?;
-            "nothing"
+            return Ok(stats.summary());
         }
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
