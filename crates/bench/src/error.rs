@@ -138,27 +138,29 @@ fn subscribe_hint(code: i32) -> &'static str {
 /// the message reads as the router meant it.
 pub fn format_nack(message: &str, args: &[elvin_proto::Value]) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find('%') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let index = after[..digits]
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.next_if(char::is_ascii_digit) {
+            digits.push(d);
+        }
+        let argument = digits
             .parse::<usize>()
             .ok()
-            .and_then(|n| n.checked_sub(1));
-        match index.and_then(|i| args.get(i)) {
-            Some(value) => {
-                out.push_str(&value.to_string());
-                rest = &after[digits..];
-            }
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| args.get(i));
+        match argument {
+            Some(value) => out.push_str(&value.to_string()),
             None => {
                 out.push('%');
-                rest = after;
+                out.push_str(&digits);
             }
         }
     }
-    out.push_str(rest);
     out
 }
 
@@ -180,5 +182,10 @@ mod tests {
     fn unknown_placeholders_and_stray_percent_signs_are_kept() {
         assert_eq!(format_nack("100% sure %3", &[]), "100% sure %3");
         assert_eq!(format_nack("%", &[]), "%");
+        assert_eq!(
+            format_nack("%99999999999999999999999 ü", &[]),
+            "%99999999999999999999999 ü"
+        );
+        assert_eq!(format_nack("%0 and %1%1", &[Value::Int32(3)]), "%0 and 33");
     }
 }

@@ -174,7 +174,9 @@ impl EventTemplate {
         }
         let length = u32::try_from(body_len)
             .map_err(|_| BenchError::Config(format!("--padding {padding} is too large")))?;
-        frame[..4].copy_from_slice(&length.to_be_bytes());
+        if let Some(header) = frame.get_mut(..4) {
+            header.copy_from_slice(&length.to_be_bytes());
+        }
         let mut template = EventTemplate {
             frame,
             pub_at: args_at + PUB_AT,
@@ -358,7 +360,9 @@ impl PingTemplate {
         }
         let length = u32::try_from(body_len)
             .map_err(|_| BenchError::Config(format!("--padding {payload} is too large")))?;
-        frame[..4].copy_from_slice(&length.to_be_bytes());
+        if let Some(header) = frame.get_mut(..4) {
+            header.copy_from_slice(&length.to_be_bytes());
+        }
         Ok(PingTemplate { frame, seq_at })
     }
 
