@@ -93,6 +93,12 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub spin_window_us: u32,
 
+    /// Run the firing thread with real-time priority (SCHED_FIFO 1), so a
+    /// busy machine delays events less. Needs RLIMIT_RTPRIO >= 1 or
+    /// CAP_SYS_NICE; without them a warning is logged and it runs normally.
+    #[arg(long = "realtime")]
+    pub realtime: bool,
+
     /// Project id.
     pub pid: String,
 

@@ -96,6 +96,9 @@ pub struct FiringConfig {
     pub max_batch: usize,
     /// `___SENDER___` for the notifications the scheduler builds.
     pub sender: Option<String>,
+    /// Run the firing thread with real-time priority (`SCHED_FIFO` 1) if
+    /// the system allows it.
+    pub realtime: bool,
 }
 
 impl Default for FiringConfig {
@@ -104,6 +107,7 @@ impl Default for FiringConfig {
             spin_window: DEFAULT_SPIN_WINDOW,
             max_batch: 1024,
             sender: None,
+            realtime: false,
         }
     }
 }
@@ -112,6 +116,22 @@ impl Default for FiringConfig {
 /// ~100 µs, under load within a few hundred; one millisecond of spinning
 /// covers that with margin. See docs/scheduler.md for the measurements.
 pub const DEFAULT_SPIN_WINDOW: Duration = Duration::from_micros(1000);
+
+/// Puts the calling thread in the `SCHED_FIFO` class at priority 1, the
+/// lowest real-time priority: above every normal process, below anything
+/// the system itself runs in real time. The thread sleeps between events
+/// and spins at most one spin window, so it cannot monopolise a CPU.
+fn set_realtime_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: pthread_self() names the calling thread, which is alive, and
+    // `param` is a valid sched_param for the duration of the call.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(rc))
+    }
+}
 
 /// Messages to the firing thread.
 #[derive(Debug)]
@@ -158,6 +178,7 @@ impl Firing {
         config: FiringConfig,
     ) -> std::io::Result<Firing> {
         let (commands, inbox) = mpsc::channel();
+        let realtime = config.realtime;
         let worker = Worker {
             catalog,
             outlet,
@@ -177,6 +198,18 @@ impl Firing {
                 // spin ends close to when it was asked to.
                 if let Err(error) = nix::sys::prctl::set_timerslack(1_000) {
                     tracing::debug!("could not lower the firing thread's timer slack: {error}");
+                }
+                if realtime {
+                    match set_realtime_priority() {
+                        Ok(()) => {
+                            tracing::info!("the firing thread runs with SCHED_FIFO priority 1")
+                        }
+                        Err(error) => tracing::warn!(
+                            "could not give the firing thread real-time priority ({error}); it \
+                             runs at normal priority. Grant RLIMIT_RTPRIO >= 1 (systemd: \
+                             LimitRTPRIO=1) or CAP_SYS_NICE to allow it"
+                        ),
+                    }
                 }
                 worker.run()
             })?;
@@ -558,6 +591,28 @@ mod tests {
         let summary = stats.summary();
         assert_eq!(summary.static_fired, 20);
         assert_eq!(summary.time_start_fired, 1);
+    }
+
+    #[test]
+    fn realtime_priority_is_granted_to_root_and_refused_cleanly_otherwise() {
+        let policy = std::thread::spawn(|| {
+            set_realtime_priority().map(|()| {
+                let mut policy = 0;
+                let mut param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: reads the calling thread's policy into valid locals.
+                unsafe {
+                    libc::pthread_getschedparam(libc::pthread_self(), &mut policy, &mut param)
+                };
+                (policy, param.sched_priority)
+            })
+        })
+        .join()
+        .unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(policy.unwrap(), (libc::SCHED_FIFO, 1));
+        } else if let Err(error) = policy {
+            assert_eq!(error.raw_os_error(), Some(libc::EPERM), "{error}");
+        }
     }
 
     #[test]

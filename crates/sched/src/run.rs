@@ -161,6 +161,7 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     let config = FiringConfig {
         sender: Some(handle.sender().address.to_string()),
         spin_window: std::time::Duration::from_micros(u64::from(cli.spin_window_us)),
+        realtime: cli.realtime,
         ..FiringConfig::default()
     };
     let firing = Firing::start(

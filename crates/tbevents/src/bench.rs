@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// log) and keep the temporary directory with the logs.
     #[arg(long, global = true)]
     keep: bool,
+    /// Run event-sched with --realtime (when tbevents runs as root, it first
+    /// raises its own RLIMIT_RTPRIO to 1 so the scheduler inherits it).
+    #[arg(long, global = true)]
+    realtime: bool,
     /// Pass --spin-window-us to event-sched (default: its own default).
     #[arg(long, global = true, value_name = "MICROS")]
     spin_window_us: Option<u32>,
@@ -83,6 +87,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let keep = args.keep;
     KEEP.store(keep, std::sync::atomic::Ordering::Relaxed);
+    if args.realtime {
+        REALTIME.store(true, std::sync::atomic::Ordering::Relaxed);
+        if nix::unistd::geteuid().is_root() {
+            let limit = libc::rlimit {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            // SAFETY: setrlimit reads a valid rlimit for this process only.
+            if unsafe { libc::setrlimit(libc::RLIMIT_RTPRIO, &limit) } != 0 {
+                eprintln!(
+                    "tbevents: could not raise RLIMIT_RTPRIO: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
     if let Some(us) = args.spin_window_us {
         SPIN.store(us, std::sync::atomic::Ordering::Relaxed);
     }
@@ -103,6 +123,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// `--keep` (read by `setup` and the lab's drop).
 static KEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--realtime`.
+static REALTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `--spin-window-us`, `u32::MAX` for the scheduler's default.
 static SPIN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
@@ -168,6 +191,9 @@ async fn setup(
     let mut extra: Vec<String> = Vec::new();
     if keep {
         extra.push("-d".into());
+    }
+    if REALTIME.load(std::sync::atomic::Ordering::Relaxed) {
+        extra.push("--realtime".into());
     }
     let spin = SPIN.load(std::sync::atomic::Ordering::Relaxed);
     if spin != u32::MAX {
