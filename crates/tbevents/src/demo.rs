@@ -408,10 +408,13 @@ async fn watch(
     id: &ExperimentId,
 ) -> anyhow::Result<()> {
     let expt = id.to_string();
-    let example = |key: &Path| tevc_example(&virt, lab.port, key, &expt);
-    let virt_for_store = virt.clone();
-    let (key, index) = lab.experiment(id, virt_for_store)?;
-    let tevc_line = example(&key);
+    // The example needs the agents; the store takes the experiment itself.
+    let agents_only = VirtualExperiment {
+        agents: virt.agents.clone(),
+        ..VirtualExperiment::default()
+    };
+    let (key, index) = lab.experiment(id, virt)?;
+    let tevc_line = tevc_example(&agents_only, lab.port, &key, &expt);
     lab.hand_over()?;
     let static_total = index.total;
     let last = index.last_offset;
