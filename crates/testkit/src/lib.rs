@@ -60,7 +60,11 @@ pub fn bin_path(name: &str) -> PathBuf {
     }
     let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "cargo build --bin {name} failed");
-    assert!(path.exists(), "cargo built {name} but {} does not exist", path.display());
+    assert!(
+        path.exists(),
+        "cargo built {name} but {} does not exist",
+        path.display()
+    );
     path
 }
 
@@ -78,7 +82,10 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return;
         }
-        assert!(Instant::now() < deadline, "nothing accepted connections on {addr} within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing accepted connections on {addr} within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -111,7 +118,12 @@ impl Proc {
         let err = std::fs::File::create(dir.path().join("stderr")).expect("create stderr file");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        Proc { name: name.to_owned(), child: Some(child), dir, status: None }
+        Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            dir,
+            status: None,
+        }
     }
 
     /// The process id.
@@ -252,7 +264,10 @@ impl Router {
         let mut args = vec!["--listen", listen.as_str()];
         args.extend_from_slice(extra);
         let proc = Proc::start("eventd", &args);
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(20));
+        wait_for_port(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(20),
+        );
         Router { proc, port }
     }
 
