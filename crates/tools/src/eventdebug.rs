@@ -347,12 +347,12 @@ async fn watch(
     settings: &Settings,
     mut live: EventSubscription,
     mut requests: Option<EventSubscription>,
-    shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+    shutdown: &mut (impl std::future::Future<Output = &'static str> + Unpin),
 ) -> Stop {
     let stdout = std::io::stdout();
     loop {
         let next = tokio::select! {
-            () = &mut *shutdown => return Stop::Finished,
+            _ = &mut *shutdown => return Stop::Finished,
             next = next_event(&mut live, &mut requests) => next,
         };
         let Some((event, request)) = next else {
@@ -408,25 +408,18 @@ async fn connect(
     Ok((handle, live, requests))
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-}
-
 /// Runs with checked settings until stopped.
 pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
-    let mut shutdown = Box::pin(shutdown_signal());
+    // Without signal handlers eventdebug still works; it just dies by the
+    // default action instead of exiting 0.
+    let mut shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = &'static str> + Send>> =
+        match crate::cli::termination() {
+            Ok(termination) => Box::pin(termination),
+            Err(error) => {
+                tracing::warn!(%error, "cannot install the SIGTERM/SIGINT handlers");
+                Box::pin(std::future::pending())
+            }
+        };
     let (mut handle, mut live, mut requests) = connect(&settings).await?;
     // Say where we listen, on stderr so stdout stays pure event lines.
     eprintln!(
@@ -457,7 +450,7 @@ pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
         // Reconnect until it works or we are told to stop.
         loop {
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                _ = &mut shutdown => return Ok(()),
                 () = tokio::time::sleep(RECONNECT_INTERVAL) => {}
             }
             match connect(&settings).await {
@@ -474,18 +467,6 @@ pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .try_init();
-}
-
 /// Runs `eventdebug` with `args` (the program name first) and returns the
 /// exit status.
 pub fn main<I, T>(args: I) -> u8
@@ -493,7 +474,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    init_logging();
+    crate::cli::init_logging("eventdebug", None, "warn", crate::cli::LogStyle::Tool);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {

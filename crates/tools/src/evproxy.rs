@@ -65,7 +65,6 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
-use std::io::IsTerminal as _;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -78,9 +77,7 @@ use tbevents_event::sender::{self, SenderSource};
 use tbevents_event::{
     AddressTuple, EventError, EventHandle, EventSubscription, RegisterOptions, server_uri,
 };
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
-use tracing_subscriber::EnvFilter;
 
 /// The local router when `-l` is not given.
 pub const DEFAULT_LOCAL_SERVER: &str = "localhost";
@@ -719,19 +716,6 @@ const EXIT_FAILURE: u8 = 1;
 /// Exit status for bad arguments.
 const EXIT_USAGE: u8 = 2;
 
-/// The layout of `-h` and `--help`: a manual page (NAME, SYNOPSIS,
-/// DESCRIPTION with `--help`, OPTIONS, then the sections of [`MANUAL`]).
-const HELP_TEMPLATE: &str = "\
-NAME
-    {name} - {about}
-
-SYNOPSIS
-    {usage}
-
-{before-help}OPTIONS
-{options}
-{after-help}";
-
 /// The DESCRIPTION section of `--help`.
 const DESCRIPTION: &str = "\
 DESCRIPTION
@@ -819,7 +803,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     name = "evproxy",
     version,
     about = "Forward an experiment's events between the event server and a node's router",
-    help_template = HELP_TEMPLATE,
+    help_template = crate::cli::MANPAGE_HELP_TEMPLATE,
     before_long_help = DESCRIPTION,
     after_long_help = MANUAL,
     after_help = "Run with --help for the full manual."
@@ -865,22 +849,6 @@ struct Cli {
     log_level: Option<String>,
 }
 
-/// Logs to standard error with `level` (or `RUST_LOG`, or `info`).
-fn init_logging(level: Option<&str>) {
-    let filter = match level {
-        Some(level) => EnvFilter::try_new(level).unwrap_or_else(|error| {
-            eprintln!("evproxy: bad --log-level {level:?} ({error}); using info");
-            EnvFilter::new("info")
-        }),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-}
-
 /// Turns the command line into a configuration (usage errors only).
 fn configure(cli: Cli) -> Result<ProxyConfig, ProxyError> {
     let experiment = validate_experiment(&cli.experiment)?;
@@ -914,13 +882,9 @@ fn configure(cli: Cli) -> Result<ProxyConfig, ProxyError> {
 /// Installs the signal handlers, then runs the proxy until SIGTERM or
 /// SIGINT.
 async fn run_until_signal(config: ProxyConfig) -> Result<ForwardCounts, ProxyError> {
-    let mut terminate = signal(SignalKind::terminate()).map_err(ProxyError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ProxyError::Signals)?;
+    let termination = crate::cli::termination().map_err(ProxyError::Signals)?;
     run(config, async move {
-        let name = tokio::select! {
-            _ = terminate.recv() => "SIGTERM",
-            _ = interrupt.recv() => "SIGINT",
-        };
+        let name = termination.await;
         tracing::info!("{name} received");
     })
     .await
@@ -942,7 +906,12 @@ where
             return u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
         }
     };
-    init_logging(cli.log_level.as_deref());
+    crate::cli::init_logging(
+        "evproxy",
+        cli.log_level.as_deref(),
+        "info",
+        crate::cli::LogStyle::Daemon,
+    );
     let config = match configure(cli) {
         Ok(config) => config,
         Err(error) => {

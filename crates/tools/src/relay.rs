@@ -42,7 +42,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
-use std::io::{self, IsTerminal as _};
+use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -53,11 +53,9 @@ use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing_subscriber::EnvFilter;
 
 /// Default time allowed to resolve and connect to the target (the
 /// original's `nc -w 3`).
@@ -939,19 +937,6 @@ const EXIT_FAILURE: u8 = 1;
 /// Exit status for bad arguments (clap's own).
 const EXIT_USAGE: u8 = 2;
 
-/// The layout of `-h` and `--help`: a manual page (NAME, SYNOPSIS,
-/// DESCRIPTION with `--help`, OPTIONS, then the sections of [`MANUAL`]).
-const HELP_TEMPLATE: &str = "\
-NAME
-    {name} - {about}
-
-SYNOPSIS
-    {usage}
-
-{before-help}OPTIONS
-{options}
-{after-help}";
-
 /// The DESCRIPTION section of `--help`.
 const DESCRIPTION: &str = "\
 DESCRIPTION
@@ -1034,7 +1019,7 @@ fn parse_target(text: &str) -> Result<Target, String> {
     name = "tbevents-relay",
     version,
     about = "Copy connections on an old event port to the event server (the legacy relay)",
-    help_template = HELP_TEMPLATE,
+    help_template = crate::cli::MANPAGE_HELP_TEMPLATE,
     before_long_help = DESCRIPTION,
     after_long_help = MANUAL,
     after_help = "Run with --help for the full manual."
@@ -1075,40 +1060,10 @@ struct Cli {
     log_level: Option<String>,
 }
 
-/// Logs to standard error with `level` (or `RUST_LOG`, or `info`).
-fn init_logging(level: Option<&str>) {
-    let filter = match level {
-        Some(level) => EnvFilter::try_new(level).unwrap_or_else(|error| {
-            eprintln!("tbevents-relay: bad --log-level {level:?} ({error}); using info");
-            EnvFilter::new("info")
-        }),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-}
-
-/// Resolves when SIGTERM or SIGINT arrives, naming it.
-async fn termination(
-    mut terminate: tokio::signal::unix::Signal,
-    mut interrupt: tokio::signal::unix::Signal,
-) -> &'static str {
-    tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    }
-}
-
 async fn run_cli(cli: Cli) -> u8 {
-    let (terminate, interrupt) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
-        (Err(error), _) | (_, Err(error)) => {
+    let termination = match crate::cli::termination() {
+        Ok(termination) => termination,
+        Err(error) => {
             tracing::error!(%error, "cannot install the SIGTERM/SIGINT handlers");
             return EXIT_FAILURE;
         }
@@ -1144,7 +1099,7 @@ async fn run_cli(cli: Cli) -> u8 {
     }
     relay
         .run(async {
-            let name = termination(terminate, interrupt).await;
+            let name = termination.await;
             tracing::info!("{name} received");
         })
         .await;
@@ -1167,7 +1122,12 @@ where
             return u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
         }
     };
-    init_logging(cli.log_level.as_deref());
+    crate::cli::init_logging(
+        "tbevents-relay",
+        cli.log_level.as_deref(),
+        "info",
+        crate::cli::LogStyle::Daemon,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("tbevents-relay")
         .enable_all()

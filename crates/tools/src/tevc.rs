@@ -676,20 +676,6 @@ fn send(plan: Plan, debug: bool) -> Result<(), TevcError> {
     }
 }
 
-/// Sends warnings and library diagnostics to standard error (`RUST_LOG`
-/// overrides the default `warn`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .try_init();
-}
-
 /// Runs `tevc` with `args` (the program name first) and returns the exit
 /// status.
 pub fn main<I, T>(args: I) -> u8
@@ -697,7 +683,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    init_logging();
+    crate::cli::init_logging("tevc", None, "warn", crate::cli::LogStyle::Tool);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
