@@ -16,7 +16,7 @@ use crate::model::ExperimentId;
 pub enum StoreError {
     /// The experiment is not in the store.
     #[error(
-        "experiment {0} not found: create it with `tbevents create {0}` \
+        "experiment {0} not found: create it with `tbevents create -e {0} FILE.ns` \
          (or check that TBEVENTS_STORE names the right database)"
     )]
     ExperimentNotFound(ExperimentId),
