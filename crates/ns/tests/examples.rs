@@ -59,6 +59,7 @@ fn member(
         member: format!("{vnode}:{vport}"),
         is_lan,
         mustdelay,
+        ..VirtLanMember::default()
     }
 }
 

@@ -156,7 +156,15 @@ pub struct VirtNode {
 }
 
 /// One member of a link or LAN (`virt_lans`). A duplex link has two rows.
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// The `q_*` fields are the member's outgoing queue: the queue packets wait
+/// in on their way from this member's node into the link or LAN (Emulab's
+/// NS `Queue` object `<link>-<node>`, the delay node's pipe in that
+/// direction). They mirror Emulab's `virt_lans` columns; the RED parameters
+/// (`q_maxthresh` to `q_gentle`) only take effect when `q_red` is set.
+/// [`Default`] gives Emulab's defaults, those of an unconfigured NS queue
+/// (see the `DEFAULT_Q_*` constants).
+#[derive(Clone, Debug, PartialEq)]
 pub struct VirtLanMember {
     /// Link or LAN name.
     pub vname: String,
@@ -180,15 +188,107 @@ pub struct VirtLanMember {
     pub rbandwidth: u64,
     /// Reverse packet loss rate, 0..=1.
     pub rlossrate: f64,
-    /// Queue length in packets (`q_limit`), and the queue options set by
-    /// `Queue` objects.
+    /// Queue length (`q_limit`, NS `limit_`): in packets, or in bytes when
+    /// `q_qinbytes` is set.
     pub q_limit: u32,
+    /// RED maximum threshold (`q_maxthresh`, NS `maxthresh_`): above this
+    /// average queue length every packet is dropped (or marked).
+    pub q_maxthresh: u32,
+    /// RED minimum threshold (`q_minthresh`, NS `thresh_`): below this
+    /// average queue length nothing is dropped.
+    pub q_minthresh: u32,
+    /// RED queue weight w_q (`q_weight`, NS `q_weight_`), in (0, 1]: how
+    /// fast the average queue length follows the instantaneous one.
+    pub q_weight: f64,
+    /// RED `linterm` (`q_linterm`, NS `linterm_`): the maximum drop
+    /// probability is 1/`q_linterm`.
+    pub q_linterm: u32,
+    /// Queue measured in bytes rather than packets (`q_qinbytes`, NS
+    /// `queue-in-bytes_`); stored as Emulab's tinyint 0/1.
+    pub q_qinbytes: bool,
+    /// RED thresholds in bytes rather than packets (`q_bytes`, NS
+    /// `bytes_`); stored as 0/1.
+    pub q_bytes: bool,
+    /// Mean packet size in bytes RED assumes (`q_meanpsize`, NS
+    /// `mean_pktsize_`).
+    pub q_meanpsize: u32,
+    /// RED waits between drops (`q_wait`, NS `wait_`); stored as 0/1.
+    pub q_wait: bool,
+    /// RED marks packets (ECN) instead of dropping them (`q_setbit`, NS
+    /// `setbit_`); stored as 0/1.
+    pub q_setbit: bool,
+    /// A full queue drops from the tail (`q_droptail`, NS `drop-tail_`);
+    /// stored as 0/1. Set for every queue type by default, RED included,
+    /// as in Emulab.
+    pub q_droptail: bool,
+    /// The queue is RED (`q_red`: link type `RED` or `GRED`, or NS
+    /// `red_`); stored as 0/1.
+    pub q_red: bool,
+    /// Gentle RED (`q_gentle`: link type `GRED`, or NS `gentle_`); stored
+    /// as 0/1.
+    pub q_gentle: bool,
     /// `<vnode>:<vport>`.
     pub member: String,
     /// True for a LAN (`make-lan`), false for a duplex link.
     pub is_lan: bool,
-    /// Set when an event changes the link, so it must be shaped.
+    /// Set when the link must be shaped by a delay node: an event changes
+    /// it, or its queue is RED.
     pub mustdelay: bool,
+}
+
+impl VirtLanMember {
+    /// Emulab's queue length for an unconfigured queue, in packets.
+    pub const DEFAULT_Q_LIMIT: u32 = 50;
+    /// Emulab's RED maximum threshold.
+    pub const DEFAULT_Q_MAXTHRESH: u32 = 15;
+    /// Emulab's RED minimum threshold.
+    pub const DEFAULT_Q_MINTHRESH: u32 = 5;
+    /// Emulab's RED queue weight.
+    pub const DEFAULT_Q_WEIGHT: f64 = 0.002;
+    /// Emulab's RED `linterm` (maximum drop probability 1/10).
+    pub const DEFAULT_Q_LINTERM: u32 = 10;
+    /// Emulab's RED mean packet size, in bytes.
+    pub const DEFAULT_Q_MEANPSIZE: u32 = 500;
+    /// Emulab's `wait_` default (on).
+    pub const DEFAULT_Q_WAIT: bool = true;
+    /// Emulab's `drop-tail_` default (on).
+    pub const DEFAULT_Q_DROPTAIL: bool = true;
+}
+
+impl Default for VirtLanMember {
+    /// Empty names and addresses, no shaping, and Emulab's default queue
+    /// (DropTail, 50 packets, NS's RED parameters).
+    fn default() -> Self {
+        VirtLanMember {
+            vname: String::new(),
+            vnode: String::new(),
+            vport: 0,
+            ip: String::new(),
+            mask: String::new(),
+            delay: 0.0,
+            bandwidth: 0,
+            lossrate: 0.0,
+            rdelay: 0.0,
+            rbandwidth: 0,
+            rlossrate: 0.0,
+            q_limit: Self::DEFAULT_Q_LIMIT,
+            q_maxthresh: Self::DEFAULT_Q_MAXTHRESH,
+            q_minthresh: Self::DEFAULT_Q_MINTHRESH,
+            q_weight: Self::DEFAULT_Q_WEIGHT,
+            q_linterm: Self::DEFAULT_Q_LINTERM,
+            q_qinbytes: false,
+            q_bytes: false,
+            q_meanpsize: Self::DEFAULT_Q_MEANPSIZE,
+            q_wait: Self::DEFAULT_Q_WAIT,
+            q_setbit: false,
+            q_droptail: Self::DEFAULT_Q_DROPTAIL,
+            q_red: false,
+            q_gentle: false,
+            member: String::new(),
+            is_lan: false,
+            mustdelay: false,
+        }
+    }
 }
 
 /// An addressable agent (`virt_agents`).

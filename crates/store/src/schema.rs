@@ -13,7 +13,23 @@
 //! (table and column names as in spec emulab-events-B §3, with SQLite types);
 //! migration 2 adds what Emulab HEAD added (more object/event types,
 //! `event_triggertypes`, `eventlist.triggertype` and `eventlist.parent`),
-//! which is also how an older tbevents database upgrades.
+//! which is also how an older tbevents database upgrades; migration 3 adds
+//! the rest of Emulab's queue columns to `virt_lans` (`q_maxthresh` to
+//! `q_gentle`; migration 1 only had `q_limit`).
+//!
+//! A migration is SQL run as one batch, plus columns to add *if missing*
+//! ([`Migration::add_columns`]). SQLite has no `ADD COLUMN IF NOT EXISTS`,
+//! and a column added by hand (or by a development build) must not make
+//! the upgrade fail with "duplicate column", so those columns are looked up
+//! in `PRAGMA table_info` first, inside the migration's transaction.
+//!
+//! Column defaults are chosen so that a row written before the column
+//! existed reads back as what it was. The queue columns default to
+//! Emulab's NS queue defaults (limit aside: 15/5/0.002/10 for the RED
+//! thresholds, weight and linterm, mean packet size 500, `wait` and
+//! `drop-tail` on, everything else off), because the front end that wrote
+//! an older row dropped every queue setting but the limit: the queue it
+//! recorded was a default queue.
 //!
 //! Type choices: Emulab's `varchar`/`tinytext` become `TEXT`, integer
 //! widths become `INTEGER`, `float(10,3)` becomes `REAL` (we keep the full
@@ -36,6 +52,18 @@ pub(crate) struct Migration {
     pub description: &'static str,
     /// The statements, run as one batch inside the migration's transaction.
     pub sql: &'static str,
+    /// Columns to add after `sql`, each only if its table lacks it.
+    pub add_columns: &'static [ColumnAddition],
+}
+
+/// A column a migration adds unless the table already has one of that name.
+pub(crate) struct ColumnAddition {
+    /// The table (a constant identifier, never user input).
+    pub table: &'static str,
+    /// The column name.
+    pub column: &'static str,
+    /// Type and constraints, as in `ALTER TABLE .. ADD COLUMN name <this>`.
+    pub declaration: &'static str,
 }
 
 /// Marks a database file as ours (`PRAGMA application_id`, ASCII "TBEV"),
@@ -49,11 +77,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 1,
         description: "Emulab seed schema and seed type tables",
         sql: SEED_SCHEMA,
+        add_columns: &[],
     },
     Migration {
         version: 2,
         description: "Emulab HEAD additions: object/event/trigger types, eventlist.triggertype and parent",
         sql: HEAD_ADDITIONS,
+        add_columns: &[],
+    },
+    Migration {
+        version: 3,
+        description: "Emulab's queue columns in virt_lans (q_maxthresh .. q_gentle)",
+        sql: "",
+        add_columns: QUEUE_COLUMNS,
     },
 ];
 
@@ -287,6 +323,32 @@ ALTER TABLE eventlist ADD COLUMN triggertype INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE eventlist ADD COLUMN parent TEXT NOT NULL DEFAULT '';
 "#;
 
+/// Migration 3: every `virt_lans` queue column Emulab had besides
+/// `q_limit`, with Emulab's NS defaults (see the module docs). Flags are
+/// 0/1 integers, as Emulab's tinyints.
+const QUEUE_COLUMNS: &[ColumnAddition] = &[
+    queue_column("q_maxthresh", "INTEGER NOT NULL DEFAULT 15"),
+    queue_column("q_minthresh", "INTEGER NOT NULL DEFAULT 5"),
+    queue_column("q_weight", "REAL NOT NULL DEFAULT 0.002"),
+    queue_column("q_linterm", "INTEGER NOT NULL DEFAULT 10"),
+    queue_column("q_qinbytes", "INTEGER NOT NULL DEFAULT 0"),
+    queue_column("q_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    queue_column("q_meanpsize", "INTEGER NOT NULL DEFAULT 500"),
+    queue_column("q_wait", "INTEGER NOT NULL DEFAULT 1"),
+    queue_column("q_setbit", "INTEGER NOT NULL DEFAULT 0"),
+    queue_column("q_droptail", "INTEGER NOT NULL DEFAULT 1"),
+    queue_column("q_red", "INTEGER NOT NULL DEFAULT 0"),
+    queue_column("q_gentle", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+const fn queue_column(column: &'static str, declaration: &'static str) -> ColumnAddition {
+    ColumnAddition {
+        table: "virt_lans",
+        column,
+        declaration,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +364,33 @@ mod tests {
             );
         }
         assert_eq!(latest_version(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn queue_column_defaults_match_the_model_defaults() {
+        use crate::model::VirtLanMember;
+        let member = VirtLanMember::default();
+        let default_of = |column: &str| {
+            QUEUE_COLUMNS
+                .iter()
+                .find(|c| c.column == column)
+                .and_then(|c| c.declaration.rsplit(' ').next())
+                .unwrap_or_else(|| panic!("no column {column}"))
+                .to_string()
+        };
+        let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+        assert_eq!(default_of("q_maxthresh"), member.q_maxthresh.to_string());
+        assert_eq!(default_of("q_minthresh"), member.q_minthresh.to_string());
+        assert_eq!(default_of("q_weight"), member.q_weight.to_string());
+        assert_eq!(default_of("q_linterm"), member.q_linterm.to_string());
+        assert_eq!(default_of("q_qinbytes"), flag(member.q_qinbytes));
+        assert_eq!(default_of("q_bytes"), flag(member.q_bytes));
+        assert_eq!(default_of("q_meanpsize"), member.q_meanpsize.to_string());
+        assert_eq!(default_of("q_wait"), flag(member.q_wait));
+        assert_eq!(default_of("q_setbit"), flag(member.q_setbit));
+        assert_eq!(default_of("q_droptail"), flag(member.q_droptail));
+        assert_eq!(default_of("q_red"), flag(member.q_red));
+        assert_eq!(default_of("q_gentle"), flag(member.q_gentle));
+        assert_eq!(QUEUE_COLUMNS.len(), 12);
     }
 }

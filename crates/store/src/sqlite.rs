@@ -51,7 +51,7 @@ use crate::model::{
     Trust, TypeEntry, TypeTable, User, VirtAgent, VirtLanMember, VirtNode, VirtProgram,
     VirtTrafgen, VirtualExperiment, check_name, shorten,
 };
-use crate::schema::{APPLICATION_ID, MIGRATIONS, latest_version};
+use crate::schema::{APPLICATION_ID, ColumnAddition, MIGRATIONS, latest_version};
 use crate::store::ExperimentStore;
 
 /// How long a store call waits for another process's write lock before
@@ -156,13 +156,13 @@ impl SqliteStore {
     /// parent directory if missing, and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let location = format!("sqlite:{}", path.display());
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                std::fs::create_dir_all(parent).map_err(|source| StoreError::CannotOpen {
-                    location: location.clone(),
-                    reason: format!("creating directory {}: {source}", parent.display()),
-                })?;
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CannotOpen {
+                location: location.clone(),
+                reason: format!("creating directory {}: {source}", parent.display()),
+            })?;
         }
         let cx = Ctx::new(&location, "opening the database");
         let conn = Connection::open(path).or_db(&cx)?;
@@ -340,6 +340,9 @@ fn migrate(conn: &mut Connection, location: &str, target: i64) -> Result<(), Sto
             continue;
         }
         tx.execute_batch(migration.sql).or_db(&cx)?;
+        for addition in migration.add_columns {
+            add_column_if_missing(&tx, &cx, addition)?;
+        }
         if migration.version == 1 {
             tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .or_db(&cx)?;
@@ -347,6 +350,32 @@ fn migrate(conn: &mut Connection, location: &str, target: i64) -> Result<(), Sto
         tx.pragma_update(None, "user_version", migration.version)
             .or_db(&cx)?;
         tx.commit().or_db(&cx)?;
+    }
+    Ok(())
+}
+
+/// `ALTER TABLE .. ADD COLUMN` unless the table already has the column
+/// (SQLite has no `IF NOT EXISTS` for columns).
+fn add_column_if_missing(
+    tx: &Transaction<'_>,
+    cx: &Ctx<'_>,
+    addition: &ColumnAddition,
+) -> Result<(), StoreError> {
+    let present: i64 = tx
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![addition.table, addition.column],
+            |row| row.get(0),
+        )
+        .or_db(cx)?;
+    if present == 0 {
+        // Identifiers cannot be bound parameters; these are constants from
+        // `schema`, never user input.
+        tx.execute_batch(&format!(
+            "ALTER TABLE {} ADD COLUMN {} {}",
+            addition.table, addition.column, addition.declaration
+        ))
+        .or_db(cx)?;
     }
     Ok(())
 }
@@ -639,6 +668,18 @@ fn check_rate(value: f64, what: impl FnOnce() -> String) -> Result<(), StoreErro
     }
 }
 
+/// A RED queue weight: a fraction in (0, 1].
+fn check_queue_weight(value: f64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "{} is {value}; it must be more than 0 and at most 1",
+            what()
+        )))
+    }
+}
+
 fn check_path(path: &str) -> Result<(), StoreError> {
     if !path.starts_with('/') || path.len() > MAX_PATH_LEN || path.contains('\0') {
         return Err(StoreError::InvalidInput(format!(
@@ -712,8 +753,11 @@ fn write_lan_members(
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO virt_lans (pid, eid, vname, vnode, vport, ip, mask, delay, bandwidth, \
-             lossrate, rdelay, rbandwidth, rlossrate, q_limit, member, is_lan, mustdelay) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             lossrate, rdelay, rbandwidth, rlossrate, q_limit, q_maxthresh, q_minthresh, \
+             q_weight, q_linterm, q_qinbytes, q_bytes, q_meanpsize, q_wait, q_setbit, \
+             q_droptail, q_red, q_gentle, member, is_lan, mustdelay) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
         )
         .or_db(cx)?;
     for lan in members {
@@ -734,6 +778,7 @@ fn write_lan_members(
         let rbandwidth = to_i64(lan.rbandwidth, || {
             format!("reverse bandwidth of {}", which())
         })?;
+        check_queue_weight(lan.q_weight, || format!("queue weight of {}", which()))?;
         insert_row(
             stmt.execute(params![
                 id.pid,
@@ -750,6 +795,18 @@ fn write_lan_members(
                 rbandwidth,
                 lan.rlossrate,
                 lan.q_limit,
+                lan.q_maxthresh,
+                lan.q_minthresh,
+                lan.q_weight,
+                lan.q_linterm,
+                lan.q_qinbytes,
+                lan.q_bytes,
+                lan.q_meanpsize,
+                lan.q_wait,
+                lan.q_setbit,
+                lan.q_droptail,
+                lan.q_red,
+                lan.q_gentle,
                 lan.member,
                 lan.is_lan,
                 lan.mustdelay
@@ -1208,7 +1265,9 @@ impl ExperimentStore for SqliteStore {
             let lan_members: Vec<VirtLanMember> = tx
                 .prepare_cached(
                     "SELECT vname, vnode, vport, ip, mask, delay, bandwidth, lossrate, rdelay, \
-                     rbandwidth, rlossrate, q_limit, member, is_lan, mustdelay FROM virt_lans \
+                     rbandwidth, rlossrate, q_limit, q_maxthresh, q_minthresh, q_weight, \
+                     q_linterm, q_qinbytes, q_bytes, q_meanpsize, q_wait, q_setbit, q_droptail, \
+                     q_red, q_gentle, member, is_lan, mustdelay FROM virt_lans \
                      WHERE pid = ?1 AND eid = ?2 ORDER BY rowid",
                 )
                 .and_then(|mut stmt| {
@@ -1226,9 +1285,21 @@ impl ExperimentStore for SqliteStore {
                             rbandwidth: get_u64(row, 9)?,
                             rlossrate: row.get(10)?,
                             q_limit: row.get(11)?,
-                            member: row.get(12)?,
-                            is_lan: row.get(13)?,
-                            mustdelay: row.get(14)?,
+                            q_maxthresh: row.get(12)?,
+                            q_minthresh: row.get(13)?,
+                            q_weight: row.get(14)?,
+                            q_linterm: row.get(15)?,
+                            q_qinbytes: row.get(16)?,
+                            q_bytes: row.get(17)?,
+                            q_meanpsize: row.get(18)?,
+                            q_wait: row.get(19)?,
+                            q_setbit: row.get(20)?,
+                            q_droptail: row.get(21)?,
+                            q_red: row.get(22)?,
+                            q_gentle: row.get(23)?,
+                            member: row.get(24)?,
+                            is_lan: row.get(25)?,
+                            mustdelay: row.get(26)?,
                         })
                     })?
                     .collect()
@@ -1924,5 +1995,89 @@ mod tests {
         };
         store.load_virtual(&id, &virt).expect("load after upgrade");
         assert_eq!(store.events(&id).expect("events").len(), 1);
+    }
+
+    /// Writes one `virt_lans` row with only the columns every schema
+    /// version has, as an older build did.
+    fn insert_old_member(path: &Path, id: &ExperimentId, vnode: &str, q_limit: u32) {
+        let conn = Connection::open(path).expect("raw open");
+        conn.execute(
+            "INSERT INTO virt_lans (pid, eid, vname, vnode, vport, ip, mask, delay, bandwidth, \
+             q_limit, member, mustdelay) \
+             VALUES (?1, ?2, 'link0', ?3, 0, '10.1.1.2', '255.255.255.0', 5.0, 100000, ?4, ?5, 1)",
+            params![id.pid, id.eid, vnode, q_limit, format!("{vnode}:0")],
+        )
+        .expect("raw insert");
+    }
+
+    #[test]
+    fn version_2_links_keep_their_rows_and_gain_default_queues() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v2.db");
+        let id = ExperimentId::new("proj", "links");
+        {
+            let old = SqliteStore::open_at_version(&path, 2).expect("open at version 2");
+            old.create_experiment(&NewExperiment::new(id.clone(), "proj", "alice", "/proj/x"))
+                .expect("create");
+        }
+        insert_old_member(&path, &id, "a", 20);
+        insert_old_member(&path, &id, "b", 50);
+
+        let store = SqliteStore::open(&path).expect("reopen upgrades");
+        assert_eq!(store.schema_version().expect("version"), 3);
+        let members = store.virtual_experiment(&id).expect("read").lan_members;
+        let expected = |vnode: &str, q_limit: u32| VirtLanMember {
+            vname: "link0".into(),
+            vnode: vnode.into(),
+            ip: "10.1.1.2".into(),
+            mask: "255.255.255.0".into(),
+            delay: 5.0,
+            bandwidth: 100_000,
+            q_limit,
+            member: format!("{vnode}:0"),
+            mustdelay: true,
+            ..VirtLanMember::default()
+        };
+        // The old columns are kept; the new ones read as Emulab's defaults.
+        assert_eq!(members, vec![expected("a", 20), expected("b", 50)]);
+
+        // The new columns are written and read like the old ones.
+        let mut virt = VirtualExperiment {
+            lan_members: members,
+            ..VirtualExperiment::default()
+        };
+        virt.lan_members[0].q_red = true;
+        virt.lan_members[0].q_weight = 0.25;
+        store.load_virtual(&id, &virt).expect("load after upgrade");
+        assert_eq!(store.virtual_experiment(&id).expect("read"), virt);
+    }
+
+    #[test]
+    fn a_queue_column_added_by_hand_does_not_break_the_upgrade() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("handmade.db");
+        let id = ExperimentId::new("proj", "hand");
+        {
+            let old = SqliteStore::open_at_version(&path, 2).expect("open at version 2");
+            old.create_experiment(&NewExperiment::new(id.clone(), "proj", "alice", "/proj/x"))
+                .expect("create");
+        }
+        insert_old_member(&path, &id, "a", 30);
+        {
+            let conn = Connection::open(&path).expect("raw open");
+            conn.execute_batch(
+                "ALTER TABLE virt_lans ADD COLUMN q_red INTEGER NOT NULL DEFAULT 0; \
+                 UPDATE virt_lans SET q_red = 1;",
+            )
+            .expect("hand-made column");
+        }
+        let store = SqliteStore::open(&path).expect("upgrade skips the existing column");
+        assert_eq!(store.schema_version().expect("version"), 3);
+        let members = store.virtual_experiment(&id).expect("read").lan_members;
+        assert_eq!(members.len(), 1);
+        assert!(members[0].q_red, "the hand-made column's value is kept");
+        assert_eq!(members[0].q_limit, 30);
+        assert_eq!(members[0].q_maxthresh, VirtLanMember::DEFAULT_Q_MAXTHRESH);
+        assert!(members[0].q_droptail);
     }
 }

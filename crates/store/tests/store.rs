@@ -87,7 +87,20 @@ fn full_virtual() -> VirtualExperiment {
                 rdelay: 0.25,
                 rbandwidth: 10_000_000_000,
                 rlossrate: 1.0,
-                q_limit: 50,
+                // Every queue column away from its default.
+                q_limit: 4_000_000,
+                q_maxthresh: 40,
+                q_minthresh: 0,
+                q_weight: 0.125,
+                q_linterm: 3,
+                q_qinbytes: true,
+                q_bytes: true,
+                q_meanpsize: 1500,
+                q_wait: false,
+                q_setbit: true,
+                q_droptail: false,
+                q_red: true,
+                q_gentle: true,
                 member: "nodeB:0".into(),
                 is_lan: false,
                 mustdelay: true,
@@ -262,6 +275,26 @@ fn all_tables_exist_with_emulab_names() {
             format!("SELECT count(*) FROM pragma_table_info('eventlist') WHERE name='{column}'");
         assert_eq!(raw_count(&path, &sql), 1, "eventlist.{column}");
     }
+    // virt_lans has every queue column of Emulab's.
+    for column in [
+        "q_limit",
+        "q_maxthresh",
+        "q_minthresh",
+        "q_weight",
+        "q_linterm",
+        "q_qinbytes",
+        "q_bytes",
+        "q_meanpsize",
+        "q_wait",
+        "q_setbit",
+        "q_droptail",
+        "q_red",
+        "q_gentle",
+    ] {
+        let sql =
+            format!("SELECT count(*) FROM pragma_table_info('virt_lans') WHERE name='{column}'");
+        assert_eq!(raw_count(&path, &sql), 1, "virt_lans.{column}");
+    }
     // eventlist's primary key is Emulab's (pid, eid, idx).
     let pk = raw_count(
         &path,
@@ -279,20 +312,21 @@ fn newer_schema_is_refused_and_left_untouched() {
         .execute_batch("PRAGMA user_version = 99")
         .expect("bump");
     let err = SqliteStore::open(&path).expect_err("must refuse");
+    let latest = tbevents_store::schema::latest_version();
     assert!(
         matches!(
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 2,
+                supported,
                 ..
-            }
+            } if supported == latest
         ),
         "{err:?}"
     );
     let text = err.to_string();
     assert!(text.contains("newer tbevents"), "{text}");
-    assert!(text.contains("99 > 2"), "{text}");
+    assert!(text.contains(&format!("99 > {latest}")), "{text}");
     assert!(text.contains(&path.display().to_string()), "{text}");
     assert_eq!(raw_count(&path, "PRAGMA user_version"), 99);
 }
@@ -638,6 +672,19 @@ fn malformed_virtual_rows_are_rejected_atomically() {
         store.load_virtual(&id, &bad_loss),
         Err(StoreError::InvalidInput(_))
     ));
+
+    for weight in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
+        let mut bad_weight = full_virtual();
+        bad_weight.lan_members[1].q_weight = weight;
+        let err = store
+            .load_virtual(&id, &bad_weight)
+            .expect_err("bad queue weight");
+        assert!(
+            matches!(err, StoreError::InvalidInput(ref m)
+                if m.contains("queue weight") && m.contains("nodeA:1")),
+            "{err:?}"
+        );
+    }
 
     let mut star_node = full_virtual();
     star_node.nodes.push(node("*"));

@@ -275,6 +275,7 @@ impl Experiment {
                     q_limit: member.q_limit,
                     is_lan: lanlink.is_lan,
                     mustdelay: lanlink.mustdelay,
+                    ..VirtLanMember::default()
                 });
             }
         }
