@@ -30,6 +30,8 @@ fn node(vname: &str, node_type: &str, osname: &str, ips: &str) -> VirtNode {
     }
 }
 
+/// A member row with Emulab's default queue; tests change the queue
+/// columns with struct update syntax.
 #[allow(clippy::too_many_arguments)]
 fn member(
     vname: &str,
@@ -39,7 +41,6 @@ fn member(
     delay: f64,
     bandwidth: u64,
     loss: f64,
-    q_limit: u32,
     is_lan: bool,
     mustdelay: bool,
 ) -> VirtLanMember {
@@ -55,7 +56,6 @@ fn member(
         rdelay: delay,
         rbandwidth: bandwidth,
         rlossrate: loss,
-        q_limit,
         member: format!("{vnode}:{vport}"),
         is_lan,
         mustdelay,
@@ -144,12 +144,20 @@ fn every_form_topology() {
         ]
     );
     // Loss is end to end: each half gets 1 - sqrt(1 - L). Delay is split.
+    // A queue's settings are in the row of the node its traffic leaves
+    // from: `[$ns link $a $b] queue` is a's row. RED queues (lan0's from
+    // Queue/RED, link1's from RED) make their link or LAN mustdelay.
     let link0_loss = 1.0 - (1.0f64 - 0.01).sqrt();
     let lan0_loss = 1.0 - (1.0f64 - 0.04).sqrt();
-    assert_eq!(
-        exp.lan_members,
-        vec![
-            member(
+    let lan0 = |vnode: &str, vport: u32, ip: &str| VirtLanMember {
+        q_red: true,
+        ..member("lan0", vnode, vport, ip, 2.0, 10_000, lan0_loss, true, true)
+    };
+    let expected = vec![
+        VirtLanMember {
+            q_limit: 20,
+            q_red: true,
+            ..member(
                 "link0",
                 "a",
                 0,
@@ -157,51 +165,48 @@ fn every_form_topology() {
                 10.0,
                 1500,
                 link0_loss,
-                20,
                 false,
-                true
-            ),
-            member(
-                "link0", "b", 0, "10.1.1.2", 10.0, 1500, link0_loss, 50, false, true
-            ),
-            member(
-                "lan0",
-                "b",
-                1,
-                "10.1.2.20",
-                2.0,
-                10_000,
-                lan0_loss,
-                50,
                 true,
-                true
-            ),
-            member(
-                "lan0", "n-0", 0, "10.1.2.2", 2.0, 10_000, lan0_loss, 50, true, true
-            ),
-            member(
-                "lan0", "n-1", 0, "10.1.2.3", 2.0, 10_000, lan0_loss, 50, true, true
-            ),
-            member(
-                "lan0",
-                "n-2",
-                0,
-                "10.1.2.30",
-                2.0,
-                10_000,
-                lan0_loss,
-                50,
-                true,
-                true
-            ),
-            member(
-                "link1", "n-0", 1, "10.1.3.2", 0.25, 1_000_000, 0.0, 50, false, false
-            ),
-            member(
-                "link1", "n-1", 1, "10.1.3.3", 0.25, 1_000_000, 0.0, 50, false, false
-            ),
-        ]
-    );
+            )
+        },
+        VirtLanMember {
+            q_limit: 30_000,
+            q_maxthresh: 25,
+            q_weight: 0.004,
+            q_qinbytes: true,
+            ..member(
+                "link0", "b", 0, "10.1.1.2", 10.0, 1500, link0_loss, false, true,
+            )
+        },
+        lan0("b", 1, "10.1.2.20"),
+        lan0("n-0", 0, "10.1.2.2"),
+        lan0("n-1", 0, "10.1.2.3"),
+        lan0("n-2", 0, "10.1.2.30"),
+        VirtLanMember {
+            q_red: true,
+            ..member(
+                "link1", "n-0", 1, "10.1.3.2", 0.25, 1_000_000, 0.0, false, true,
+            )
+        },
+        VirtLanMember {
+            q_red: true,
+            q_gentle: true,
+            q_minthresh: 3,
+            q_linterm: 20,
+            q_meanpsize: 1000,
+            q_bytes: true,
+            q_wait: false,
+            q_setbit: true,
+            q_droptail: false,
+            ..member(
+                "link1", "n-1", 1, "10.1.3.3", 0.25, 1_000_000, 0.0, false, true,
+            )
+        },
+    ];
+    assert_eq!(exp.lan_members.len(), expected.len());
+    for (got, want) in exp.lan_members.iter().zip(&expected) {
+        assert_eq!(got, want, "{} {}", want.vname, want.vnode);
+    }
 }
 
 #[test]

@@ -335,26 +335,14 @@ fn link_event(name: &str, words: &[&str]) -> KindResult<(&'static str, &'static 
     })
 }
 
-/// Queue events: `set <param>_ V` to LINK MODIFY `<PARAM>=V`.
+/// Queue events: `set <param>_ V` to LINK MODIFY `<PARAM>=V`, the value
+/// checked as a static setting is (see the `queue` module).
 fn queue_event(name: &str, words: &[&str]) -> KindResult<(&'static str, &'static str, String)> {
     let ["set", param, value] = words else {
         return Err(usage(&format!(
             "{name} set limit_|queue-in-bytes_|maxthresh_|thresh_|linterm_|q_weight_ VALUE"
         )));
     };
-    let key = match *param {
-        "queue-in-bytes_" => "QUEUE-IN-BYTES",
-        "limit_" => "LIMIT",
-        "maxthresh_" => "MAXTHRESH",
-        "thresh_" => "THRESH",
-        "linterm_" => "LINTERM",
-        "q_weight_" => "Q_WEIGHT",
-        other => {
-            return Err(NsErrorKind::Unsupported(format!(
-                "queue parameter '{other}' in an event (supported: limit_, queue-in-bytes_, maxthresh_, thresh_, linterm_, q_weight_)"
-            )));
-        }
-    };
-    units::parse_plain_number(&format!("queue {param}"), value)?;
+    let key = super::queue::event_key(param, value)?;
     Ok((OBJ_LINK, "MODIFY", format!("{key}={value}")))
 }

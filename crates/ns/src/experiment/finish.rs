@@ -72,6 +72,7 @@ impl Experiment {
                 ));
             }
         }
+        self.check_queues()?;
         self.assign_ips()?;
 
         let simulator_name = self.name_of(sim).to_string();
@@ -92,6 +93,26 @@ impl Experiment {
             events,
             simulator_name,
         })
+    }
+
+    /// Checks what only the finished queues can show (RED thresholds),
+    /// naming each queue `<link>-<node>` as the file's events do.
+    fn check_queues(&self) -> NsResult<()> {
+        for lanlink in &self.lanlinks {
+            let created_line = self.objects.get(lanlink.obj).map_or(0, |o| o.line);
+            for member in &lanlink.members {
+                let name = format!(
+                    "{}-{}",
+                    self.name_of(lanlink.obj),
+                    self.node_name(member.node)
+                );
+                member
+                    .queue
+                    .check(&name, created_line)
+                    .map_err(|(line, kind)| NsError::at(line, kind))?;
+            }
+        }
+        Ok(())
     }
 
     fn node_name(&self, n: usize) -> &str {
@@ -120,10 +141,10 @@ impl Experiment {
             };
             let (l, m) = (*l, *m);
             if let Some(member) = self.lanlinks.get_mut(l).and_then(|d| d.members.get_mut(m)) {
-                if let Some((_, earlier)) = member.ip {
-                    if earlier > line {
-                        continue; // a later tb-set-ip-link/-lan wins
-                    }
+                if let Some((_, earlier)) = member.ip
+                    && earlier > line
+                {
+                    continue; // a later tb-set-ip-link/-lan wins
                 }
                 member.ip = Some((ip, line));
             }
@@ -254,12 +275,16 @@ impl Experiment {
             .collect()
     }
 
+    /// One row per member. A link or LAN with a RED queue must be shaped
+    /// (a plain wire cannot run RED), so it is marked `mustdelay`, as
+    /// Emulab's later front end did.
     fn lan_member_rows(&self) -> Vec<VirtLanMember> {
         let mut rows = Vec::new();
         for lanlink in &self.lanlinks {
+            let mustdelay = lanlink.mustdelay || lanlink.members.iter().any(|m| m.queue.is_red());
             for member in &lanlink.members {
                 let vnode = self.node_name(member.node).to_string();
-                rows.push(VirtLanMember {
+                let mut row = VirtLanMember {
                     vname: self.name_of(lanlink.obj).to_string(),
                     member: format!("{vnode}:{}", member.vport),
                     vnode,
@@ -272,11 +297,12 @@ impl Experiment {
                     rdelay: member.rdelay,
                     rbandwidth: member.rbandwidth,
                     rlossrate: member.rloss,
-                    q_limit: member.q_limit,
                     is_lan: lanlink.is_lan,
-                    mustdelay: lanlink.mustdelay,
+                    mustdelay,
                     ..VirtLanMember::default()
-                });
+                };
+                member.queue.write_to(&mut row);
+                rows.push(row);
             }
         }
         rows

@@ -20,6 +20,7 @@
 
 mod events;
 mod finish;
+mod queue;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -32,6 +33,7 @@ use crate::list;
 use crate::units;
 
 pub(crate) use events::PendingEvent;
+use queue::{QueueSettings, QueueType};
 
 /// A command argument after substitution, with the line its text started
 /// on (so a loop body can be parsed with correct line numbers).
@@ -54,9 +56,6 @@ const RESERVED_NAMES: [&str; 2] = ["linktest", "slothd"];
 const BUILTIN_COMMANDS: [&str; 8] = [
     "set", "source", "new", "list", "incr", "expr", "for", "foreach",
 ];
-
-/// Queue length Emulab gives every link direction unless `limit_` is set.
-pub(crate) const DEFAULT_QUEUE_LIMIT: u32 = 50;
 
 /// First transport port handed to traffic agents on a node; Emulab counts
 /// up from 5000 and hands out the next number, so the first agent gets 5001.
@@ -138,7 +137,8 @@ struct MemberData {
     rbandwidth: u64,
     loss: f64,
     rloss: f64,
-    q_limit: u32,
+    /// The member's outgoing queue (`virt_lans.q_*`).
+    queue: QueueSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -382,13 +382,13 @@ impl Experiment {
             let Some(queue_obj) = self.queues.get(q).map(|d| d.obj) else {
                 continue;
             };
-            if let Some(&other) = self.by_name.get(&new_name) {
-                if other != queue_obj {
-                    return Err(NsErrorKind::NameConflict {
-                        name: new_name,
-                        other: self.describe(other),
-                    });
-                }
+            if let Some(&other) = self.by_name.get(&new_name)
+                && other != queue_obj
+            {
+                return Err(NsErrorKind::NameConflict {
+                    name: new_name,
+                    other: self.describe(other),
+                });
             }
             if let Some(object) = self.objects.get_mut(queue_obj) {
                 self.by_name.remove(&object.name);
@@ -705,22 +705,13 @@ impl Experiment {
                 }
                 let bandwidth = units::parse_bw(bw).at_line(line)?;
                 let delay = units::parse_delay(delay).at_line(line)?;
-                if !matches!(*queue, "DropTail" | "RED" | "GRED") {
-                    return Err(NsError::at(
-                        line,
-                        NsErrorKind::InvalidValue {
-                            what: "queue type".into(),
-                            value: (*queue).to_string(),
-                            reason: "use DropTail, RED or GRED".into(),
-                        },
-                    ));
-                }
-                let id = self.add_lanlink(false, &[a, b], bandwidth, delay, line)?;
+                let queue_type = QueueType::from_link_argument(queue).at_line(line)?;
+                let id = self.add_lanlink(false, &[a, b], bandwidth, delay, queue_type, line)?;
                 Ok(self.name_of(id).to_string())
             }
             "make-lan" => {
-                // Emulab accepts (and ignores) ns's extra LL/queue/MAC/channel
-                // type arguments after the delay.
+                // ns-2's optional LL/queue/MAC/channel/physical-layer types
+                // may follow the delay; see `QueueType::from_make_lan_arguments`.
                 if !(3..=8).contains(&values.len()) {
                     return Err(NsError::at(
                         line,
@@ -754,7 +745,9 @@ impl Experiment {
                 }
                 let bandwidth = units::parse_bw(values[1]).at_line(line)?;
                 let delay = units::parse_delay(values[2]).at_line(line)?;
-                let id = self.add_lanlink(true, &nodes, bandwidth, delay, line)?;
+                let queue_type = QueueType::from_make_lan_arguments(values.get(3..).unwrap_or(&[]))
+                    .at_line(line)?;
+                let id = self.add_lanlink(true, &nodes, bandwidth, delay, queue_type, line)?;
                 Ok(self.name_of(id).to_string())
             }
             "link" => {
@@ -873,13 +866,15 @@ impl Experiment {
 
     /// Creates a link or LAN over `nodes` with Emulab's per-member shaping:
     /// full bandwidth both ways, half the delay on each side (so two
-    /// members see the delay given), no loss.
+    /// members see the delay given), no loss, and a default queue of
+    /// `queue_type` for each member.
     fn add_lanlink(
         &mut self,
         is_lan: bool,
         nodes: &[usize],
         bandwidth: u64,
         delay: f64,
+        queue_type: QueueType,
         line: u32,
     ) -> NsResult<ObjId> {
         let l = self.lanlinks.len();
@@ -914,7 +909,7 @@ impl Experiment {
                 rbandwidth: bandwidth,
                 loss: 0.0,
                 rloss: 0.0,
-                q_limit: DEFAULT_QUEUE_LIMIT,
+                queue: QueueSettings::new(queue_type),
             });
         }
         self.lanlinks.push(LanLinkData {
@@ -1150,45 +1145,20 @@ impl Experiment {
             return Err(self.no_such_method(id, method, "set PARAM_ VALUE", line));
         };
         let value = value.value.as_str();
-        match param.value.as_str() {
-            "limit_" => {
-                let limit = units::parse_integer_in("queue limit_", value, 1, u64::from(u32::MAX))
-                    .at_line(line)?;
-                let slot = self.queues.get(q).and_then(|d| {
-                    self.lanlinks
-                        .get_mut(d.lanlink)
-                        .and_then(|l| l.members.get_mut(d.member))
-                });
-                if let Some(member) = slot {
-                    member.q_limit = u32::try_from(limit).unwrap_or(u32::MAX);
-                }
-            }
-            "queue-in-bytes_" | "bytes_" | "red_" | "gentle_" | "drop-tail_" | "setbit_"
-            | "wait_" => {
-                if !matches!(value, "0" | "1" | "true" | "false") {
-                    return Err(NsError::at(
-                        line,
-                        NsErrorKind::InvalidValue {
-                            what: format!("queue {}", param.value),
-                            value: value.to_string(),
-                            reason: "use 0, 1, true or false".into(),
-                        },
-                    ));
-                }
-            }
-            "maxthresh_" | "thresh_" | "linterm_" | "q_weight_" | "mean_pktsize_" => {
-                units::parse_plain_number(&format!("queue {}", param.value), value)
-                    .at_line(line)?;
-            }
-            other => {
-                return Err(NsError::at(
-                    line,
-                    NsErrorKind::Unsupported(format!(
-                        "queue parameter '{other}' (supported: limit_, queue-in-bytes_, maxthresh_, thresh_, linterm_, q_weight_, mean_pktsize_, bytes_, red_, gentle_, drop-tail_, setbit_, wait_)"
-                    )),
-                ));
-            }
-        }
+        // The queue of `<link>-<node>` is the outgoing queue of that node's
+        // member row, where Emulab wrote it (see the `queue` module).
+        let Some(queue) = self.queues.get(q).and_then(|d| {
+            self.lanlinks
+                .get_mut(d.lanlink)
+                .and_then(|l| l.members.get_mut(d.member))
+                .map(|member| &mut member.queue)
+        }) else {
+            return Err(NsError::at(
+                line,
+                NsErrorKind::Invalid(format!("internal: no queue #{q}")),
+            ));
+        };
+        queue.set(&param.value, value, line).at_line(line)?;
         Ok(value.to_string())
     }
 
