@@ -48,14 +48,23 @@
 //!   name), `$ns run` (required, and must be the last command);
 //! * `$ns node`, `tb-set-node-os`, `tb-set-hardware`;
 //! * `$ns duplex-link A B BW DELAY DropTail|RED|GRED`,
-//!   `$ns make-lan "A B ..." BW DELAY ?ns type args ignored?`;
+//!   `$ns make-lan "A B ..." BW DELAY ?LL? ?Queue/DropTail|Queue/RED?
+//!   ?MAC? ?Channel? ?Phy/WiredPhy?` (ns-2's optional types: the queue class
+//!   is kept; an Ethernet MAC, `LL`, `Channel` and `Phy/WiredPhy` describe
+//!   what every LAN is and are ignored; anything else is refused);
 //! * `tb-set-ip NODE IP`, `tb-set-ip-link NODE LINK IP`,
 //!   `tb-set-ip-lan NODE LAN IP`;
 //! * `tb-set-link-loss LINK RATE` (or `NODE1 NODE2 RATE`),
 //!   `tb-set-lan-loss LAN RATE`, `tb-set-link-bandwidth LINK BW`,
 //!   `tb-set-link-delay LINK DELAY`;
 //! * `$ns rtproto Static|Session|Manual`;
-//! * `[$ns link A B] queue` and `$queue set PARAM_ VALUE`;
+//! * `[$ns link A B] queue` and `$queue set PARAM_ VALUE` for every
+//!   queue parameter Emulab stored (`limit_`, `maxthresh_`, `thresh_`,
+//!   `q_weight_`, `linterm_`, `queue-in-bytes_`, `bytes_`,
+//!   `mean_pktsize_`, `wait_`, `setbit_`, `drop-tail_`, `red_`,
+//!   `gentle_`), kept in the `virt_lans` row of node A, the node the
+//!   queue's traffic leaves from (the `experiment::queue` module has the
+//!   mapping);
 //! * `$node program-agent ?-command CMD?`, `new Program $ns` with
 //!   `$p set node N` / `$p set command CMD`;
 //! * `new Agent/UDP|Agent/TCP|Agent/Null|Agent/TCPSink`,
@@ -76,7 +85,7 @@
 //!   `Application/Telnet`, `make-simulated`) and every later (HEAD) NS
 //!   extension are refused with a clear error.
 //! * An event-group event no longer drops the events after it in the same
-//!   `$ns at` string (spec B §8 [AMBIG]); each member gets one row, whose
+//!   `$ns at` string (spec B §8 \[AMBIG\]); each member gets one row, whose
 //!   `atstring` is the member's form of the event (`cbr0 start`).
 //! * `$ns at T "$ns bandwidth ..."`, which Emulab stored as a row no agent
 //!   could receive (so the scheduler failed to start), is an error.
@@ -98,9 +107,17 @@
 //! * Object names are checked: node names must be host names (letters,
 //!   digits, `-`), no object may take a built-in command's name or the
 //!   reserved agent names `linktest` and `slothd`.
-//! * Only `limit_` of a queue's settings reaches the model (`q_limit`); the
-//!   other queue settings, and the RED/GRED queue type, are validated but
-//!   the model has no columns for them yet.
+//! * A RED or GRED queue (from the link type, `Queue/RED` on a LAN, or
+//!   `red_`) marks its link or LAN `mustdelay`, as Emulab's later front end
+//!   did: only a delay node can run RED.
+//! * `make-lan`'s `Queue/RED` is kept (Emulab warned and built DropTail);
+//!   a type we cannot honour (a wireless MAC, another queue class) is an
+//!   error instead of a warning.
+//! * Queue values must fit Emulab's columns (whole numbers, `linterm_` and
+//!   `mean_pktsize_` at least 1, `q_weight_` in (0, 1]); `true`/`false`
+//!   are 1/0 for every flag (Emulab converted only some); a RED queue's
+//!   `thresh_` must end below its `maxthresh_`. In a `$ns at` queue event
+//!   a flag must be `0` or `1`, since the agent reads the number.
 //!
 //! # Bounded work
 //!

@@ -18,7 +18,7 @@
 //! `q_gentle`; migration 1 only had `q_limit`).
 //!
 //! A migration is SQL run as one batch, plus columns to add *if missing*
-//! ([`Migration::add_columns`]). SQLite has no `ADD COLUMN IF NOT EXISTS`,
+//! (`Migration::add_columns`). SQLite has no `ADD COLUMN IF NOT EXISTS`,
 //! and a column added by hand (or by a development build) must not make
 //! the upgrade fail with "duplicate column", so those columns are looked up
 //! in `PRAGMA table_info` first, inside the migration's transaction.
