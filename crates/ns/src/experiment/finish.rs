@@ -106,10 +106,7 @@ impl Experiment {
                     self.name_of(lanlink.obj),
                     self.node_name(member.node)
                 );
-                member
-                    .queue
-                    .check(&name, created_line)
-                    .map_err(|(line, kind)| NsError::at(line, kind))?;
+                member.queue.check(&name, created_line)?;
             }
         }
         Ok(())

@@ -27,7 +27,7 @@
 
 use tbevents_store::model::VirtLanMember;
 
-use crate::error::{KindResult, NsErrorKind};
+use crate::error::{KindResult, NsError, NsErrorKind, NsResult};
 use crate::units;
 
 /// Largest whole-number queue value (Emulab's `virt_lans` columns are `int`).
@@ -306,11 +306,11 @@ impl QueueSettings {
     }
 
     /// The whole-file check for queue `name`: a RED queue's minimum
-    /// threshold must be below its maximum. Returns the line to report
-    /// (the last `set`, else `created_line`) with the error.
-    pub(crate) fn check(&self, name: &str, created_line: u32) -> Result<(), (u32, NsErrorKind)> {
+    /// threshold must be below its maximum. The error is reported at the
+    /// queue's last `set`, else at `created_line` (its link's creation).
+    pub(crate) fn check(&self, name: &str, created_line: u32) -> NsResult<()> {
         if self.red && self.minthresh >= self.maxthresh {
-            return Err((
+            return Err(NsError::at(
                 self.last_set_line.unwrap_or(created_line),
                 NsErrorKind::Invalid(format!(
                     "queue '{name}' is RED but its thresh_ ({}) is not below its maxthresh_ ({}); set thresh_ lower than maxthresh_",
@@ -422,7 +422,7 @@ mod tests {
             ..VirtLanMember::default()
         };
         assert_eq!(row(&queue), expected);
-        assert_eq!(queue.check("l-a", 1), Ok(()));
+        assert!(queue.check("l-a", 1).is_ok());
     }
 
     #[test]
@@ -460,18 +460,18 @@ mod tests {
     fn red_thresholds_must_be_ordered() {
         let mut queue = QueueSettings::new(QueueType::Red);
         queue.set("thresh_", "15", 7).expect("thresh");
-        let (line, err) = queue.check("link0-a", 2).expect_err("15 is not below 15");
-        assert_eq!(line, 7);
+        let err = queue.check("link0-a", 2).expect_err("15 is not below 15");
+        assert_eq!(err.line(), 7);
         assert!(err.to_string().contains("link0-a"), "{err}");
         // The same values on a DropTail queue are not used, so not checked.
         let mut droptail = QueueSettings::new(QueueType::DropTail);
         droptail.set("thresh_", "15", 7).expect("thresh");
-        assert_eq!(droptail.check("link0-a", 2), Ok(()));
+        assert!(droptail.check("link0-a", 2).is_ok());
         // With no set, the creation line is reported.
         let mut red = QueueSettings::new(QueueType::DropTail);
         red.minthresh = 20;
         red.red = true;
-        assert_eq!(red.check("q", 2).map_err(|(line, _)| line), Err(2));
+        assert_eq!(red.check("q", 2).map_err(|e| e.line()), Err(2));
     }
 
     #[test]
