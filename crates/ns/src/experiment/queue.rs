@@ -4,10 +4,11 @@
 //! Every member of a link or LAN has one outgoing queue: the queue packets
 //! wait in on their way from the member's node into the link (on a delay
 //! node, the pipe in that direction). On a duplex link the NS file reaches
-//! it as `[$ns link $from $to] queue`, named `<link>-<from>`, and Emulab
-//! wrote its settings into the row of the member `from` (the link's first
-//! node got the `to` queue, the second the `from` queue; spec B §3
-//! `virt_lans.q_*`). We do the same, so a setting lands in exactly one row.
+//! it as `[$ns link $from $to] queue`, named `<link>-<from>`, and Emulab's
+//! front end wrote its settings into the row of the member `from` only (the
+//! first node's row held the first-to-second queue, the second node's row
+//! the reverse; spec B §3 lists the `virt_lans.q_*` columns). We do the
+//! same, so a setting lands in exactly one row.
 //!
 //! The settings start at Emulab's defaults (the `DEFAULT_Q_*` constants of
 //! [`VirtLanMember`]); the queue type sets the two flags Emulab derived from
