@@ -295,10 +295,10 @@ impl Client {
         if let Some(stop) = self.stop_runtime.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() {
-                let _ = thread.join();
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
         }
         result
     }

@@ -345,10 +345,10 @@ fn teardown(inner: &Inner, error: ClientError) {
     for Pending { reply, action, .. } in pending {
         if let PendingAction::SubAdd(local) = action {
             // A subscribe in flight fails; its caller gets the error.
-            if let Some(entry) = shared.subs.remove(&local) {
-                if entry.owns_queue {
-                    entry.queue.end(Ended::Failed(error.clone()));
-                }
+            if let Some(entry) = shared.subs.remove(&local)
+                && entry.owns_queue
+            {
+                entry.queue.end(Ended::Failed(error.clone()));
             }
         }
         if let Some(reply) = reply {
@@ -449,10 +449,10 @@ async fn run_session(
         }
         let now = Instant::now();
         let last = *last_received.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(sent) = probe_sent {
-            if last >= sent {
-                probe_sent = None;
-            }
+        if let Some(sent) = probe_sent
+            && last >= sent
+        {
+            probe_sent = None;
         }
         let next_check = match (keepalive, probe_sent) {
             (None, _) => None,
@@ -546,10 +546,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if link.testconn_due.swap(false, Ordering::SeqCst) {
             Packet::TestConn(TestConn).encode(&mut control);
         }
-        if !control.is_empty() {
-            if let Err(e) = writer.write_all(&control).await {
-                return io_error(e);
-            }
+        if !control.is_empty()
+            && let Err(e) = writer.write_all(&control).await
+        {
+            return io_error(e);
         }
         if let Err(e) = writer.flush().await {
             return io_error(e);
@@ -722,10 +722,10 @@ fn handle_reply(
 fn apply_refusal(shared: &mut Shared, action: &PendingAction, error: &ClientError) {
     match action {
         PendingAction::SubAdd(local) => {
-            if let Some(entry) = shared.subs.remove(local) {
-                if entry.owns_queue {
-                    entry.queue.end(Ended::Failed(error.clone()));
-                }
+            if let Some(entry) = shared.subs.remove(local)
+                && entry.owns_queue
+            {
+                entry.queue.end(Ended::Failed(error.clone()));
             }
         }
         PendingAction::Resubscribe(local) => {
@@ -801,12 +801,12 @@ fn apply_sub_reply(
                 entry.keys.remove_keys(&del_keys);
                 // The protocol lets a router give a modified subscription a
                 // new id.
-                if let SubStatus::Live(old) = entry.status {
-                    if old != router_id {
-                        entry.status = SubStatus::Live(router_id);
-                        shared.by_router_id.remove(&old);
-                        shared.by_router_id.insert(router_id, local);
-                    }
+                if let SubStatus::Live(old) = entry.status
+                    && old != router_id
+                {
+                    entry.status = SubStatus::Live(router_id);
+                    shared.by_router_id.remove(&old);
+                    shared.by_router_id.insert(router_id, local);
                 }
             }
         }

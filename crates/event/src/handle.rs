@@ -197,10 +197,10 @@ impl Verifier {
 /// Signs `notification` for sending with `key` unless it is already
 /// signed with that key and unchanged since.
 pub(crate) fn sign_for_send(key: Option<&EventKey>, notification: &mut EventNotification) {
-    if let Some(key) = key {
-        if !notification.is_signed_with(key) {
-            notification.insert_hmac(key);
-        }
+    if let Some(key) = key
+        && !notification.is_signed_with(key)
+    {
+        notification.insert_hmac(key);
     }
 }
 

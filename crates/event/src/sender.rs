@@ -94,10 +94,10 @@ pub fn route_to(host: &str, port: u16) -> Option<Ipv4Addr> {
         if socket.connect(target).is_err() {
             continue;
         }
-        if let Ok(SocketAddr::V4(local)) = socket.local_addr() {
-            if !local.ip().is_unspecified() {
-                return Some(*local.ip());
-            }
+        if let Ok(SocketAddr::V4(local)) = socket.local_addr()
+            && !local.ip().is_unspecified()
+        {
+            return Some(*local.ip());
         }
     }
     None

@@ -66,7 +66,7 @@ impl std::error::Error for FrameError {}
 /// Checks a frame's length header `length` against the rules and `max`,
 /// returning the body length.
 pub fn check_frame_header(length: u32, max: usize) -> Result<usize, FrameError> {
-    if length % 4 != 0 {
+    if !length.is_multiple_of(4) {
         return Err(FrameError::Unaligned { length });
     }
     if length < 4 {

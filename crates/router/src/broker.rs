@@ -79,11 +79,11 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     fn insert(&mut self, value: T) -> u32 {
-        if let Some(slot) = self.free.pop() {
-            if let Some(entry) = self.entries.get_mut(slot as usize) {
-                *entry = Some(value);
-                return slot;
-            }
+        if let Some(slot) = self.free.pop()
+            && let Some(entry) = self.entries.get_mut(slot as usize)
+        {
+            *entry = Some(value);
+            return slot;
         }
         let slot = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         self.entries.push(Some(value));

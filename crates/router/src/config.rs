@@ -576,15 +576,16 @@ impl Settings {
                 });
             }
         };
-        if let Some(tls) = &tls {
-            if tls.require_client_cert && tls.client_ca.is_none() {
-                return Err(ConfigError::Invalid {
-                    key: "tls.require_client_cert",
-                    message: "requiring client certificates needs a CA bundle to check them \
+        if let Some(tls) = &tls
+            && tls.require_client_cert
+            && tls.client_ca.is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "tls.require_client_cert",
+                message: "requiring client certificates needs a CA bundle to check them \
                               against: set tls.client_ca (or --tls-client-ca)"
-                        .into(),
-                });
-            }
+                    .into(),
+            });
         }
         if tls.is_none() && listen.iter().any(|uri| uri.transport == Transport::Ssl) {
             return Err(ConfigError::Invalid {

@@ -199,7 +199,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
         let mut batches = 0u32;
         loop {
             batches += 1;
-            if batches % BATCHES_BEFORE_YIELD == 0 {
+            if batches.is_multiple_of(BATCHES_BEFORE_YIELD) {
                 tokio::task::yield_now().await;
             }
             reserve_for_read(&mut buf, read_size, session.max_frame_len());

@@ -217,10 +217,10 @@ impl SubscriptionIndex {
                 };
                 for posting in &filing.postings {
                     let Some(key) = &posting.key else { continue };
-                    if let Some(list) = attribute.list_mut(key) {
-                        if let Some(moved) = swap_remove(list, posting.position) {
-                            fix_position(&mut self.filings, moved, Some(key), posting.position);
-                        }
+                    if let Some(list) = attribute.list_mut(key)
+                        && let Some(moved) = swap_remove(list, posting.position)
+                    {
+                        fix_position(&mut self.filings, moved, Some(key), posting.position);
                     }
                     attribute.remove_list_if_empty(key);
                 }
@@ -312,10 +312,10 @@ fn fix_position(
     key: Option<&IndexKey>,
     position: u32,
 ) {
-    if let Some(Some(filing)) = filings.get_mut(moved as usize) {
-        if let Some(posting) = filing.postings.iter_mut().find(|p| p.key.as_ref() == key) {
-            posting.position = position;
-        }
+    if let Some(Some(filing)) = filings.get_mut(moved as usize)
+        && let Some(posting) = filing.postings.iter_mut().find(|p| p.key.as_ref() == key)
+    {
+        posting.position = position;
     }
 }
 

@@ -282,11 +282,11 @@ impl Queue {
             if written >= remaining {
                 written -= remaining;
                 self.head_written = 0;
-                if let Some(frame) = self.remove_at(0) {
-                    if frame.kind == FrameKind::DropWarn {
-                        self.warn_queued = false;
-                        warns += 1;
-                    }
+                if let Some(frame) = self.remove_at(0)
+                    && frame.kind == FrameKind::DropWarn
+                {
+                    self.warn_queued = false;
+                    warns += 1;
                 }
             } else {
                 self.head_written += written;

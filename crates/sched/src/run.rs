@@ -236,7 +236,7 @@ async fn wait_for_active(
     while state != ExperimentState::Active {
         if tries == 0 {
             tracing::info!("waiting for {id} to become active (it is {state})");
-        } else if tries % WAIT_LOG_EVERY == 0 {
+        } else if tries.is_multiple_of(WAIT_LOG_EVERY) {
             tracing::info!("Waiting for {id} to become active: still {state} after {tries} checks");
         }
         tries += 1;

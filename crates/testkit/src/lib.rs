@@ -68,11 +68,36 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// First and one-past-last port [`free_port`] hands out: below Linux's
+/// ephemeral range (32768-60999), so a port chosen for a server cannot be
+/// taken in the meantime by one of the many client sockets the tests open.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// An unused TCP port on 127.0.0.1 (free when this returns; tests bind it
 /// right away).
+///
+/// Ports come from [`TEST_PORTS`], walked from an offset that depends on
+/// the process id, so concurrent test processes start far apart and one
+/// process never hands out the same port twice in a row.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    // The first call picks this process's starting point.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % span;
+        let port = TEST_PORTS.start + u16::try_from(offset).expect("offset within the span");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// Waits until a TCP connection to `addr` succeeds.
@@ -175,10 +200,10 @@ impl Proc {
 
     /// The exit status if the process has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            if let Some(child) = self.child.as_mut() {
-                self.status = child.try_wait().ok().flatten();
-            }
+        if self.status.is_none()
+            && let Some(child) = self.child.as_mut()
+        {
+            self.status = child.try_wait().ok().flatten();
         }
         self.status
     }
@@ -254,21 +279,59 @@ impl Router {
     /// Starts `eventd --listen elvin://127.0.0.1:<free port>` plus `extra`
     /// arguments and waits until it accepts connections.
     pub fn start(extra: &[&str]) -> Router {
-        let port = free_port();
-        Router::start_on(port, extra)
+        // A port can still be taken between `free_port` and eventd's bind
+        // (another test process); then eventd exits at once and we try
+        // another port.
+        for _ in 0..4 {
+            if let Some(router) = Router::try_start_on(free_port(), extra) {
+                return router;
+            }
+        }
+        Router::start_on(free_port(), extra)
     }
 
     /// Starts `eventd` on a chosen port (for restart tests).
     pub fn start_on(port: u16, extra: &[&str]) -> Router {
+        // The port may be briefly unavailable right after an earlier router
+        // on it was killed.
+        for _ in 0..20 {
+            if let Some(router) = Router::try_start_on(port, extra) {
+                return router;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("eventd could not listen on 127.0.0.1:{port}");
+    }
+
+    /// Starts `eventd` on `port`; `None` if it exited before it accepted a
+    /// connection (typically: the port was taken).
+    fn try_start_on(port: u16, extra: &[&str]) -> Option<Router> {
         let listen = format!("elvin://127.0.0.1:{port}");
         let mut args = vec!["--listen", listen.as_str()];
         args.extend_from_slice(extra);
-        let proc = Proc::start("eventd", &args);
-        wait_for_port(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_secs(20),
-        );
-        Router { proc, port }
+        let mut proc = Proc::start("eventd", &args);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if proc.try_wait().is_some() {
+                return None;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Whoever accepted, our router must still be running: a
+                // router that failed to bind has exited by now.
+                std::thread::sleep(Duration::from_millis(20));
+                if proc.try_wait().is_some() {
+                    return None;
+                }
+                return Some(Router { proc, port });
+            }
+            assert!(
+                Instant::now() < deadline,
+                "eventd did not accept connections on {addr} within 20 s\n--- stderr\n{}",
+                proc.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The router's URI, `elvin://127.0.0.1:<port>`.

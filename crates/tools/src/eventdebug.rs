@@ -219,12 +219,12 @@ fn settings(cli: Cli) -> Result<Settings, EventdebugError> {
         (Some(a), _) => Some(a),
         (None, b) => b,
     };
-    if let Some(experiment) = &experiment {
-        if !looks_like_experiment(experiment) {
-            return Err(EventdebugError::Usage(format!(
-                "Malformed pid/eid: {experiment:?} (expected the project and experiment names, as in testbed/demo)"
-            )));
-        }
+    if let Some(experiment) = &experiment
+        && !looks_like_experiment(experiment)
+    {
+        return Err(EventdebugError::Usage(format!(
+            "Malformed pid/eid: {experiment:?} (expected the project and experiment names, as in testbed/demo)"
+        )));
     }
     let port = cli.port.or(cli.boss.then_some(BOSS_EVENT_PORT));
     let host = cli.server.unwrap_or_else(|| "localhost".to_owned());

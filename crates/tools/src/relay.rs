@@ -808,16 +808,14 @@ async fn relay_connection(
                 // Data may have moved while sleeping; recompute before
                 // deciding.
                 let now = Instant::now();
-                if let Some(first) = first_eof {
-                    if now >= activity.last() + config.linger {
+                if let Some(first) = first_eof
+                    && now >= activity.last() + config.linger {
                         break ConnectionEnd::LingerExpired { first };
                     }
-                }
-                if let Some(idle) = config.idle_timeout {
-                    if now >= activity.last() + idle {
+                if let Some(idle) = config.idle_timeout
+                    && now >= activity.last() + idle {
                         break ConnectionEnd::IdleTimeout;
                     }
-                }
             }
             _ = stop.wait_for(|stopping| *stopping) => break ConnectionEnd::Shutdown,
         }

@@ -357,7 +357,7 @@ impl TimeSpec {
         if !spec.bytes().all(|b| b.is_ascii_digit()) || spec.is_empty() {
             return Err(bad("expected now, +N, +N.F or 4 to 12 digits"));
         }
-        if spec.len() % 2 != 0 || !(4..=12).contains(&spec.len()) {
+        if !spec.len().is_multiple_of(2) || !(4..=12).contains(&spec.len()) {
             return Err(bad(
                 "an absolute time has an even number of digits, 4 to 12 (MMss, HHMMss, ddHHMMss, mmddHHMMss or yymmddHHMMss)",
             ));

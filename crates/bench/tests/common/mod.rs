@@ -171,7 +171,10 @@ async fn handle(
         }
         for (target, matched) in targets {
             let n = deliveries.fetch_add(1, Ordering::Relaxed) + 1;
-            if faults.drop_every.is_some_and(|every| n % every == 0) {
+            if faults
+                .drop_every
+                .is_some_and(|every| n.is_multiple_of(every))
+            {
                 continue;
             }
             let mut frame = Vec::new();
