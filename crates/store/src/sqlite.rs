@@ -842,16 +842,19 @@ fn write_agents(
         insert_row(
             stmt.execute(params![id.pid, id.eid, agent.vname, agent.vnode, objtype]),
             cx,
-            || {
-                format!(
-                    "agent `{}` on vnode `{}` is declared twice",
-                    shorten(&agent.vname),
-                    shorten(&agent.vnode)
-                )
-            },
+            || declared_twice("agent", &agent.vname, &agent.vnode),
         )?;
     }
     Ok(())
+}
+
+/// The message for a row whose (vname, vnode) key is already taken.
+fn declared_twice(what: &str, vname: &str, vnode: &str) -> String {
+    format!(
+        "{what} `{}` on vnode `{}` is declared twice",
+        shorten(vname),
+        shorten(vnode)
+    )
 }
 
 fn write_programs(
@@ -876,13 +879,7 @@ fn write_programs(
                 program.command
             ]),
             cx,
-            || {
-                format!(
-                    "program `{}` on vnode `{}` is declared twice",
-                    shorten(&program.vname),
-                    shorten(&program.vnode)
-                )
-            },
+            || declared_twice("program", &program.vname, &program.vnode),
         )?;
     }
     Ok(())
@@ -919,13 +916,7 @@ fn write_trafgens(
                 tg.generator
             ]),
             cx,
-            || {
-                format!(
-                    "traffic generator `{}` on vnode `{}` is declared twice",
-                    shorten(&tg.vname),
-                    shorten(&tg.vnode)
-                )
-            },
+            || declared_twice("traffic generator", &tg.vname, &tg.vnode),
         )?;
     }
     Ok(())

@@ -139,6 +139,25 @@ pub(crate) struct Operand {
     pub height: usize,
 }
 
+/// Where a node made of `operands` starts and ends, and its height (one
+/// more than its tallest operand).
+fn extent(operands: &[Operand]) -> (Span, usize, usize) {
+    let span = operands.first().map(|o| o.span).unwrap_or(Span {
+        start: 0,
+        end: 0,
+        line: 1,
+        column: 1,
+    });
+    let end = operands.last().map_or(span.end, |o| o.end);
+    let height = operands
+        .iter()
+        .map(|o| o.height)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    (span, end, height)
+}
+
 impl Operand {
     /// The node's source text (cut short if long), for error messages.
     fn text<'s>(&self, source: &'s str) -> Cow<'s, str> {
@@ -316,19 +335,7 @@ impl Checker<'_, '_> {
 
     /// `operands[0] op operands[1] op …`.
     pub fn chain(&self, op: BinOp, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
-        let span = operands.first().map(|o| o.span).unwrap_or(Span {
-            start: 0,
-            end: 0,
-            line: 1,
-            column: 1,
-        });
-        let end = operands.last().map_or(span.end, |o| o.end);
-        let height = operands
-            .iter()
-            .map(|o| o.height)
-            .max()
-            .unwrap_or(0)
-            .saturating_add(1);
+        let (span, end, height) = extent(&operands);
         let mut exprs = Vec::with_capacity(operands.len());
         let mut ty: Option<StaticType> = None;
         for operand in operands {
@@ -413,19 +420,7 @@ impl Checker<'_, '_> {
         logic: Logic,
         operands: Vec<Operand>,
     ) -> Result<Operand, SubscriptionError> {
-        let span = operands.first().map(|o| o.span).unwrap_or(Span {
-            start: 0,
-            end: 0,
-            line: 1,
-            column: 1,
-        });
-        let end = operands.last().map_or(span.end, |o| o.end);
-        let height = operands
-            .iter()
-            .map(|o| o.height)
-            .max()
-            .unwrap_or(0)
-            .saturating_add(1);
+        let (span, end, height) = extent(&operands);
         let mut preds = Vec::with_capacity(operands.len());
         for operand in operands {
             preds.push(self.predicate(operand, logic.symbol())?);
