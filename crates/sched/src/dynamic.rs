@@ -278,51 +278,11 @@ fn handle(
 
 #[cfg(test)]
 mod tests {
-    use tbevents_store::{AgentRow, GroupRow};
 
     use super::*;
-    use crate::agents::AgentTable;
-    use crate::intern::Interner;
 
     fn catalog() -> Catalog {
-        let mut strings = Interner::new();
-        let agents = AgentTable::build(
-            &[
-                AgentRow {
-                    vname: "a".into(),
-                    vnode: "n1".into(),
-                    objtype: "PROGRAM".into(),
-                    node_id: Some("pc1".into()),
-                    ipaddr: Some("127.0.1.1".into()),
-                },
-                AgentRow {
-                    vname: "b".into(),
-                    vnode: "n2".into(),
-                    objtype: "PROGRAM".into(),
-                    node_id: Some("pc2".into()),
-                    ipaddr: Some("127.0.1.2".into()),
-                },
-                AgentRow {
-                    vname: "ns".into(),
-                    vnode: "*".into(),
-                    objtype: "SIMULATOR".into(),
-                    node_id: None,
-                    ipaddr: None,
-                },
-            ],
-            &[
-                GroupRow {
-                    group_name: "g".into(),
-                    agent_name: "a".into(),
-                },
-                GroupRow {
-                    group_name: "g".into(),
-                    agent_name: "b".into(),
-                },
-            ],
-            &mut strings,
-        )
-        .unwrap();
+        let (agents, strings) = crate::test_fixtures::agent_table();
         Catalog {
             expt: "p/e".into(),
             strings,

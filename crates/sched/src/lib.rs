@@ -36,4 +36,6 @@ pub mod run;
 pub mod schedule;
 pub mod simulator;
 pub mod stats;
+#[cfg(test)]
+mod test_fixtures;
 pub mod time;

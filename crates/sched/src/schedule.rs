@@ -326,8 +326,6 @@ pub fn take_seq(next_seq: &mut u64) -> u64 {
 mod tests {
     use std::collections::BinaryHeap;
 
-    use tbevents_store::{AgentRow, GroupRow};
-
     use super::*;
 
     fn row(idx: u64, time: f64, vname: &str, objtype: &str, eventtype: &str) -> EventRow {
@@ -343,42 +341,7 @@ mod tests {
     }
 
     fn catalog() -> (AgentTable, Interner) {
-        let mut strings = Interner::new();
-        let agents = [
-            AgentRow {
-                vname: "a".into(),
-                vnode: "n1".into(),
-                objtype: "PROGRAM".into(),
-                node_id: Some("pc1".into()),
-                ipaddr: Some("127.0.1.1".into()),
-            },
-            AgentRow {
-                vname: "b".into(),
-                vnode: "n2".into(),
-                objtype: "PROGRAM".into(),
-                node_id: Some("pc2".into()),
-                ipaddr: Some("127.0.1.2".into()),
-            },
-            AgentRow {
-                vname: "ns".into(),
-                vnode: "*".into(),
-                objtype: "SIMULATOR".into(),
-                node_id: None,
-                ipaddr: None,
-            },
-        ];
-        let groups = [
-            GroupRow {
-                group_name: "g".into(),
-                agent_name: "a".into(),
-            },
-            GroupRow {
-                group_name: "g".into(),
-                agent_name: "b".into(),
-            },
-        ];
-        let table = AgentTable::build(&agents, &groups, &mut strings).unwrap();
-        (table, strings)
+        crate::test_fixtures::agent_table()
     }
 
     #[test]
