@@ -11,7 +11,7 @@
 //! math       := eleven levels, one operator each, loosest first:
 //!               -   +   *   /   %   <<   >>   >>>   |   ^   &
 //!               each level is  next-level ( op next-level )*
-//! primary    := name "(" [ expression ( "," expression )* ] ")"   (no space before "(")
+//! primary    := name "(" [ expression ( "," expression )* ] ")"   (whitespace before "(" allowed)
 //!             | name | integer | real | string
 //!             | ( "-" | "+" | "~" ) primary
 //!             | "(" expression ")"
@@ -241,10 +241,12 @@ impl Parser<'_, '_> {
                         let span = token.span;
                         let operand = match token.kind {
                             TokenKind::Name(name) => {
-                                // A name immediately followed by "(" is a call.
-                                if self.current.kind == TokenKind::LParen
-                                    && self.current.span.start == span.end
-                                {
+                                // A name followed by "(" is a call, with or
+                                // without whitespace in between: the grammar
+                                // has no juxtaposition, so `name (` can mean
+                                // nothing else (the Elvin draft's own examples
+                                // write `string (Groups)`).
+                                if self.current.kind == TokenKind::LParen {
                                     self.advance()?;
                                     self.open(
                                         Pending::Call {
@@ -304,7 +306,7 @@ impl Parser<'_, '_> {
                     TokenKind::End => return self.finish(),
                     TokenKind::LParen => {
                         return Err(self.unexpected(
-                            "an operator (a function name must be followed by ( with no space in between)",
+                            "an operator (only a function name may be followed by ()",
                         ));
                     }
                     _ => {
@@ -645,12 +647,18 @@ mod tests {
     }
 
     #[test]
-    fn calls_need_the_paren_right_after_the_name() {
+    fn a_name_then_paren_is_a_call_with_or_without_whitespace() {
         assert_eq!(value_of("equals(a, 1, 5)"), Truth::True);
-        let err = error("require (a)");
-        assert_eq!(err.code, codes::PARSE_ERROR);
-        assert_eq!((err.column, err.token.as_str()), (9, "("));
+        assert_eq!(value_of("equals (a, 1, 5)"), Truth::True);
+        assert_eq!(value_of("equals \t\n (a, 1, 2)"), Truth::False);
+        assert_eq!(value_of("require (a)"), Truth::True);
+        assert_eq!(value_of("require (missing)"), Truth::Bottom);
+        assert_eq!(error("require ()").code, codes::TOO_FEW_ARGS);
         assert_eq!(error("require()").code, codes::TOO_FEW_ARGS);
+        // After a complete operand, "(" is still an error, not a call.
+        let err = error("a == 5 (b)");
+        assert_eq!(err.code, codes::PARSE_ERROR);
+        assert_eq!((err.column, err.token.as_str()), (8, "("));
     }
 
     #[test]

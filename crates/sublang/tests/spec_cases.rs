@@ -934,3 +934,26 @@ fn emulab_empty_group_is_a_parse_error() {
         codes::PARSE_ERROR
     );
 }
+
+/// N03: whitespace may stand between a function name and its `(`; the Elvin
+/// draft writes its own examples that way, so clients send them.
+#[test]
+fn n03_function_name_then_space_then_paren() {
+    let attrs = notification([
+        ("Presence-Protocol", Value::Int32(1000)),
+        ("Groups", Value::from("elvin")),
+        ("User", Value::from("Matthew@Home")),
+    ]);
+    let draft =
+        "Presence-Protocol < 2000 && string (Groups) && fold-case (User) != \"matthew@home\"";
+    assert_eq!(eval(draft, &attrs), False);
+    let other = notification([
+        ("Presence-Protocol", Value::Int32(1000)),
+        ("Groups", Value::from("elvin")),
+        ("User", Value::from("someone@else")),
+    ]);
+    assert_eq!(eval(draft, &other), True);
+    // A name not followed by "(" stays a field, even if it names a function.
+    let field = notification([("require", Value::Int32(3))]);
+    assert_eq!(eval("require == 3", &field), True);
+}

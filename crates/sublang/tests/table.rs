@@ -277,6 +277,37 @@ const TABLE: &[(&str, Expect)] = &[
         "decompose(fold-case(\"\u{c9}\")) == \"e\u{301}\"",
         E(codes::EXP_IS_TRIVIAL),
     ),
+    // Whitespace (space, tab, newline) may stand between a function name and
+    // its "(": a name followed by "(" is always a call.
+    ("require (s)", Is(T)),
+    ("require\t(missing)", Is(B)),
+    ("int32 (i)", Is(T)),
+    ("int64 (l)", Is(T)),
+    ("real64 (r)", Is(T)),
+    ("string (s)", Is(T)),
+    ("opaque\n(o)", Is(T)),
+    ("opaque (o)", Is(T)),
+    ("nan (nan)", Is(T)),
+    ("size (s) == 5", Is(T)),
+    ("equals (i, 1, 2)", Is(F)),
+    ("equals (i, 1, 5)", Is(T)),
+    ("begins-with (s, \"he\")", Is(T)),
+    ("ends-with \t (s, \"llo\")", Is(T)),
+    ("ends-with (s, \"he\")", Is(F)),
+    ("contains (s, \"ell\")", Is(T)),
+    ("wildcard (s, \"h*o\")", Is(T)),
+    ("regex (s, \"l+\")", Is(T)),
+    ("fold-case (S) == \"hello\"", Is(T)),
+    ("fold-case (S) != \"hello\"", Is(F)),
+    ("decompose (acc) == \"e\u{301}\"", Is(T)),
+    ("decompose-compat\r\n(fi) == \"fi\"", Is(T)),
+    ("decompose-compat (i) == \"5\"", Is(B)),
+    ("size ( s ) + size (o) == 8", Is(T)),
+    ("i < 6 && string (s) && fold-case (S) != \"x\"", Is(T)),
+    ("foo (s)", E(codes::UNKNOWN_FUNC)),
+    ("s (i) == 1", E(codes::UNKNOWN_FUNC)),
+    ("(s) == \"hello\"", Is(T)),
+    ("i == 5 (s)", E(codes::PARSE_ERROR)),
     // Names.
     ("pipe= > 20", Is(T)),
     ("\\ sp == \"x\"", Is(T)),
@@ -374,7 +405,16 @@ fn table_covers_every_operator_and_function() {
         "decompose(",
         "decompose-compat(",
     ];
-    for token in operators.iter().chain(functions.iter()) {
+    let spaced: Vec<String> = functions
+        .iter()
+        .map(|f| format!("{} (", f.trim_end_matches('(')))
+        .collect();
+    for token in operators
+        .iter()
+        .copied()
+        .chain(functions.iter().copied())
+        .chain(spaced.iter().map(String::as_str))
+    {
         assert!(
             TABLE
                 .iter()
