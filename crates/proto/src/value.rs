@@ -361,6 +361,50 @@ impl<'a> AttributesRef<'a> {
             .map(|(_, v)| *v)
     }
 
+    /// The same list with each repeated name kept once, at the position of
+    /// its first occurrence and with its last value (the value [`get`]
+    /// returns), or `None` when no name repeats, which is the normal case and
+    /// costs no allocation below a few dozen entries.
+    ///
+    /// Runs in linear time whatever the input, like [`to_owned`].
+    ///
+    /// [`get`]: AttributesRef::get
+    /// [`to_owned`]: AttributesRef::to_owned
+    pub fn without_repeats(&self) -> Option<AttributesRef<'a>> {
+        /// Below this many entries comparing every pair beats hashing.
+        const HASH_THRESHOLD: usize = 16;
+        let entries = &self.entries;
+        let repeats = if entries.len() <= HASH_THRESHOLD {
+            entries
+                .iter()
+                .enumerate()
+                .any(|(i, (name, _))| entries[..i].iter().any(|(n, _)| n == name))
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(entries.len());
+            !entries.iter().all(|(name, _)| seen.insert(*name))
+        };
+        if !repeats {
+            return None;
+        }
+        let mut positions: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(entries.len());
+        let mut kept: Vec<(&'a str, ValueRef<'a>)> = Vec::with_capacity(entries.len());
+        for &(name, value) in entries {
+            match positions.get(name) {
+                Some(&index) => {
+                    if let Some(slot) = kept.get_mut(index) {
+                        slot.1 = value;
+                    }
+                }
+                None => {
+                    positions.insert(name, kept.len());
+                    kept.push((name, value));
+                }
+            }
+        }
+        Some(AttributesRef { entries: kept })
+    }
+
     /// Copies into an owned [`Attributes`] (the last of repeated names wins,
     /// kept at the position of the first).
     ///
@@ -406,6 +450,34 @@ impl AttributeLookup for AttributesRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_repeats_keeps_the_first_position_and_the_last_value() {
+        let list = |names: &[&'static str]| AttributesRef {
+            entries: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n, ValueRef::Int32(i as i32)))
+                .collect(),
+        };
+        assert!(list(&["a", "b", "c"]).without_repeats().is_none());
+        let once = list(&["a", "b", "a"]).without_repeats().unwrap();
+        assert_eq!(
+            once.entries,
+            [("a", ValueRef::Int32(2)), ("b", ValueRef::Int32(1))]
+        );
+        // Past the hashing threshold too.
+        let many: Vec<&'static str> = (0..40)
+            .map(|i| &*Box::leak(format!("n{}", i % 30).into_boxed_str()))
+            .collect();
+        let once = list(&many).without_repeats().unwrap();
+        assert_eq!(once.entries.len(), 30);
+        assert_eq!(once.entries[0], ("n0", ValueRef::Int32(30)));
+        let distinct: Vec<&'static str> = (0..40)
+            .map(|i| &*Box::leak(format!("n{i}").into_boxed_str()))
+            .collect();
+        assert!(list(&distinct).without_repeats().is_none());
+    }
 
     #[test]
     fn insert_replaces_in_place() {

@@ -30,9 +30,9 @@ use std::time::Instant;
 use elvin_proto::codes::{disconn, nack};
 use elvin_proto::options::DropPolicy;
 use elvin_proto::{
-    ConnRply, ConnRqst, DecodeError, Disconn, DisconnRply, Keys, Nack, Packet, SecRply, SecRqst,
-    SubAddRqst, SubDelRqst, SubModRqst, SubRply, Value, decode_notify_emit, decode_unotify,
-    peek_packet_id,
+    ConnRply, ConnRqst, DecodeError, Disconn, DisconnRply, Keys, Nack, NotifyRef, Packet, SecRply,
+    SecRqst, SubAddRqst, SubDelRqst, SubModRqst, SubRply, Value, decode_notify_emit,
+    decode_unotify, peek_packet_id,
 };
 use elvin_sublang::{Limits, Subscription, SubscriptionError};
 use rustc_hash::FxHashMap;
@@ -608,14 +608,11 @@ impl Session {
         } else {
             notify.keys.to_public_for_notification()
         };
-        self.broker.route(
-            &Notification {
-                attributes: &notify.attributes,
-                raw_attributes: notify.raw_attributes,
-                deliver_insecure: notify.deliver_insecure,
-                message_keys: &message_keys,
-                producer_keys: &connected.notification_keys,
-            },
+        route_once_per_name(
+            &self.broker,
+            &notify,
+            &message_keys,
+            &connected.notification_keys,
             scratch,
         );
         Step::Continue
@@ -651,18 +648,47 @@ impl Session {
             notify.keys.to_public_for_notification()
         };
         let no_connection_keys = Keys::new();
-        self.broker.route(
-            &Notification {
-                attributes: &notify.attributes,
-                raw_attributes: notify.raw_attributes,
-                deliver_insecure: notify.deliver_insecure,
-                message_keys: &message_keys,
-                producer_keys: &no_connection_keys,
-            },
+        route_once_per_name(
+            &self.broker,
+            &notify,
+            &message_keys,
+            &no_connection_keys,
             scratch,
         );
         Step::Continue
     }
+}
+
+/// Routes a producer's notification. Normally its attribute bytes are copied
+/// verbatim into each NotifyDeliver; when a name repeats, the list is
+/// re-encoded once with one copy of each name holding its last value (the
+/// value matching sees), so consumers never receive the repeats.
+fn route_once_per_name(
+    broker: &Broker,
+    notify: &NotifyRef<'_>,
+    message_keys: &Keys,
+    producer_keys: &Keys,
+    scratch: &mut RouteScratch,
+) {
+    let deduplicated = notify.attributes.without_repeats();
+    let mut raw = Vec::new();
+    let (attributes, raw_attributes) = match &deduplicated {
+        None => (&notify.attributes, notify.raw_attributes),
+        Some(once) => {
+            elvin_proto::xdr::put_name_values(&mut raw, once.entries.iter().copied());
+            (once, raw.as_slice())
+        }
+    };
+    broker.route(
+        &Notification {
+            attributes,
+            raw_attributes,
+            deliver_insecure: notify.deliver_insecure,
+            message_keys,
+            producer_keys,
+        },
+        scratch,
+    );
 }
 
 impl Drop for Session {

@@ -305,6 +305,50 @@ fn one_deliver_per_client_listing_all_matching_subscriptions() {
     producer.expect_nothing();
 }
 
+/// A notification naming one attribute twice reaches consumers with one
+/// copy of it, holding the last value (the one matching used).
+#[test]
+fn a_repeated_attribute_is_delivered_once_with_its_last_value() {
+    let router = eventd(&[]);
+    let mut sub = Client::connect(router.addr());
+    let mut producer = Client::connect(router.addr());
+    let id = sub.subscribe("Repeated == 2");
+    // Owned attributes cannot repeat a name, so encode two distinct names of
+    // the same length and patch the second into the first on the wire.
+    let mut frame = Vec::new();
+    Packet::from(elvin_proto::NotifyEmit {
+        attributes: Attributes::from_iter([
+            ("Repeated", Value::Int32(1)),
+            ("Other", Value::from("x")),
+            ("RepeateX", Value::Int32(2)),
+        ]),
+        deliver_insecure: true,
+        keys: Keys::new(),
+    })
+    .encode(&mut frame);
+    let at = frame
+        .windows(8)
+        .position(|w| w == b"RepeateX")
+        .expect("the name is in the frame");
+    frame[at + 7] = b'd';
+    producer.send_raw(&frame);
+    let body = sub
+        .recv_body_within(common::WAIT)
+        .expect("a NotifyDeliver for the repeated attribute");
+    let copies = body.windows(8).filter(|w| *w == b"Repeated").count();
+    assert_eq!(copies, 1, "the name is delivered once");
+    let Packet::NotifyDeliver(d) = Packet::decode(&body).unwrap() else {
+        panic!("expected a NotifyDeliver");
+    };
+    assert_eq!(d.insecure_matches, [id]);
+    assert_eq!(
+        d.attributes.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        ["Repeated", "Other"]
+    );
+    assert_eq!(d.attributes.get("Repeated"), Some(&Value::Int32(2)));
+    sub.expect_nothing();
+}
+
 #[test]
 fn producers_receive_their_own_notifications() {
     let router = eventd(&[]);
