@@ -40,3 +40,4 @@ pub mod privilege;
 pub mod program;
 pub mod rows;
 pub mod runtime;
+pub mod trafgen;

@@ -101,6 +101,11 @@ impl Fixture {
 
     /// The contract flags for an agent serving n0.
     pub fn agent_args(&self, logdir: &std::path::Path) -> Vec<String> {
+        self.agent_args_for(logdir, NODE)
+    }
+
+    /// The contract flags for an agent serving `vnode`.
+    pub fn agent_args_for(&self, logdir: &std::path::Path, vnode: &str) -> Vec<String> {
         [
             "-s",
             "127.0.0.1",
@@ -111,7 +116,7 @@ impl Fixture {
             "-k",
             &self.key_path.display().to_string(),
             "--vnode",
-            NODE,
+            vnode,
             "--store",
             &self.store_url,
             "-l",

@@ -1,0 +1,127 @@
+//! `trafgen`: the constant-bit-rate sources and sinks of one node. See
+//! `tbevents_agents::trafgen` and docs/agents.md.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tbevents_agents::cli::CommonArgs;
+use tbevents_agents::runtime::{Agent, AgentSpec, shutdown_signal};
+use tbevents_agents::trafgen::{self, DEFAULT_REPORT_INTERVAL, ReportConfig, TrafgenAgent};
+use tbevents_agents::{logging, rows};
+use tbevents_event::EventKey;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trafgen",
+    version,
+    about = "Sends and receives the experiment's constant-bit-rate traffic on this node (UDP or \
+             TCP) when the scheduler says START, STOP or MODIFY; sinks report rate and loss",
+    after_help = "EXAMPLE:\n  trafgen -e testbed/demo -k /proj/testbed/exp/demo/tbdata/eventkey \\\n      \
+                  --vnode server2 --host 10.200.0.4 --store sqlite:/var/lib/tbevents/tbevents.db"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Seconds between sink reports (log lines and REPORT events).
+    #[arg(long = "report-interval", value_name = "SECS",
+          default_value_t = DEFAULT_REPORT_INTERVAL.as_secs_f64(), value_parser = parse_interval)]
+    report_interval: f64,
+
+    /// Only log sink reports; publish no REPORT events.
+    #[arg(long = "no-report-events")]
+    no_report_events: bool,
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.05..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds from 0.05 to 3600"
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.common.debug);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("trafgen: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let common = &cli.common;
+    let key = EventKey::from_file(&common.keyfile).map_err(|e| e.to_string())?;
+    let node = rows::load(common.store.as_deref(), &common.experiment, &common.vnode)
+        .map_err(|e| e.to_string())?;
+    let (plan, errors) = trafgen::plan(&node.trafgens);
+    for error in errors {
+        tracing::error!("{error}; skipping it");
+    }
+    let host = common.host.clone().or(node.control_ip.clone());
+    let report = ReportConfig {
+        interval: Duration::from_secs_f64(cli.report_interval),
+        events: !cli.no_report_events,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        let names: Vec<String> = plan
+            .sources
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(plan.sinks.iter().map(|s| s.name.clone()))
+            .collect();
+        let spec = AgentSpec {
+            server: common.server_uri(),
+            expt: common.expt(),
+            host: host.clone(),
+            objtype: "TRAFGEN".to_owned(),
+            names,
+        };
+        tracing::info!(
+            "trafgen for {} on {} (HOST {}), router {}, sources: {}, sinks: {}",
+            spec.expt,
+            common.vnode,
+            host.as_deref().unwrap_or("any"),
+            spec.server,
+            list(
+                plan.sources
+                    .iter()
+                    .map(|s| format!("{} ({} to {})", s.name, s.proto, s.target))
+            ),
+            list(
+                plan.sinks
+                    .iter()
+                    .map(|s| format!("{} ({} on {})", s.name, s.proto, s.local))
+            ),
+        );
+        let (agent, inbox) = Agent::connect(&spec, key)
+            .await
+            .map_err(|e| format!("cannot register with the event router {}: {e}", spec.server))?;
+        tracing::info!("registered with {}; waiting for events", spec.server);
+        TrafgenAgent::start(agent, plan, report)
+            .run(inbox, shutdown_signal())
+            .await
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
