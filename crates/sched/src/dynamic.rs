@@ -1,5 +1,5 @@
 //! Dynamic events: requests (`SCHEDULER == 1`, normally from `tevc`) turned
-//! into deliverable events (spec emulab-events-B §1.7).
+//! into deliverable events (docs/emulab-model.md §6.5).
 //!
 //! For every agent-table entry named by the request's OBJNAME the request
 //! is cloned, SCHEDULER set to 0, HOST and OBJTYPE replaced from the entry,
@@ -14,7 +14,7 @@
 //! # Requests that arrive before the agent table is loaded
 //!
 //! The original subscribed before it loaded its tables and dropped such
-//! requests as unmappable (spec B §1.3 step 6). We hold them, in arrival
+//! requests as unmappable (docs/emulab-model.md §6.2). We hold them, in arrival
 //! order, and handle them as soon as the table is loaded. The hold queue
 //! is bounded ([`DEFAULT_HOLD_LIMIT`] requests): past the bound, new
 //! requests are dropped with a warning and counted, so a flood sent while

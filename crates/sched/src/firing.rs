@@ -39,7 +39,7 @@ use crate::schedule::{Action, Catalog, Scheduled, SimulatorOrigin};
 use crate::stats::Stats;
 use crate::time::{format_sec_usec, now_micros, to_sec_usec};
 
-/// Attribute names of the wire model (spec emulab-events-B §0.1).
+/// Attribute names of the wire model (docs/emulab-model.md §1).
 pub mod attr {
     /// Unused site, always `*`.
     pub const SITE: &str = "SITE";

@@ -9,7 +9,7 @@
 //! constructors return a temporary handle (`_o<N>`, a form no user variable
 //! name can produce) and the interpreter's `set` calls
 //! [`Experiment::adopt_name`] to rename it. Queues are the exception: their
-//! name is fixed by Emulab as `<link>-<node>` (spec B §8).
+//! name is fixed by Emulab as `<link>-<node>` (docs/emulab-model.md §9).
 //!
 //! Objects live in typed tables (`nodes`, `lanlinks`, ...) and refer to one
 //! another by index, so renaming never breaks a reference; the name table
