@@ -438,7 +438,16 @@ mod tests {
         .unwrap();
         intake.ready(catalog, firing.handle(), 10);
         assert_eq!(intake.held(), 0);
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // The held request is due now: wait for it with a deadline. The
+        // unknown one was already dropped by `ready` (counted below).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while recorder.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the held request never fired"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         firing.stop();
         let sent = recorder.lock().unwrap();
         assert_eq!(sent.len(), 1, "the held request for `a` fired");

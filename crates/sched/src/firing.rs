@@ -561,7 +561,16 @@ mod tests {
         let time_zero = now_micros() + 50_000;
         let mut seq = 0;
         assert!(firing.handle().add(plan.arm(time_zero, &mut seq)));
-        std::thread::sleep(Duration::from_millis(400));
+        // Wait for the last record (due 100 ms after time zero) with a
+        // generous deadline instead of sleeping a fixed margin.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while recorder.0.lock().unwrap().len() < 21 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not every record fired within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         firing.stop();
         let seen = recorder.0.lock().unwrap().clone();
         assert_eq!(seen.len(), 21);
