@@ -264,7 +264,13 @@ pub async fn ping(
                 },
                 ECHO_PAYLOAD,
             );
-            socket.send_to(&packet, to).await?;
+            match socket.send_to(&packet, to).await {
+                Ok(_) => {}
+                // No route, a down link, an ICMP error from an earlier
+                // request: this request is lost, which is what we measure.
+                Err(e) if is_lost_packet(&e) => {}
+                Err(e) => return Err(e),
+            }
             sent += 1;
             next_send += interval;
             if sent == count {
@@ -400,6 +406,15 @@ pub async fn flood(
     }
 }
 
+/// Whether a send error means "the network lost it" rather than "the
+/// probe is broken".
+fn is_lost_packet(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ECONNREFUSED | libc::ENETDOWN)
+    )
+}
+
 /// Sends one datagram; a full socket buffer (ENOBUFS) waits a moment
 /// rather than failing the test: the link, not the sender, should drop.
 async fn send_retrying(socket: &UdpSocket, packet: &[u8], to: SocketAddrV4) -> io::Result<()> {
@@ -409,8 +424,9 @@ async fn send_retrying(socket: &UdpSocket, packet: &[u8], to: SocketAddrV4) -> i
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
-            // An ICMP error from an earlier packet: not this packet's fault.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Ok(()),
+            // Unreachable, or an ICMP error from an earlier packet: the
+            // receiver judges what arrived.
+            Err(e) if is_lost_packet(&e) => return Ok(()),
             Err(e) => return Err(e),
         }
     }
