@@ -17,6 +17,7 @@ mod bench;
 mod bins;
 mod demo;
 mod experiments;
+mod linktest;
 mod table;
 mod view;
 
@@ -137,6 +138,9 @@ active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restart
     },
     /// Run an experiment end to end on this machine, with a live view.
     Demo(demo::DemoArgs),
+    /// Check the links of a swapped-in experiment (levels 1-4), or stop a
+    /// running check; see docs/linktest.md.
+    Linktest(linktest::LinktestArgs),
     /// Measure the scheduler (load, accuracy, burst, dynamic); see
     /// docs/scheduler.md.
     #[command(name = "bench-sched")]
@@ -171,6 +175,15 @@ fn main() -> ExitCode {
         Command::Events { experiment } => experiments::events(store, &experiment),
         Command::Delete { experiment } => experiments::delete(store, &experiment),
         Command::Demo(args) => demo::run(args),
+        Command::Linktest(args) => {
+            return match linktest::run(store, args) {
+                Ok(status) => status,
+                Err(error) => {
+                    eprintln!("tbevents: {error:#}");
+                    ExitCode::from(255)
+                }
+            };
+        }
         Command::BenchSched(args) => bench::run(args),
     };
     match result {
