@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tbevents_event::{AddressTuple, EventHandle, EventKey, EventNotification, EventSubscription};
 use tbevents_store::{
-    ExperimentId, NewExperiment, NodeAssignment, VirtNode, VirtProgram, VirtTrafgen,
-    VirtualExperiment,
+    ExperimentId, NewExperiment, NodeAssignment, StaticEvent, VirtAgent, VirtNode, VirtProgram,
+    VirtTrafgen, VirtualExperiment,
 };
 use tbevents_testkit::Router;
 
@@ -25,6 +25,7 @@ pub const NODE_IP: &str = "127.0.9.1";
 /// A store with the experiment, its key, and a router.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    pub id: ExperimentId,
     pub store_url: String,
     pub key_path: PathBuf,
     pub key: EventKey,
@@ -35,6 +36,15 @@ impl Fixture {
     /// A fresh experiment with `programs` and `trafgens` (all on n0 unless
     /// their vnode says otherwise), swapped in with n0 at [`NODE_IP`].
     pub fn new(programs: &[(&str, &str)], trafgens: Vec<VirtTrafgen>) -> Fixture {
+        Fixture::with_events(programs, trafgens, Vec::new())
+    }
+
+    /// [`Fixture::new`] with static events.
+    pub fn with_events(
+        programs: &[(&str, &str)],
+        trafgens: Vec<VirtTrafgen>,
+        events: Vec<StaticEvent>,
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         // The agent's user (nobody, when root) must reach the log dirs.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -66,6 +76,15 @@ impl Fixture {
                 })
                 .collect(),
             trafgens,
+            events,
+            agents: programs
+                .iter()
+                .map(|(name, _)| VirtAgent {
+                    vname: (*name).into(),
+                    vnode: NODE.into(),
+                    objtype: "PROGRAM".into(),
+                })
+                .collect(),
             simulator_name: "ns".into(),
             ..Default::default()
         };
@@ -87,6 +106,7 @@ impl Fixture {
         let router = Router::start(&[]);
         Fixture {
             dir,
+            id,
             store_url,
             key_path,
             key,
