@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Fixture, arg, fire, next_for, watch};
 use tbevents_event::EventSubscription;
 use tbevents_store::VirtTrafgen;
-use tbevents_testkit::{Proc, free_port};
+use tbevents_testkit::{Proc, free_port, signals};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -108,17 +108,18 @@ async fn rates_follow_the_events(proto: &str) {
     assert_eq!(lost, 0, "no loss on loopback");
     assert!(received > 1000, "{received}");
 
-    // A bad MODIFY changes nothing; a good one changes the rate.
+    // A bad MODIFY changes nothing; a good one changes the rate (to the
+    // demo's `$cbr0 set rate_ 40Mbps`: 5,000 packets/s).
     fire(&sender, "TRAFGEN", "src", "MODIFY", "RATE=0").await;
     source.wait_for_output("src: MODIFY ignored", WAIT);
-    fire(&sender, "TRAFGEN", "src", "MODIFY", "RATE=8000").await;
+    fire(&sender, "TRAFGEN", "src", "MODIFY", "RATE=40000").await;
     source.wait_for_output("now sending", WAIT);
     let (rate, lost, _) = measure(&mut reports, 2, 6).await;
     assert_within(
         rate,
-        8000.0,
+        40000.0,
         0.05,
-        &format!("{proto} after MODIFY RATE=8000"),
+        &format!("{proto} after MODIFY RATE=40000"),
     );
     assert_eq!(lost, 0);
 
@@ -151,6 +152,13 @@ async fn rates_follow_the_events(proto: &str) {
         log.contains("dst: received RATE="),
         "the sink logs its reports:\n{log}"
     );
+
+    // Both stop cleanly when asked.
+    for agent in [&mut source, &mut sink] {
+        agent.signal(signals::SIGTERM);
+        let status = agent.wait(WAIT);
+        assert!(status.success(), "{status}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

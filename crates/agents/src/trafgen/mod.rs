@@ -267,13 +267,21 @@ impl TrafgenAgent {
                 _ = ticker.tick() => self.report_all().await,
             }
         };
-        for source in self.sources.values() {
+        // A source whose state channel closes stops, logs its total and
+        // ends; wait for that briefly, then end whatever is left.
+        let mut tasks = Vec::new();
+        for (_, source) in std::mem::take(&mut self.sources) {
             source.state.send_modify(|s| s.running = false);
+            drop(source.state);
+            tasks.push(source.task);
         }
-        // Let sources log their totals, then end every task.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for source in self.sources.values() {
-            source.task.abort();
+        for task in &mut tasks {
+            if tokio::time::timeout(Duration::from_secs(1), &mut *task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         for sink in self.sinks.values() {
             sink.task.abort();
