@@ -123,6 +123,16 @@ impl EventArgs {
     }
 }
 
+/// Logs the keys an agent did not use (the event is still acted on).
+pub fn warn_unknown(objname: &str, eventtype: &str, unknown: &[String]) {
+    if !unknown.is_empty() {
+        tracing::warn!(
+            "{objname}: {eventtype}: unknown ARGS keys ignored: {}",
+            unknown.join(", ")
+        );
+    }
+}
+
 /// A [`BadArgs::Value`].
 pub fn bad(key: &str, value: &str, expected: impl Into<String>) -> BadArgs {
     BadArgs::Value {

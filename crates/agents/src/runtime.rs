@@ -256,12 +256,74 @@ impl Inbox {
             .map_or(0, EventSubscription::rejected)
     }
 
-    /// Why the subscription ended, once it has.
-    pub fn end_reason(&self) -> Option<String> {
-        self.subscription
+    /// Why the subscription ended, once it has, as a message.
+    pub fn end_message(&self) -> String {
+        let why = self
+            .subscription
             .as_ref()
             .and_then(|s| s.end_reason())
-            .map(|e| e.to_string())
+            .map_or_else(|| "closed".to_owned(), |e| e.to_string());
+        format!("the event subscription ended: {why}")
+    }
+}
+
+/// The body of an agent binary once its rows and key are loaded: on a
+/// fresh tokio runtime (`threads` workers; 0 for a single-threaded one),
+/// registers and subscribes as `spec` says, logs `describe`, and runs
+/// `serve` with the connection until it returns.
+pub fn serve<F, Fut>(
+    spec: AgentSpec,
+    key: EventKey,
+    threads: usize,
+    describe: String,
+    serve: F,
+) -> Result<(), String>
+where
+    F: FnOnce(Agent, Inbox) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut builder = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(async move {
+        tracing::info!("{describe}");
+        let (agent, inbox) = Agent::connect(&spec, key)
+            .await
+            .map_err(|e| format!("cannot register with the event router {}: {e}", spec.server))?;
+        tracing::info!("registered with {}; waiting for events", spec.server);
+        serve(agent, inbox).await
+    });
+    // Do not wait for a stuck router connection.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// An agent binary's exit: status 0, or the message logged and status 1.
+pub fn exit(program: &str, result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{program}: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `items` joined with commas, or `none`.
+pub fn list(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use tbevents_agents::cli::CommonArgs;
 use tbevents_agents::program::{self, DEFAULT_STOP_GRACE, ProgramAgent, ProgramConfig};
-use tbevents_agents::runtime::{Agent, AgentSpec, shutdown_signal};
+use tbevents_agents::runtime::{self, AgentSpec, shutdown_signal};
 use tbevents_agents::{logging, privilege, rows};
 use tbevents_event::EventKey;
 
@@ -48,13 +48,7 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.common.debug);
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("program-agent: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::exit("program-agent", run(cli))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -85,42 +79,30 @@ fn run(cli: Cli) -> Result<(), String> {
         user,
         stop_grace: Duration::from_secs_f64(cli.stop_grace),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = runtime.block_on(async move {
-        // Names are checked (file-name safe) before subscribing.
-        let names: Vec<String> = programs
-            .iter()
-            .map(|(name, _)| name.clone())
-            .filter(|name| program::usable_name(name))
-            .collect();
-        let spec = AgentSpec {
-            server: common.server_uri(),
-            expt: common.expt(),
-            host: host.clone(),
-            objtype: "PROGRAM".to_owned(),
-            names,
-        };
-        tracing::info!(
-            "program-agent for {} on {} (HOST {}), router {}, programs: {}, running them as {}, logs in {}",
-            spec.expt,
-            config.vnode,
-            host.as_deref().unwrap_or("any"),
-            spec.server,
-            if spec.names.is_empty() { "none".to_owned() } else { spec.names.join(", ") },
-            config.user.name,
-            config.logdir.display()
-        );
-        let (agent, inbox) = Agent::connect(&spec, key)
-            .await
-            .map_err(|e| format!("cannot register with the event router {}: {e}", spec.server))?;
-        tracing::info!("registered with {}; waiting for events", spec.server);
-        ProgramAgent::new(config, agent, programs)
-            .run(inbox, shutdown_signal())
-            .await
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    result
+    // Names are checked (file-name safe) before subscribing.
+    let names: Vec<String> = programs
+        .iter()
+        .map(|(name, _)| name.clone())
+        .filter(|name| program::usable_name(name))
+        .collect();
+    let spec = AgentSpec {
+        server: common.server_uri(),
+        expt: common.expt(),
+        host: host.clone(),
+        objtype: "PROGRAM".to_owned(),
+        names,
+    };
+    let describe = format!(
+        "program-agent for {} on {} (HOST {}), router {}, programs: {}, running them as {}, logs in {}",
+        spec.expt,
+        config.vnode,
+        host.as_deref().unwrap_or("any"),
+        spec.server,
+        runtime::list(spec.names.iter().cloned()),
+        config.user.name,
+        config.logdir.display()
+    );
+    runtime::serve(spec, key, 0, describe, |agent, inbox| {
+        ProgramAgent::new(config, agent, programs).run(inbox, shutdown_signal())
+    })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tbevents_agents::cli::CommonArgs;
-use tbevents_agents::runtime::{Agent, AgentSpec, shutdown_signal};
+use tbevents_agents::runtime::{self, AgentSpec, shutdown_signal};
 use tbevents_agents::trafgen::{self, DEFAULT_REPORT_INTERVAL, ReportConfig, TrafgenAgent};
 use tbevents_agents::{logging, rows};
 use tbevents_event::EventKey;
@@ -46,13 +46,7 @@ fn parse_interval(text: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.common.debug);
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!("trafgen: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime::exit("trafgen", run(cli))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -69,59 +63,37 @@ fn run(cli: Cli) -> Result<(), String> {
         interval: Duration::from_secs_f64(cli.report_interval),
         events: !cli.no_report_events,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = runtime.block_on(async move {
-        let names: Vec<String> = plan
-            .sources
-            .iter()
-            .map(|s| s.name.clone())
-            .chain(plan.sinks.iter().map(|s| s.name.clone()))
-            .collect();
-        let spec = AgentSpec {
-            server: common.server_uri(),
-            expt: common.expt(),
-            host: host.clone(),
-            objtype: "TRAFGEN".to_owned(),
-            names,
-        };
-        tracing::info!(
-            "trafgen for {} on {} (HOST {}), router {}, sources: {}, sinks: {}",
-            spec.expt,
-            common.vnode,
-            host.as_deref().unwrap_or("any"),
-            spec.server,
-            list(
-                plan.sources
-                    .iter()
-                    .map(|s| format!("{} ({} to {})", s.name, s.proto, s.target))
-            ),
-            list(
-                plan.sinks
-                    .iter()
-                    .map(|s| format!("{} ({} on {})", s.name, s.proto, s.local))
-            ),
-        );
-        let (agent, inbox) = Agent::connect(&spec, key)
-            .await
-            .map_err(|e| format!("cannot register with the event router {}: {e}", spec.server))?;
-        tracing::info!("registered with {}; waiting for events", spec.server);
-        TrafgenAgent::start(agent, plan, report)
-            .run(inbox, shutdown_signal())
-            .await
-    });
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    result
-}
-
-fn list(items: impl Iterator<Item = String>) -> String {
-    let items: Vec<String> = items.collect();
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
+    let names: Vec<String> = plan
+        .sources
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(plan.sinks.iter().map(|s| s.name.clone()))
+        .collect();
+    let spec = AgentSpec {
+        server: common.server_uri(),
+        expt: common.expt(),
+        host: host.clone(),
+        objtype: "TRAFGEN".to_owned(),
+        names,
+    };
+    let describe = format!(
+        "trafgen for {} on {} (HOST {}), router {}, sources: {}, sinks: {}",
+        spec.expt,
+        common.vnode,
+        host.as_deref().unwrap_or("any"),
+        spec.server,
+        runtime::list(
+            plan.sources
+                .iter()
+                .map(|s| format!("{} ({} to {})", s.name, s.proto, s.target))
+        ),
+        runtime::list(
+            plan.sinks
+                .iter()
+                .map(|s| format!("{} ({} on {})", s.name, s.proto, s.local))
+        ),
+    );
+    runtime::serve(spec, key, 2, describe, |agent, inbox| {
+        TrafgenAgent::start(agent, plan, report).run(inbox, shutdown_signal())
+    })
 }

@@ -66,7 +66,7 @@ use std::time::Duration;
 use tbevents_event::ArgsBuilder;
 use tokio::sync::mpsc;
 
-use crate::args::{BadArgs, EventArgs, bad, split_command};
+use crate::args::{BadArgs, EventArgs, bad, split_command, warn_unknown};
 use crate::privilege::RunAs;
 use crate::runtime::{Agent, Inbox, Incoming};
 use run::{Ended, Internal, Run, RunContext};
@@ -254,10 +254,7 @@ impl ProgramAgent {
                 }
                 incoming = inbox.recv() => match incoming {
                     Some(event) => self.handle(event).await,
-                    None => {
-                        let why = inbox.end_reason().unwrap_or_else(|| "closed".to_owned());
-                        break Err(format!("the event subscription ended: {why}"));
-                    }
+                    None => break Err(inbox.end_message()),
                 },
                 Some(internal) = self.internal_rx.recv() => self.internal(internal).await,
             }
@@ -464,12 +461,7 @@ impl ProgramAgent {
 fn parse_change(objname: &str, eventtype: &str, args: &str) -> Option<SettingsChange> {
     match SettingsChange::parse(args) {
         Ok((change, unknown)) => {
-            if !unknown.is_empty() {
-                tracing::warn!(
-                    "{objname}: {eventtype}: unknown ARGS keys ignored: {}",
-                    unknown.join(", ")
-                );
-            }
+            warn_unknown(objname, eventtype, &unknown);
             Some(change)
         }
         Err(error) => {

@@ -51,6 +51,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::args::warn_unknown;
 use crate::runtime::{Agent, Inbox, Incoming};
 use params::CbrParams;
 use sink::{SharedStats, SinkSpec, SinkStats, Window};
@@ -259,10 +260,7 @@ impl TrafgenAgent {
                 () = &mut shutdown => break Ok(()),
                 incoming = inbox.recv() => match incoming {
                     Some(event) => self.handle(event),
-                    None => {
-                        let why = inbox.end_reason().unwrap_or_else(|| "closed".to_owned());
-                        break Err(format!("the event subscription ended: {why}"));
-                    }
+                    None => break Err(inbox.end_message()),
                 },
                 _ = ticker.tick() => self.report_all().await,
             }
@@ -308,12 +306,7 @@ impl TrafgenAgent {
             let next = match eventtype.as_str() {
                 "START" | "MODIFY" => match current.params.changed_by(&args) {
                     Ok((params, unknown)) => {
-                        if !unknown.is_empty() {
-                            tracing::warn!(
-                                "{objname}: {eventtype}: unknown ARGS keys ignored: {}",
-                                unknown.join(", ")
-                            );
-                        }
+                        warn_unknown(&objname, &eventtype, &unknown);
                         SourceState {
                             running: current.running || eventtype == "START",
                             params,
