@@ -262,3 +262,23 @@ fn root_without_a_user_is_refused() {
     assert!(!agent.wait(WAIT).success());
     assert!(agent.stderr().contains("uid 0"), "{}", agent.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_survives_a_router_restart() {
+    let mut fx = Fixture::new(PROGRAMS, Vec::new());
+    let logdir = fx.logdir("logs");
+    let mut agent = start_agent(&fx, &logdir, &[]);
+    let port = fx.router.port;
+
+    // The router goes away and comes back on the same port.
+    fx.router.proc.kill();
+    fx.router = tbevents_testkit::Router::start_on(port, &[]);
+    agent.wait_for_output("reconnected", WAIT);
+
+    let sender = fx.keyed().await;
+    let mut completes = watch(&sender, "COMPLETE", 1).await;
+    fire(&sender, "PROGRAM", "whoami", "START", "").await;
+    let done = next_for(&mut completes, "whoami", WAIT).await;
+    assert_eq!(arg(&done, "ERROR").as_deref(), Some("0"), "{done:?}");
+    assert!(agent.try_wait().is_none());
+}

@@ -11,6 +11,9 @@
 //! one means the ones in between were lost; a late packet (reordered)
 //! that arrives afterwards is taken back off the loss count. The agent
 //! takes a [`Window`] of the counts every report interval.
+//!
+//! A TCP sink serves at most [`MAX_CONNECTIONS`] connections at once and
+//! closes a connection whose bytes are not trafgen packets.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,8 +26,17 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use super::Proto;
 use super::packet::{HEADER_LEN, Header, MAX_PACKET, now_ns};
 
+/// Receive buffer asked for on UDP sinks: room for about a second of
+/// 40 Mb/s, so a sink that is briefly not scheduled (a busy machine)
+/// does not lose packets the network delivered.
+pub const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Wait between attempts to bind the sink's address.
 const BIND_RETRY: Duration = Duration::from_secs(1);
+
+/// Most TCP connections a sink serves at once; more are closed at once,
+/// so a flood of connections cannot exhaust memory.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Most flows remembered per sink (a flow is one source process); the
 /// oldest is forgotten past this, so a flood of forged flow numbers
@@ -171,6 +183,7 @@ pub async fn run(spec: SinkSpec, stats: SharedStats) {
     match spec.proto {
         Proto::Udp => {
             let socket = bind_with_retry(&spec, |a| async move { UdpSocket::bind(a).await }).await;
+            enlarge_receive_buffer(&spec, &socket);
             udp(&spec, socket, stats).await;
         }
         Proto::Tcp => {
@@ -178,6 +191,30 @@ pub async fn run(spec: SinkSpec, stats: SharedStats) {
                 bind_with_retry(&spec, |a| async move { TcpListener::bind(a).await }).await;
             tcp(&spec, listener, stats).await;
         }
+    }
+}
+
+/// Asks for [`UDP_RECEIVE_BUFFER`]: beyond the system's limit when
+/// allowed (`SO_RCVBUFFORCE` needs CAP_NET_ADMIN), else up to it.
+fn enlarge_receive_buffer(spec: &SinkSpec, socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(UDP_RECEIVE_BUFFER).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on a socket we own, with a c_int option value
+    // whose size is passed.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const size).cast(),
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
+        )
+    };
+    if forced != 0 {
+        let _ = socket2::SockRef::from(socket).set_recv_buffer_size(UDP_RECEIVE_BUFFER);
+    }
+    if let Ok(size) = socket2::SockRef::from(socket).recv_buffer_size() {
+        tracing::debug!("{}: receive buffer {size} bytes", spec.name);
     }
 }
 
@@ -233,15 +270,24 @@ async fn udp(spec: &SinkSpec, socket: UdpSocket, stats: SharedStats) {
 }
 
 async fn tcp(spec: &SinkSpec, listener: TcpListener, stats: SharedStats) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(
+                        "{}: refusing the connection from {peer}: already {MAX_CONNECTIONS} connections",
+                        spec.name
+                    );
+                    continue;
+                };
                 tracing::info!("{}: connection from {peer}", spec.name);
                 let name = spec.name.clone();
                 let stats = stats.clone();
                 tokio::spawn(async move {
                     let why = tcp_connection(stream, &stats).await;
                     tracing::info!("{name}: connection from {peer} ended: {why}");
+                    drop(slot);
                 });
             }
             Err(error) => {

@@ -23,7 +23,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::Interest;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -35,6 +35,9 @@ use super::params::CbrParams;
 /// The furthest a source may fall behind its schedule before the
 /// schedule restarts from now.
 const MAX_BEHIND: Duration = Duration::from_secs(1);
+
+/// How long a stopping TCP source may take to deliver what it queued.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Wait between connection attempts to a TCP sink.
 const RECONNECT_INTERVAL: Duration = Duration::from_millis(500);
@@ -330,7 +333,7 @@ async fn tcp_session(
 ) -> SessionEnd {
     let mut params = state.borrow().params;
     let mut pacer = Pacer::new(params.interval());
-    let stream = loop {
+    let mut stream = loop {
         tokio::select! {
             changed = state.changed() => {
                 if let Some(end) = on_change(spec, changed, state, &mut params, &mut pacer) {
@@ -359,6 +362,15 @@ async fn tcp_session(
             changed = state.changed() => {
                 let tos = params.tos;
                 if let Some(end) = on_change(spec, changed, state, &mut params, &mut pacer) {
+                    // Packets already numbered are delivered before the
+                    // connection closes, so a sink sees every number.
+                    let rest = pending.get(offset..).unwrap_or(&[]);
+                    if !rest.is_empty() {
+                        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, stream.write_all(rest)).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            tracing::warn!("{}: {} queued bytes could not be delivered before closing", spec.name, rest.len());
+                        }
+                    }
                     return end;
                 }
                 if params.tos != tos {
