@@ -238,7 +238,7 @@ async fn stop_escalates_to_sigkill_and_shutdown_stops_programs() {
 }
 
 #[test]
-fn root_without_a_user_is_refused() {
+fn root_without_a_user_or_a_writable_log_directory_is_refused() {
     if nobody_uid().is_none() {
         eprintln!("skipped: needs root to check that root without -u is refused");
         return;
@@ -261,6 +261,24 @@ fn root_without_a_user_is_refused() {
     );
     assert!(!agent.wait(WAIT).success());
     assert!(agent.stderr().contains("uid 0"), "{}", agent.stderr());
+
+    // A log directory the user cannot write is refused at start.
+    let closed = fx.logdir("closed");
+    std::fs::create_dir(&closed).unwrap();
+    let mut agent = Proc::start(
+        "program-agent",
+        fx.agent_args(&closed)
+            .into_iter()
+            .chain(["-u".into(), "nobody".into()]),
+    );
+    assert!(!agent.wait(WAIT).success());
+    assert!(
+        agent
+            .stderr()
+            .contains("cannot create files in the log directory"),
+        "{}",
+        agent.stderr()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

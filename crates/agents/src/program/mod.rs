@@ -471,8 +471,21 @@ fn parse_change(objname: &str, eventtype: &str, args: &str) -> Option<SettingsCh
     }
 }
 
+/// Checks, as the programs' user, that the log directory can take new
+/// files, so a wrong `-l` fails at start instead of every run.
+pub fn check_logdir(logdir: &Path, user: &RunAs) -> Result<(), String> {
+    use nix::unistd::{AccessFlags, access};
+    access(logdir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|error| {
+        format!(
+            "user {} cannot create files in the log directory {}: {error}; give a directory it can write with -l",
+            user.name,
+            logdir.display()
+        )
+    })
+}
+
 /// The directory for per-run logs: created if missing (mode 0755) and
-/// handed to the programs' user.
+/// handed to the programs' user. An existing directory is left as it is.
 pub fn prepare_logdir(logdir: &Path, user: &RunAs) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !logdir.is_dir() {
