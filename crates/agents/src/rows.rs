@@ -10,8 +10,10 @@
 //! so a mistyped `--store` path is refused here instead of silently
 //! producing an agent with nothing to do.
 
+use std::collections::BTreeSet;
+
 use tbevents_store::{
-    ExperimentId, StoreError, StoreUrl, VirtProgram, VirtTrafgen, VirtualExperiment,
+    ExperimentId, StoreError, StoreUrl, VirtLanMember, VirtProgram, VirtTrafgen, VirtualExperiment,
 };
 
 /// What an agent needs to know about its node.
@@ -23,6 +25,9 @@ pub struct NodeRows {
     pub programs: Vec<VirtProgram>,
     /// The node's traffic generators (sources and sinks).
     pub trafgens: Vec<VirtTrafgen>,
+    /// Every member row of every link or LAN the node is on (its own
+    /// rows and its peers'), for link agents.
+    pub lan_members: Vec<VirtLanMember>,
 }
 
 /// Why the node's rows could not be read.
@@ -108,8 +113,21 @@ pub fn select(
             },
         });
     }
+    let lans: BTreeSet<&str> = virt
+        .lan_members
+        .iter()
+        .filter(|m| m.vnode == vnode)
+        .map(|m| m.vname.as_str())
+        .collect();
+    let lan_members = virt
+        .lan_members
+        .iter()
+        .filter(|m| lans.contains(m.vname.as_str()))
+        .cloned()
+        .collect();
     Ok(NodeRows {
         control_ip,
+        lan_members,
         programs: virt
             .programs
             .into_iter()
@@ -139,9 +157,20 @@ mod tests {
             vname: v.into(),
             command: "true".into(),
         };
+        let member = |lan: &str, n: &str| VirtLanMember {
+            vname: lan.into(),
+            vnode: n.into(),
+            ..Default::default()
+        };
         let virt = VirtualExperiment {
-            nodes: vec![node("a"), node("b")],
+            nodes: vec![node("a"), node("b"), node("c")],
             programs: vec![program("a", "p1"), program("b", "p2"), program("a", "p3")],
+            lan_members: vec![
+                member("link0", "a"),
+                member("link0", "b"),
+                member("link1", "b"),
+                member("link1", "c"),
+            ],
             ..Default::default()
         };
         let id = ExperimentId::new("p", "e");
@@ -149,8 +178,17 @@ mod tests {
         let names: Vec<&str> = rows.programs.iter().map(|p| p.vname.as_str()).collect();
         assert_eq!(names, ["p1", "p3"]);
         assert_eq!(rows.control_ip.as_deref(), Some("10.0.0.1"));
+        let members: Vec<(&str, &str)> = rows
+            .lan_members
+            .iter()
+            .map(|m| (m.vname.as_str(), m.vnode.as_str()))
+            .collect();
+        assert_eq!(members, [("link0", "a"), ("link0", "b")]);
         let error = select(virt, &id, "zz", None).unwrap_err().to_string();
-        assert!(error.contains("`zz`") && error.contains("a, b"), "{error}");
+        assert!(
+            error.contains("`zz`") && error.contains("a, b, c"),
+            "{error}"
+        );
     }
 
     #[test]
