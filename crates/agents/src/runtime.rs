@@ -34,7 +34,10 @@
 //!   event (`SCHEDULER` = 0) for watchers such as `eventdebug` and the
 //!   demo's view. An agent receives its own re-published `COMPLETE` and
 //!   ignores it.
-//! - [`Agent::notify`]: an event now (`SCHEDULER` = 0), for reports.
+//! - [`Agent::request_now`]: any other reply the same way (trafgen's
+//!   `REPORT`), so it reaches the experiment's router from a node.
+//! - [`Agent::notify`]: an event now (`SCHEDULER` = 0) on the agent's own
+//!   router only.
 //!
 //! The connection is registered with retry: an agent started before its
 //! router waits for it, and one whose router restarts reconnects with its
@@ -183,10 +186,25 @@ impl Agent {
     /// Sends `COMPLETE` for `objname` to the experiment's scheduler, with
     /// `args` (`ERROR=<n> CTOKEN=<token> ...`), signed.
     pub async fn complete(&self, objname: &str, args: &str) -> Result<(), EventError> {
+        self.request_now(objname, "COMPLETE", args).await
+    }
+
+    /// Sends `eventtype` for `objname` as a request to the experiment's
+    /// scheduler to fire now (`SCHEDULER` = 1), signed. The scheduler
+    /// re-publishes it as an event for every watcher of the experiment;
+    /// `evproxy` carries such requests from a node's router upstream.
+    pub async fn request_now(
+        &self,
+        objname: &str,
+        eventtype: &str,
+        args: &str,
+    ) -> Result<(), EventError> {
         let mut event = self
             .handle
-            .new_notification(&self.tuple(objname, "COMPLETE", 1));
-        event.set_arguments(args);
+            .new_notification(&self.tuple(objname, eventtype, 1));
+        if !args.is_empty() {
+            event.set_arguments(args);
+        }
         self.handle.schedule(&mut event, SystemTime::now()).await
     }
 }

@@ -92,7 +92,9 @@ fn assert_within(measured: f64, configured: f64, tolerance: f64, what: &str) {
 async fn rates_follow_the_events(proto: &str) {
     let (fx, mut source, mut sink) = setup(proto);
     let sender = fx.keyed().await;
-    let mut reports = watch(&sender, "REPORT", 0).await;
+    // Without a scheduler in this test, reports are seen as the requests
+    // the sink sends it.
+    let mut reports = watch(&sender, "REPORT", 1).await;
 
     // The NS front end's START: 1000-byte packets at 4 Mb/s (500/s).
     fire(
@@ -157,6 +159,12 @@ async fn rates_follow_the_events(proto: &str) {
     assert!(
         log.contains("dst: received RATE="),
         "the sink logs its reports:\n{log}"
+    );
+
+    let lines = std::fs::read_to_string(fx.logdir("n1").join("dst.report")).unwrap();
+    assert!(
+        lines.lines().count() >= 14 && lines.contains(" RATE="),
+        "the sink keeps its reports in <logdir>/dst.report:\n{lines}"
     );
 
     // Both stop cleanly when asked.

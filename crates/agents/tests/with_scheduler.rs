@@ -2,7 +2,7 @@
 //! static `$ns at` START and a `tevc` START go through `event-sched`
 //! (HOST rewritten to the node's control IP, re-signed), the agent runs
 //! the program, and its COMPLETE comes back through the scheduler as an
-//! event every watcher sees.
+//! event every watcher sees; a trafgen sink's REPORT takes the same way.
 
 mod common;
 
@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{EXPT, Fixture, NODE, arg, next_for, nobody_uid, watch};
-use tbevents_store::{ExperimentState, StaticEvent};
-use tbevents_testkit::{Proc, bin_path};
+use tbevents_store::{ExperimentState, StaticEvent, VirtTrafgen};
+use tbevents_testkit::{Proc, bin_path, free_port};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -27,9 +27,26 @@ fn chown_tree(path: &std::path::Path, user: &nix::unistd::User) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_and_tevc_starts_through_event_sched_and_complete_comes_back() {
+    let (source_port, sink_port) = (free_port(), free_port());
+    let trafgen_row = |name: &str, role: &str, port: u16, target: u16| VirtTrafgen {
+        vnode: NODE.into(),
+        vname: name.into(),
+        role: role.into(),
+        proto: "udp".into(),
+        port: port.into(),
+        ip: "127.0.0.1".into(),
+        target_vnode: NODE.into(),
+        target_vname: "peer".into(),
+        target_port: target.into(),
+        target_ip: "127.0.0.1".into(),
+        generator: "TG".into(),
+    };
     let fx = Fixture::with_events(
         &[("hello", "/bin/echo from the store")],
-        Vec::new(),
+        vec![
+            trafgen_row("src", "source", source_port, sink_port),
+            trafgen_row("dst", "sink", sink_port, source_port),
+        ],
         vec![StaticEvent {
             time: 0.0,
             vnode: NODE.into(),
@@ -121,4 +138,39 @@ async fn static_and_tevc_starts_through_event_sched_and_complete_comes_back() {
         "from the store\n"
     );
     assert!(agent.try_wait().is_none());
+
+    // trafgen: a tevc START reaches the source through the scheduler, and
+    // the sink's REPORT comes back through it as an event.
+    let mut trafgen = Proc::start(
+        "trafgen",
+        fx.agent_args(&fx.logdir("trafgen"))
+            .into_iter()
+            .chain(["--report-interval".to_owned(), "0.2".to_owned()]),
+    );
+    trafgen.wait_for_output("waiting for events", WAIT);
+    let mut reports = watch(&watcher, "REPORT", 0).await;
+    let tevc = Command::new(bin_path("tevc"))
+        .args(["-s", "127.0.0.1", "-p", &fx.router.port.to_string(), "-k"])
+        .arg(&fx.key_path)
+        .args([
+            "-e",
+            EXPT,
+            "now",
+            "src",
+            "start",
+            "PACKETSIZE=500",
+            "RATE=400",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        tevc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tevc.stderr)
+    );
+    let report = next_for(&mut reports, "dst", WAIT).await;
+    assert_eq!(report.host(), Some(common::NODE_IP), "{report:?}");
+    assert_eq!(report.objtype(), Some("TRAFGEN"));
+    assert!(arg(&report, "RATE").is_some(), "{report:?}");
+    assert!(trafgen.try_wait().is_none());
 }

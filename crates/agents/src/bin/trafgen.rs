@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 use tbevents_agents::cli::CommonArgs;
 use tbevents_agents::runtime::{self, AgentSpec, shutdown_signal};
-use tbevents_agents::trafgen::{self, DEFAULT_REPORT_INTERVAL, ReportConfig, TrafgenAgent};
+use tbevents_agents::trafgen::{
+    self, DEFAULT_REPORT_INTERVAL, ReportConfig, ReportEvents, TrafgenAgent,
+};
 use tbevents_agents::{logging, rows};
 use tbevents_event::EventKey;
 
@@ -29,9 +31,12 @@ struct Cli {
           default_value_t = DEFAULT_REPORT_INTERVAL.as_secs_f64(), value_parser = parse_interval)]
     report_interval: f64,
 
-    /// Only log sink reports; publish no REPORT events.
-    #[arg(long = "no-report-events")]
-    no_report_events: bool,
+    /// Where sink REPORT events go: through the scheduler (to every
+    /// watcher of the experiment), only to this node's router, or nowhere
+    /// (log lines only).
+    #[arg(long = "report-events", value_name = "WHERE", value_enum,
+          default_value_t = ReportEvents::Scheduler)]
+    report_events: ReportEvents,
 }
 
 fn parse_interval(text: &str) -> Result<f64, String> {
@@ -61,7 +66,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let host = common.host.clone().or(node.control_ip.clone());
     let report = ReportConfig {
         interval: Duration::from_secs_f64(cli.report_interval),
-        events: !cli.no_report_events,
+        events: cli.report_events,
+        dir: Some(common.logdir.clone()),
     };
     let names: Vec<String> = plan
         .sources

@@ -22,9 +22,10 @@
 //! # Reports
 //!
 //! Every report interval (`--report-interval`, 1 s) each sink that has
-//! received anything in the last five intervals logs what arrived and,
-//! unless `--no-report-events`, publishes it as an event `OBJTYPE=TRAFGEN
-//! OBJNAME=<sink> EVENTTYPE=REPORT` (`SCHEDULER=0`, signed) with `ARGS`
+//! received anything in the last five intervals logs what arrived and
+//! publishes it as `OBJTYPE=TRAFGEN OBJNAME=<sink> EVENTTYPE=REPORT`,
+//! signed, by default as a request to the scheduler, which re-publishes
+//! it for every watcher of the experiment ([`ReportEvents`]), with `ARGS`
 //!
 //! ```text
 //! RATE=<kbit/s> PPS=<packets/s> RECEIVED=<packets> LOST=<packets> LOSS=<fraction>
@@ -32,7 +33,8 @@
 //! ```
 //!
 //! where the first five cover the interval. Loss comes from sequence
-//! numbers in the packets ([`packet`], [`sink`]).
+//! numbers in the packets ([`packet`], [`sink`]). Each report is also
+//! appended, with a UTC time stamp, to `<logdir>/<sink>.report`.
 
 pub mod packet;
 pub mod params;
@@ -42,6 +44,7 @@ pub mod source;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -187,13 +190,29 @@ struct Sink {
     last: Instant,
 }
 
+/// Where a sink's REPORT events go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportEvents {
+    /// As a request to the experiment's scheduler (`SCHEDULER` = 1), which
+    /// re-publishes it as an event: the way a node's reports reach the
+    /// experiment's router through `evproxy`, like `COMPLETE`.
+    Scheduler,
+    /// As an event (`SCHEDULER` = 0) on the node's own router only.
+    Local,
+    /// None: reports are only logged.
+    Off,
+}
+
 /// Reporting settings.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ReportConfig {
     /// Time between reports.
     pub interval: Duration,
-    /// Publish REPORT events (else only log).
-    pub events: bool,
+    /// Where REPORT events go.
+    pub events: ReportEvents,
+    /// Each sink appends its reports to `<dir>/<sink>.report` (`None`:
+    /// no files).
+    pub dir: Option<PathBuf>,
 }
 
 /// The traffic generator of one node.
@@ -202,12 +221,19 @@ pub struct TrafgenAgent {
     sources: BTreeMap<String, Source>,
     sinks: BTreeMap<String, Sink>,
     report: ReportConfig,
+    report_file_failed: std::collections::BTreeSet<String>,
 }
 
 impl TrafgenAgent {
     /// Starts the sinks listening and the sources waiting for START.
     /// Call inside a tokio runtime.
     pub fn start(agent: Agent, plan: Plan, report: ReportConfig) -> TrafgenAgent {
+        if let Some(dir) = &report.dir
+            && !plan.sinks.is_empty()
+            && let Err(error) = std::fs::create_dir_all(dir)
+        {
+            tracing::warn!("cannot create the log directory {}: {error}", dir.display());
+        }
         let now = Instant::now();
         let sinks = plan
             .sinks
@@ -242,6 +268,7 @@ impl TrafgenAgent {
             sources,
             sinks,
             report,
+            report_file_failed: std::collections::BTreeSet::new(),
         }
     }
 
@@ -390,11 +417,41 @@ impl TrafgenAgent {
         for (name, proto, window, seconds, totals) in reports {
             let args = report_args(proto, &window, seconds, totals);
             tracing::info!("{name}: received {args}");
-            if self.report.events
-                && let Err(error) = self.agent.notify(&name, "REPORT", &args).await
-            {
+            self.append_report(&name, &args);
+            let sent = match self.report.events {
+                ReportEvents::Off => Ok(()),
+                ReportEvents::Scheduler => self.agent.request_now(&name, "REPORT", &args).await,
+                ReportEvents::Local => self.agent.notify(&name, "REPORT", &args).await,
+            };
+            if let Err(error) = sent {
                 tracing::warn!("{name}: could not publish REPORT: {error}");
             }
+        }
+    }
+}
+
+impl TrafgenAgent {
+    /// Appends one report line to the sink's report file; a failure is
+    /// logged once per sink and reporting goes on.
+    fn append_report(&mut self, name: &str, args: &str) {
+        use std::io::Write as _;
+        let Some(dir) = &self.report.dir else {
+            return;
+        };
+        let path = dir.join(format!("{name}.report"));
+        let line = format!(
+            "{} {args}\n",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        );
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(error) = written
+            && self.report_file_failed.insert(name.to_owned())
+        {
+            tracing::warn!("{name}: cannot write {}: {error}", path.display());
         }
     }
 }

@@ -75,8 +75,6 @@ impl Fixture {
                     command: (*command).into(),
                 })
                 .collect(),
-            trafgens,
-            events,
             agents: programs
                 .iter()
                 .map(|(name, _)| VirtAgent {
@@ -84,7 +82,14 @@ impl Fixture {
                     vnode: NODE.into(),
                     objtype: "PROGRAM".into(),
                 })
+                .chain(trafgens.iter().map(|t| VirtAgent {
+                    vname: t.vname.clone(),
+                    vnode: t.vnode.clone(),
+                    objtype: "TRAFGEN".into(),
+                }))
                 .collect(),
+            trafgens,
+            events,
             simulator_name: "ns".into(),
             ..Default::default()
         };
