@@ -113,7 +113,7 @@ pub fn run(store: Option<&str>, args: LinktestArgs) -> anyhow::Result<ExitCode> 
             };
         }
         let cancel = async {
-            match tbevents_tools::cli::termination() {
+            match tbevents_cli::termination() {
                 Ok(signal) => signal.await.to_owned(),
                 Err(_) => std::future::pending().await,
             }
