@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tbevents_cli::{LogStyle, init_logging, termination};
 use tbevents_linktest::daemon::{self, DaemonConfig};
-use tbevents_tools::cli::{LogStyle, init_logging, termination};
 
 /// The command line, with the original's flag letters.
 #[derive(Debug, Parser)]
