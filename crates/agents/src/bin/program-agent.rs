@@ -47,7 +47,7 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.common.debug);
+    logging::init("program-agent", cli.common.debug);
     runtime::exit("program-agent", run(cli))
 }
 

@@ -50,7 +50,7 @@ fn parse_interval(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.common.debug);
+    logging::init("trafgen", cli.common.debug);
     runtime::exit("trafgen", run(cli))
 }
 
