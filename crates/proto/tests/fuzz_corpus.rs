@@ -44,7 +44,11 @@ fn mutations_of_the_corpus_pass_the_fuzz_check() {
     for _ in 0..20000 {
         let mut input = inputs[(rng.next() % inputs.len() as u64) as usize].clone();
         for _ in 0..(1 + rng.next() % 4) {
-            let at = if input.is_empty() { 0 } else { (rng.next() % input.len() as u64) as usize };
+            let at = if input.is_empty() {
+                0
+            } else {
+                (rng.next() % input.len() as u64) as usize
+            };
             match rng.next() % 4 {
                 0 if !input.is_empty() => input[at] ^= 1 << (rng.next() % 8),
                 1 => input.insert(at, rng.next() as u8),
