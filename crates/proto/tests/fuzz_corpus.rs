@@ -1,4 +1,4 @@
-//! Replays the decode_frame fuzz target's corpus (`fuzz/corpus/decode_frame/`) as
+//! Replays the decode_frame fuzz target's corpus (`fuzz/seeds/decode_frame/`) as
 //! an ordinary test, plus 20000 deterministic mutations of it, so
 //! every CI run exercises the fuzz check on the stable toolchain (cargo
 //! fuzz needs a nightly one; `fuzz/README.md` says how to run it for real).
@@ -20,7 +20,7 @@ impl XorShift {
 }
 
 fn corpus() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/decode_frame");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/decode_frame");
     let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
@@ -44,7 +44,11 @@ fn mutations_of_the_corpus_pass_the_fuzz_check() {
     for _ in 0..20000 {
         let mut input = inputs[(rng.next() % inputs.len() as u64) as usize].clone();
         for _ in 0..(1 + rng.next() % 4) {
-            let at = if input.is_empty() { 0 } else { (rng.next() % input.len() as u64) as usize };
+            let at = if input.is_empty() {
+                0
+            } else {
+                (rng.next() % input.len() as u64) as usize
+            };
             match rng.next() % 4 {
                 0 if !input.is_empty() => input[at] ^= 1 << (rng.next() % 8),
                 1 => input.insert(at, rng.next() as u8),

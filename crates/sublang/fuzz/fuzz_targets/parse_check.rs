@@ -9,10 +9,15 @@ use elvin_sublang::{Limits, Subscription};
 
 /// Panics if `data` exposes a bug in the subscription language.
 pub fn check(data: &[u8]) {
-    let Ok(expression) = std::str::from_utf8(data) else { return };
+    let Ok(expression) = std::str::from_utf8(data) else {
+        return;
+    };
     // Lift the length limit so the fuzzer explores deep nesting and long
     // runs; the depth and node limits still apply.
-    let limits = Limits { max_length: 1 << 20, ..Limits::default() };
+    let limits = Limits {
+        max_length: 1 << 20,
+        ..Limits::default()
+    };
     match Subscription::compile(expression, &limits) {
         Ok(sub) => {
             let notification = AttributesRef {
@@ -27,7 +32,11 @@ pub fn check(data: &[u8]) {
             let _ = sub.constraints();
         }
         Err(error) => {
-            assert!((2000..3000).contains(&error.code), "code {} out of range", error.code);
+            assert!(
+                (2000..3000).contains(&error.code),
+                "code {} out of range",
+                error.code
+            );
             assert!(error.column >= 0);
         }
     }
