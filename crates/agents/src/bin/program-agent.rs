@@ -68,11 +68,7 @@ fn run(cli: Cli) -> Result<(), String> {
     program::check_logdir(&common.logdir, &user)?;
 
     let host = common.host.clone().or(node.control_ip.clone());
-    let programs: Vec<(String, String)> = node
-        .programs
-        .into_iter()
-        .map(|p| (p.vname, p.command))
-        .collect();
+    let programs = node.programs;
     let config = ProgramConfig {
         expt: common.expt(),
         vnode: common.vnode.clone(),
@@ -83,7 +79,7 @@ fn run(cli: Cli) -> Result<(), String> {
     // Names are checked (file-name safe) before subscribing.
     let names: Vec<String> = programs
         .iter()
-        .map(|(name, _)| name.clone())
+        .map(|p| p.vname.clone())
         .filter(|name| program::usable_name(name))
         .collect();
     let spec = AgentSpec {
