@@ -18,6 +18,7 @@ mod bins;
 mod demo;
 mod experiments;
 mod table;
+mod testbed;
 mod view;
 
 use std::path::PathBuf;
@@ -137,6 +138,10 @@ active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restart
     },
     /// Run an experiment end to end on this machine, with a live view.
     Demo(demo::DemoArgs),
+    /// The emulated testbed: build (`up`), remove (`down`) or show
+    /// (`status`) an experiment's nodes and links in network namespaces;
+    /// see docs/testbed.md.
+    Testbed(testbed::TestbedArgs),
     /// Measure the scheduler (load, accuracy, burst, dynamic); see
     /// docs/scheduler.md.
     #[command(name = "bench-sched")]
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
         Command::Events { experiment } => experiments::events(store, &experiment),
         Command::Delete { experiment } => experiments::delete(store, &experiment),
         Command::Demo(args) => demo::run(args),
+        Command::Testbed(args) => testbed::run(store, args),
         Command::BenchSched(args) => bench::run(args),
     };
     match result {

@@ -30,5 +30,5 @@ pub mod testbed;
 
 pub use plan::{Plan, plan};
 pub use testbed::{
-    Config, DEFAULT_STATE_DIR, Removed, State, Status, down, require_root, status, up,
+    Config, DEFAULT_STATE_DIR, Removed, State, Status, down, plan_for, require_root, status, up,
 };

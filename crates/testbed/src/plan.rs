@@ -149,6 +149,14 @@ impl AgentKind {
             AgentKind::DelayAgent => "delay-agent",
         }
     }
+
+    /// The workspace package that builds the program.
+    pub fn package(self) -> &'static str {
+        match self {
+            AgentKind::ProgramAgent | AgentKind::Trafgen => "tbevents-agents",
+            AgentKind::DelayAgent => "tbevents-linkshape",
+        }
+    }
 }
 
 /// An agent to start in a namespace.
@@ -188,6 +196,23 @@ impl Plan {
         self.namespaces
             .iter()
             .find(|ns| ns.kind == NamespaceKind::Node && ns.vname == vnode)
+    }
+
+    /// The programs carrying out this plan needs, each with the workspace
+    /// package that builds it.
+    pub fn programs(&self) -> Vec<(&'static str, &'static str)> {
+        let mut programs = vec![
+            ("eventd", "elvin-router"),
+            ("evproxy", "tbevents-tools"),
+            (crate::testbed::FORWARDER, "tbevents-testbed"),
+        ];
+        for agent in &self.agents {
+            let entry = (agent.kind.program(), agent.kind.package());
+            if !programs.contains(&entry) {
+                programs.push(entry);
+            }
+        }
+        programs
     }
 
     /// Namespaces that run a router (nodes and delay nodes).

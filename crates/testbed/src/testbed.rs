@@ -153,13 +153,7 @@ pub fn require_root() -> anyhow::Result<()> {
 
 /// The programs a plan needs, found in the configured directory.
 fn programs(config: &Config, plan: &Plan) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut names = vec!["eventd", "evproxy", FORWARDER];
-    for agent in &plan.agents {
-        let name = agent.kind.program();
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
+    let names: Vec<&str> = plan.programs().into_iter().map(|(name, _)| name).collect();
     let missing: Vec<&str> = names
         .iter()
         .copied()
@@ -217,6 +211,15 @@ fn resolve_user(
         );
     }
     Ok(name)
+}
+
+/// The experiment's plan, read from the store (for callers that want to
+/// look before they build, such as finding the programs it needs).
+pub fn plan_for(store_url: &str, id: &ExperimentId) -> anyhow::Result<Plan> {
+    let store = tbevents_store::open(store_url)?;
+    let virt = store.virtual_experiment(id)?;
+    let mapping = store.physical_mapping(id)?;
+    plan::plan(&id.to_string(), &virt, &mapping)
 }
 
 /// Builds the experiment's testbed: cleans leftovers of the same
@@ -469,10 +472,7 @@ impl Build<'_> {
 
     fn start_router(&self, state: &mut State, ns: &plan::NamespacePlan) -> anyhow::Result<()> {
         let control = ns.control_ip.clone().unwrap_or_default();
-        let label = match ns.kind {
-            NamespaceKind::Delay => ns.vname.clone(),
-            _ => ns.vname.clone(),
-        };
+        let label = ns.vname.clone();
         let log = self.log_path(state, &format!("{label}-eventd"));
         let mut eventd = netns::command_in(&ns.name, self.program("eventd")?)?;
         eventd
