@@ -10,7 +10,7 @@
 //!
 //! Rules for editing this file: never change a migration that has shipped;
 //! add a new one at the end. Migration 1 is the Emulab seed-era schema
-//! (table and column names as in spec emulab-events-B §3, with SQLite types);
+//! (table and column names as in docs/emulab-model.md §8, with SQLite types);
 //! migration 2 adds what Emulab HEAD added (more object/event types,
 //! `event_triggertypes`, `eventlist.triggertype` and `eventlist.parent`),
 //! which is also how an older tbevents database upgrades; migration 3 adds

@@ -1072,7 +1072,7 @@ fn require_group(
 }
 
 /// The control IP of `node_id`'s physical host, as Emulab's
-/// `mydb_nodeidtoip` resolves it (spec emulab-events-B §1.5).
+/// `mydb_nodeidtoip` resolves it (docs/emulab-model.md §6.3).
 const CONTROL_IP_OF_NODE: &str = "SELECT i.IP FROM nodes n2 \
      JOIN nodes n1 ON n1.node_id = n2.phys_nodeid \
      JOIN node_types nt ON nt.type = n1.type \

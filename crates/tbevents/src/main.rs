@@ -17,6 +17,7 @@ mod bench;
 mod bins;
 mod demo;
 mod experiments;
+mod linktest;
 mod table;
 mod testbed;
 mod view;
@@ -142,6 +143,9 @@ active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restart
     /// (`status`) an experiment's nodes and links in network namespaces;
     /// see docs/testbed.md.
     Testbed(testbed::TestbedArgs),
+    /// Check the links of a swapped-in experiment (levels 1-4), or stop a
+    /// running check; see docs/linktest.md.
+    Linktest(linktest::LinktestArgs),
     /// Measure the scheduler (load, accuracy, burst, dynamic); see
     /// docs/scheduler.md.
     #[command(name = "bench-sched")]
@@ -177,6 +181,15 @@ fn main() -> ExitCode {
         Command::Delete { experiment } => experiments::delete(store, &experiment),
         Command::Demo(args) => demo::run(args),
         Command::Testbed(args) => testbed::run(store, args),
+        Command::Linktest(args) => {
+            return match linktest::run(store, args) {
+                Ok(status) => status,
+                Err(error) => {
+                    eprintln!("tbevents: {error:#}");
+                    ExitCode::from(255)
+                }
+            };
+        }
         Command::BenchSched(args) => bench::run(args),
     };
     match result {

@@ -9,7 +9,7 @@
 //! constructors return a temporary handle (`_o<N>`, a form no user variable
 //! name can produce) and the interpreter's `set` calls
 //! [`Experiment::adopt_name`] to rename it. Queues are the exception: their
-//! name is fixed by Emulab as `<link>-<node>` (spec B §8).
+//! name is fixed by Emulab as `<link>-<node>` (docs/emulab-model.md §9).
 //!
 //! Objects live in typed tables (`nodes`, `lanlinks`, ...) and refer to one
 //! another by index, so renaming never breaks a reference; the name table
@@ -21,6 +21,7 @@
 mod events;
 mod finish;
 mod queue;
+mod simulator;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -29,7 +30,6 @@ use crate::error::{KindResult, Locate, NsError, NsErrorKind, NsResult, usage};
 use crate::limits::{
     MAX_COMMAND_LINE_BYTES, MAX_GROUP_MEMBERS, MAX_LINK_MEMBERS, MAX_NAME_CHARS, MAX_OBJECTS,
 };
-use crate::list;
 use crate::units;
 
 pub(crate) use events::PendingEvent;
@@ -663,205 +663,6 @@ impl Experiment {
 
     fn simulator_name(&self) -> &str {
         self.simulator.map(|s| self.name_of(s)).unwrap_or("ns")
-    }
-
-    fn simulator_method(&mut self, method: &str, args: &[Arg], line: u32) -> NsResult<String> {
-        let ns = self.simulator_name().to_string();
-        let values: Vec<&str> = args.iter().map(|a| a.value.as_str()).collect();
-        match method {
-            "node" => {
-                if !args.is_empty() {
-                    return Err(NsError::at(line, usage(&format!("${ns} node"))));
-                }
-                let id = self
-                    .create(ObjKind::Node(self.nodes.len()), line)
-                    .at_line(line)?;
-                self.nodes.push(NodeData {
-                    obj: id,
-                    os: String::new(),
-                    hardware: String::new(),
-                    ports: Vec::new(),
-                    whole_node_ip: None,
-                    last_agent_port: FIRST_AGENT_PORT_BASE,
-                });
-                Ok(self.name_of(id).to_string())
-            }
-            "duplex-link" => {
-                let [a, b, bw, delay, queue] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!(
-                            "${ns} duplex-link NODE1 NODE2 BANDWIDTH DELAY DropTail|RED|GRED"
-                        )),
-                    ));
-                };
-                let a = self.node_arg(a).at_line(line)?;
-                let b = self.node_arg(b).at_line(line)?;
-                if a == b {
-                    return Err(NsError::at(
-                        line,
-                        NsErrorKind::Invalid("a duplex link needs two different nodes".into()),
-                    ));
-                }
-                let bandwidth = units::parse_bw(bw).at_line(line)?;
-                let delay = units::parse_delay(delay).at_line(line)?;
-                let queue_type = QueueType::from_link_argument(queue).at_line(line)?;
-                let id = self.add_lanlink(false, &[a, b], bandwidth, delay, queue_type, line)?;
-                Ok(self.name_of(id).to_string())
-            }
-            "make-lan" => {
-                // ns-2's optional LL/queue/MAC/channel/physical-layer types
-                // may follow the delay; see `QueueType::from_make_lan_arguments`.
-                if !(3..=8).contains(&values.len()) {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} make-lan \"NODE NODE ...\" BANDWIDTH DELAY")),
-                    ));
-                }
-                let members = list::split(values[0]).map_err(|m| {
-                    NsError::at(
-                        line,
-                        NsErrorKind::Syntax(format!("the LAN's node list: {m}")),
-                    )
-                })?;
-                if members.is_empty() {
-                    return Err(NsError::at(
-                        line,
-                        NsErrorKind::Invalid("a LAN needs at least one node".into()),
-                    ));
-                }
-                let mut nodes = Vec::with_capacity(members.len());
-                for member in &members {
-                    let n = self.node_arg(member).at_line(line)?;
-                    if nodes.contains(&n) {
-                        return Err(NsError::at(
-                            line,
-                            NsErrorKind::Invalid(format!(
-                                "node '{member}' is listed twice in the LAN"
-                            )),
-                        ));
-                    }
-                    nodes.push(n);
-                }
-                let bandwidth = units::parse_bw(values[1]).at_line(line)?;
-                let delay = units::parse_delay(values[2]).at_line(line)?;
-                let queue_type = QueueType::from_make_lan_arguments(values.get(3..).unwrap_or(&[]))
-                    .at_line(line)?;
-                let id = self.add_lanlink(true, &nodes, bandwidth, delay, queue_type, line)?;
-                Ok(self.name_of(id).to_string())
-            }
-            "link" => {
-                let [a, b] = values.as_slice() else {
-                    return Err(NsError::at(line, usage(&format!("${ns} link NODE1 NODE2"))));
-                };
-                let a = self.node_arg(a).at_line(line)?;
-                let b = self.node_arg(b).at_line(line)?;
-                let queue = self.find_link_queue(a, b).ok_or_else(|| {
-                    NsError::at(
-                        line,
-                        NsErrorKind::Invalid(format!(
-                            "there is no duplex link between '{}' and '{}'",
-                            self.nodes.get(a).map_or("?", |n| self.name_of(n.obj)),
-                            self.nodes.get(b).map_or("?", |n| self.name_of(n.obj)),
-                        )),
-                    )
-                })?;
-                let id = self
-                    .create(ObjKind::SimplexLink(queue), line)
-                    .at_line(line)?;
-                Ok(self.name_of(id).to_string())
-            }
-            "rtproto" => {
-                let [protocol] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} rtproto Static|Session|Manual")),
-                    ));
-                };
-                // Emulab's mapping of ns routing protocols to routertype.
-                let routertype = match protocol.to_ascii_lowercase().as_str() {
-                    "static" => "static",
-                    "session" => "session",
-                    "manual" => "manual",
-                    _ => {
-                        return Err(NsError::at(
-                            line,
-                            NsErrorKind::InvalidValue {
-                                what: "routing protocol".into(),
-                                value: (*protocol).to_string(),
-                                reason: "use Static, Session or Manual".into(),
-                            },
-                        ));
-                    }
-                };
-                self.routertype = Some(routertype);
-                Ok(String::new())
-            }
-            "run" => {
-                if !args.is_empty() {
-                    return Err(NsError::at(line, usage(&format!("${ns} run"))));
-                }
-                self.run_line = Some(line);
-                Ok(String::new())
-            }
-            "at" => self.ns_at(args, line),
-            "attach-agent" => {
-                let [node, agent] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} attach-agent NODE AGENT")),
-                    ));
-                };
-                let n = self.node_arg(node).at_line(line)?;
-                let t = self.traffic_arg(agent).at_line(line)?;
-                self.attach_agent(n, t).at_line(line)?;
-                Ok(String::new())
-            }
-            "connect" => {
-                let [source, sink] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} connect SOURCE_AGENT SINK_AGENT")),
-                    ));
-                };
-                let s = self.traffic_arg(source).at_line(line)?;
-                let d = self.traffic_arg(sink).at_line(line)?;
-                self.connect(s, d, line).at_line(line)?;
-                Ok(String::new())
-            }
-            "event-group" => {
-                let [members] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} event-group [list OBJECT ...]")),
-                    ));
-                };
-                let members = list::split(members).map_err(|m| {
-                    NsError::at(
-                        line,
-                        NsErrorKind::Syntax(format!("the group's member list: {m}")),
-                    )
-                })?;
-                let id = self
-                    .create(ObjKind::Group(self.groups.len()), line)
-                    .at_line(line)?;
-                let g = self.groups.len();
-                self.groups.push(GroupData {
-                    obj: id,
-                    members: Vec::new(),
-                });
-                for member in &members {
-                    self.add_group_member(g, member).at_line(line)?;
-                }
-                Ok(self.name_of(id).to_string())
-            }
-            other => Err(NsError::at(
-                line,
-                NsErrorKind::Unsupported(format!(
-                    "Simulator method '{other}' (supported: node, duplex-link, make-lan, link, rtproto, at, attach-agent, connect, event-group, run)"
-                )),
-            )),
-        }
     }
 
     /// Creates a link or LAN over `nodes` with Emulab's per-member shaping:
