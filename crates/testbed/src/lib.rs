@@ -19,12 +19,14 @@
 //! - [`forward`]: the control forwarder that lets nodes reach the event
 //!   server on the host without giving the host any new address or route;
 //! - [`process`]: starting, recording and stopping processes;
+//! - [`probe`]: our own round-trip probe between two namespaces;
 //! - [`testbed`]: `up`, `down`, `status` and the state file.
 
 pub mod forward;
 pub mod names;
 pub mod netns;
 pub mod plan;
+pub mod probe;
 pub mod process;
 pub mod testbed;
 
