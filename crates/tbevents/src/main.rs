@@ -19,6 +19,7 @@ mod demo;
 mod experiments;
 mod linktest;
 mod table;
+mod testbed;
 mod view;
 
 use std::path::PathBuf;
@@ -138,6 +139,10 @@ active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restart
     },
     /// Run an experiment end to end on this machine, with a live view.
     Demo(demo::DemoArgs),
+    /// The emulated testbed: build (`up`), remove (`down`) or show
+    /// (`status`) an experiment's nodes and links in network namespaces;
+    /// see docs/testbed.md.
+    Testbed(testbed::TestbedArgs),
     /// Check the links of a swapped-in experiment (levels 1-4), or stop a
     /// running check; see docs/linktest.md.
     Linktest(linktest::LinktestArgs),
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
         Command::Events { experiment } => experiments::events(store, &experiment),
         Command::Delete { experiment } => experiments::delete(store, &experiment),
         Command::Demo(args) => demo::run(args),
+        Command::Testbed(args) => testbed::run(store, args),
         Command::Linktest(args) => {
             return match linktest::run(store, args) {
                 Ok(status) => status,
