@@ -67,7 +67,7 @@ fn run(cli: Cli) -> Result<(), String> {
     privilege::become_user(&user).map_err(|e| e.to_string())?;
     program::check_logdir(&common.logdir, &user)?;
 
-    let host = common.host.clone().or(node.control_ip.clone());
+    let host = common.host().or(node.control_ip.clone());
     let programs = node.programs;
     let config = ProgramConfig {
         expt: common.expt(),
