@@ -61,13 +61,18 @@
 //!   work, and swap-out removes the ones no reservation uses (see
 //!   [`sqlite`]). A vnode must exist in the virtual topology to be mapped.
 
+pub mod engine;
 pub mod error;
 pub mod eventkey;
 pub mod model;
+pub mod mysql;
+pub mod mysql_schema;
 pub mod open;
 pub mod schema;
+pub mod sql;
 pub mod sqlite;
 pub mod store;
+pub mod tables;
 
 pub use error::{SUPPORTED_URLS, StoreError};
 pub use eventkey::{
@@ -79,6 +84,9 @@ pub use model::{
     GroupRow, NewExperiment, NodeAssignment, StaticEvent, Trust, TypeEntry, TypeTable, User,
     VirtAgent, VirtLanMember, VirtNode, VirtProgram, VirtTrafgen, VirtualExperiment,
 };
-pub use open::{DEFAULT_STORE_URL, STORE_ENV_VAR, StoreUrl, open, resolve_store_url};
+pub use mysql::MysqlStore;
+pub use open::{
+    DEFAULT_STORE_URL, STORE_ENV_VAR, StoreUrl, open, open_read_only, resolve_store_url,
+};
 pub use sqlite::SqliteStore;
 pub use store::ExperimentStore;

@@ -1,0 +1,31 @@
+//! `virt_programs`: program agents and their command lines.
+
+use super::Table;
+use crate::model::{ExperimentId, VirtProgram};
+use crate::sql::{ColumnError, Named, Value};
+
+/// The table and its columns.
+pub const TABLE: Table = Table {
+    name: "virt_programs",
+    columns: &["pid", "eid", "vnode", "vname", "command"],
+};
+
+/// The row for one program.
+pub fn to_params(id: &ExperimentId, program: &VirtProgram) -> Vec<Value> {
+    vec![
+        (&id.pid).into(),
+        (&id.eid).into(),
+        (&program.vnode).into(),
+        (&program.vname).into(),
+        (&program.command).into(),
+    ]
+}
+
+/// The program a row holds (a NULL command reads as empty).
+pub fn from_row(row: &Named<'_>) -> Result<VirtProgram, ColumnError> {
+    Ok(VirtProgram {
+        vnode: row.text("vnode")?,
+        vname: row.text("vname")?,
+        command: row.opt_text("command")?.unwrap_or_default(),
+    })
+}
