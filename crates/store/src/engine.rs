@@ -1004,39 +1004,3 @@ impl<B: SqlBackend> ExperimentStore for B {
         })
     }
 }
-
-/// Makes sure `table` holds every entry of `entries` (a snapshot or an
-/// import into a store whose type tables lack a site's extra types). An
-/// index that names a different type is refused.
-pub(crate) fn merge_type_entries(
-    tx: &mut dyn Tx,
-    table: TypeTable,
-    entries: &[TypeEntry],
-) -> Result<(), StoreError> {
-    let present = type_names(tx, table)?;
-    for entry in entries {
-        match present.get(&i64::from(entry.idx)) {
-            Some(name) if *name == entry.name => {}
-            Some(name) => {
-                return Err(StoreError::InvalidInput(format!(
-                    "{} index {} is `{name}` in the target but `{}` in the source: \
-                     the two stores disagree on their type tables",
-                    table.table_name(),
-                    entry.idx,
-                    shorten(&entry.name)
-                )));
-            }
-            None => {
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {} (idx, type) VALUES (?, ?)",
-                        table.table_name()
-                    ),
-                    &[entry.idx.into(), (&entry.name).into()],
-                )
-                .or_store()?;
-            }
-        }
-    }
-    Ok(())
-}

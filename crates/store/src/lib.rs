@@ -61,6 +61,7 @@
 //!   work, and swap-out removes the ones no reservation uses (see
 //!   [`sqlite`]). A vnode must exist in the virtual topology to be mapped.
 
+pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod eventkey;
@@ -70,14 +71,16 @@ pub mod mysql_schema;
 pub mod open;
 pub mod schema;
 pub mod sql;
+pub mod snapshot;
 pub mod sqlite;
 pub mod store;
 pub mod tables;
 
+pub use copy::{ImportSummary, import_store};
 pub use error::{SUPPORTED_URLS, StoreError};
 pub use eventkey::{
     EVENT_KEY_FILE_MODE, event_key_path, generate_event_key, try_generate_event_key,
-    validate_event_key, write_event_key_file,
+    validate_event_key, write_event_key_file, write_event_key_file_for_group,
 };
 pub use model::{
     AgentRow, EventRow, Experiment, ExperimentId, ExperimentState, Group, GroupMembership,
@@ -88,5 +91,6 @@ pub use mysql::MysqlStore;
 pub use open::{
     DEFAULT_STORE_URL, STORE_ENV_VAR, StoreUrl, open, open_read_only, resolve_store_url,
 };
+pub use snapshot::write_experiment_snapshot;
 pub use sqlite::SqliteStore;
 pub use store::ExperimentStore;
