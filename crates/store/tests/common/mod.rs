@@ -1,8 +1,8 @@
 //! One fixture for "the same test on both backends": a fresh SQLite file
 //! in a temporary directory, or a fresh, uniquely named database on the
 //! MariaDB server the machines run (127.0.0.1:3306, root, no password;
-//! `TBEVENTS_TEST_MYSQL` names another server). The MariaDB database is
-//! dropped when the fixture is dropped, also when the test fails.
+//! `TBEVENTS_TEST_MYSQL` names another server; see
+//! `tbevents_testkit::ScratchDatabase`), dropped with the fixture.
 //!
 //! A MariaDB that cannot be reached fails the test with the reason: CI
 //! starts the server (`.ci/run`), so a silent skip would hide a broken
@@ -11,16 +11,11 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mysql::prelude::Queryable;
 use tbevents_store::{ExperimentStore, open};
+use tbevents_testkit::ScratchDatabase;
 use tempfile::TempDir;
-
-/// The server the MariaDB tests use, without a database name.
-pub fn mysql_server() -> String {
-    std::env::var("TBEVENTS_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
-}
 
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,15 +35,7 @@ pub struct TestDb {
     /// The SQLite file, for SQLite.
     pub path: Option<PathBuf>,
     dir: Option<TempDir>,
-    database: Option<String>,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn admin_conn() -> mysql::Conn {
-    let url = mysql_server();
-    mysql::Conn::new(mysql::Opts::from_url(&url).expect("server URL"))
-        .unwrap_or_else(|err| panic!("cannot reach the MariaDB test server {url}: {err}; start it (`.ci/run` does) or set TBEVENTS_TEST_MYSQL"))
+    database: Option<ScratchDatabase>,
 }
 
 impl TestDb {
@@ -75,28 +62,13 @@ impl TestDb {
 
     /// A new, empty MariaDB database with a name no other test uses.
     pub fn mariadb() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "tbe_test_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut conn = admin_conn();
-        conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-            .expect("drop stale");
-        conn.query_drop(format!(
-            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-        ))
-        .expect("create database");
+        let database = ScratchDatabase::create();
         TestDb {
             kind: Kind::Mariadb,
-            url: format!("{}/{name}", mysql_server()),
+            url: database.url.clone(),
             path: None,
             dir: None,
-            database: Some(name),
+            database: Some(database),
         }
     }
 
@@ -156,21 +128,7 @@ impl TestDb {
     }
 
     fn raw_mysql(&self) -> mysql::Conn {
-        mysql::Conn::new(mysql::Opts::from_url(&self.url).expect("url")).expect("raw connect")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = &self.database {
-            let url = mysql_server();
-            if let Ok(opts) = mysql::Opts::from_url(&url)
-                && let Ok(mut conn) = mysql::Conn::new(opts)
-            {
-                let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"));
-            }
-        }
-        drop(self.dir.take());
+        self.database.as_ref().expect("a MariaDB fixture").connect()
     }
 }
 
