@@ -4,7 +4,9 @@
 //! ([`crate::schema`]), step for step: migration 1 is the Emulab seed-era
 //! schema, 2 adds what Emulab HEAD added (more types, `event_triggertypes`,
 //! `eventlist.triggertype` and `parent`), 3 adds the rest of Emulab's queue
-//! columns to `virt_lans`. The version numbers match the SQLite ones, so
+//! columns to `virt_lans`, 4 Emulab HEAD's `dir`, `timeout` and
+//! `expected_exit_code` to `virt_programs`. The version numbers match the
+//! SQLite ones, so
 //! `schema_version()` means the same thing on both backends.
 //!
 //! The version lives in a one-row table, `tbevents_schema`. MySQL commits
@@ -34,7 +36,7 @@ pub(crate) struct MysqlMigration {
     pub statements: &'static [&'static str],
 }
 
-/// Every migration, oldest first; versions are 1, 2, 3 like SQLite's.
+/// Every migration, oldest first; versions 1, 2, 3, ... like SQLite's.
 pub(crate) const MYSQL_MIGRATIONS: &[MysqlMigration] = &[
     MysqlMigration {
         version: 1,
@@ -50,6 +52,11 @@ pub(crate) const MYSQL_MIGRATIONS: &[MysqlMigration] = &[
         version: 3,
         description: "Emulab's queue columns in virt_lans (q_maxthresh .. q_gentle)",
         statements: QUEUE_COLUMNS,
+    },
+    MysqlMigration {
+        version: 4,
+        description: "Emulab HEAD's program columns in virt_programs (dir, timeout, expected_exit_code)",
+        statements: PROGRAM_COLUMNS,
     },
 ];
 
@@ -291,6 +298,12 @@ const QUEUE_COLUMNS: &[&str] = &["ALTER TABLE virt_lans \
      ADD COLUMN IF NOT EXISTS q_droptail TINYINT NOT NULL DEFAULT 1, \
      ADD COLUMN IF NOT EXISTS q_red TINYINT NOT NULL DEFAULT 0, \
      ADD COLUMN IF NOT EXISTS q_gentle TINYINT NOT NULL DEFAULT 0"];
+
+/// Migration 4: Emulab HEAD's program settings, defaults as in SQLite.
+const PROGRAM_COLUMNS: &[&str] = &["ALTER TABLE virt_programs \
+     ADD COLUMN IF NOT EXISTS dir TEXT NOT NULL DEFAULT '', \
+     ADD COLUMN IF NOT EXISTS timeout INT UNSIGNED NOT NULL DEFAULT 0, \
+     ADD COLUMN IF NOT EXISTS expected_exit_code TINYINT UNSIGNED NOT NULL DEFAULT 0"];
 
 #[cfg(test)]
 mod tests {

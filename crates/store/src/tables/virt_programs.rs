@@ -1,4 +1,4 @@
-//! `virt_programs`: program agents and their command lines.
+//! `virt_programs`: program agents, their command lines and run settings.
 
 use super::Table;
 use crate::model::{ExperimentId, VirtProgram};
@@ -7,7 +7,16 @@ use crate::sql::{ColumnError, Named, Value};
 /// The table and its columns.
 pub const TABLE: Table = Table {
     name: "virt_programs",
-    columns: &["pid", "eid", "vnode", "vname", "command"],
+    columns: &[
+        "pid",
+        "eid",
+        "vnode",
+        "vname",
+        "command",
+        "dir",
+        "timeout",
+        "expected_exit_code",
+    ],
 };
 
 /// The row for one program.
@@ -18,6 +27,9 @@ pub fn to_params(id: &ExperimentId, program: &VirtProgram) -> Vec<Value> {
         (&program.vnode).into(),
         (&program.vname).into(),
         (&program.command).into(),
+        (&program.dir).into(),
+        program.timeout.into(),
+        Value::Int(i64::from(program.expected_exit_code)),
     ]
 }
 
@@ -27,5 +39,8 @@ pub fn from_row(row: &Named<'_>) -> Result<VirtProgram, ColumnError> {
         vnode: row.text("vnode")?,
         vname: row.text("vname")?,
         command: row.opt_text("command")?.unwrap_or_default(),
+        dir: row.text("dir")?,
+        timeout: row.int_as("timeout")?,
+        expected_exit_code: row.int_as("expected_exit_code")?,
     })
 }
