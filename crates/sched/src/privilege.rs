@@ -75,19 +75,13 @@ mod tests {
         let clean = "Name:\tx\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n\
                      CapEff:\t0000000000000000\nCapBnd:\t000001ffffffffff\n";
         assert_eq!(capability_problem(clean), None, "a bounding set is fine");
-        let effective = clean.replace(
-            "CapEff:\t0000000000000000",
-            "CapEff:\t0000000000000004",
-        );
+        let effective = clean.replace("CapEff:\t0000000000000000", "CapEff:\t0000000000000004");
         assert!(
             capability_problem(&effective)
                 .expect("refused")
                 .contains("effective")
         );
-        let permitted = clean.replace(
-            "CapPrm:\t0000000000000000",
-            "CapPrm:\t0000000000200000",
-        );
+        let permitted = clean.replace("CapPrm:\t0000000000000000", "CapPrm:\t0000000000200000");
         assert!(
             capability_problem(&permitted)
                 .expect("refused")

@@ -287,7 +287,10 @@ fn refuses_to_run_as_root() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to run with privilege"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to run with privilege"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -26,9 +26,9 @@ use crate::model::{
 use crate::sql::{DbError, OrStore, Tx, Value};
 use crate::store::ExperimentStore;
 use crate::tables::{
-    Table, VIRTUAL_TABLES, event_groups, eventlist, experiment_key, experiments,
-    group_membership, groups, inventory, reserved, users, virt_agents, virt_lans, virt_nodes,
-    virt_programs, virt_trafgens,
+    Table, VIRTUAL_TABLES, event_groups, eventlist, experiment_key, experiments, group_membership,
+    groups, inventory, reserved, users, virt_agents, virt_lans, virt_nodes, virt_programs,
+    virt_trafgens,
 };
 
 /// The `node_types.type` the stores give nodes they record at swap-in.
@@ -95,7 +95,7 @@ fn fetch_experiment(tx: &mut dyn Tx, id: &ExperimentId) -> Result<Experiment, St
         experiments::TABLE.select_list()
     );
     let mut found = tx.query_map("experiments", &sql, &experiment_key(id), |row| {
-        experiments::from_row(&experiments::TABLE.named(row))
+        experiments::from_row(&mut experiments::TABLE.named(row))
     })?;
     found
         .pop()
@@ -267,7 +267,9 @@ fn write_virtual(
     let group_names: HashSet<&str> = virt.groups.iter().map(|g| g.group_name.as_str()).collect();
     let mut event_rows = Vec::with_capacity(virt.events.len());
     for (position, event) in virt.events.iter().enumerate() {
-        let idx = u64::try_from(position).unwrap_or(u64::MAX).saturating_add(1);
+        let idx = u64::try_from(position)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         let which = || {
             format!(
                 "event {idx} (`{}` {} at {})",
@@ -325,7 +327,8 @@ fn write_virtual(
         (event_groups::TABLE, group_rows),
         (eventlist::TABLE, event_rows),
     ] {
-        tx.insert_rows(table.name, table.columns, &rows).or_store()?;
+        tx.insert_rows(table.name, table.columns, &rows)
+            .or_store()?;
     }
     Ok(())
 }
@@ -336,7 +339,7 @@ fn read_groups(tx: &mut dyn Tx, id: &ExperimentId) -> Result<Vec<GroupRow>, Stor
         "event_groups",
         &table.select_experiment_rows("idx"),
         &experiment_key(id),
-        |row| event_groups::from_row(&table.named(row)),
+        |row| event_groups::from_row(&mut table.named(row)),
     )
 }
 
@@ -352,7 +355,7 @@ fn read_memberships(
         table.select_list()
     );
     tx.query_map("group_membership", &sql, key, |row| {
-        group_membership::from_row(&table.named(row))
+        group_membership::from_row(&mut table.named(row))
     })
 }
 
@@ -399,7 +402,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                 table.select_list()
             );
             tx.query_map("experiments", &sql, &[], |row| {
-                experiments::from_row(&table.named(row))
+                experiments::from_row(&mut table.named(row))
             })
         })
     }
@@ -420,7 +423,7 @@ impl<B: SqlBackend> ExperimentStore for B {
 
     fn state(&self, id: &ExperimentId) -> Result<ExperimentState, StoreError> {
         self.read("reading an experiment's state", |tx| {
-            let row = tx
+            let mut row = tx
                 .query_opt(
                     "SELECT state FROM experiments WHERE pid = ? AND eid = ?",
                     &experiment_key(id),
@@ -497,28 +500,28 @@ impl<B: SqlBackend> ExperimentStore for B {
                 table.name,
                 &table.select_experiment_rows(order),
                 &key,
-                |row| virt_nodes::from_row(&table.named(row)),
+                |row| virt_nodes::from_row(&mut table.named(row)),
             )?;
             let table = virt_lans::TABLE;
             let lan_members = tx.query_map(
                 table.name,
                 &table.select_experiment_rows(order),
                 &key,
-                |row| virt_lans::from_row(&table.named(row)),
+                |row| virt_lans::from_row(&mut table.named(row)),
             )?;
             let table = virt_programs::TABLE;
             let programs = tx.query_map(
                 table.name,
                 &table.select_experiment_rows(order),
                 &key,
-                |row| virt_programs::from_row(&table.named(row)),
+                |row| virt_programs::from_row(&mut table.named(row)),
             )?;
             let table = virt_trafgens::TABLE;
             let trafgens = tx.query_map(
                 table.name,
                 &table.select_experiment_rows(order),
                 &key,
-                |row| virt_trafgens::from_row(&table.named(row)),
+                |row| virt_trafgens::from_row(&mut table.named(row)),
             )?;
             let groups = read_groups(tx, id)?;
 
@@ -529,7 +532,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                 table.name,
                 &table.select_experiment_rows(order),
                 &key,
-                |row| virt_agents::from_row(&table.named(row)),
+                |row| virt_agents::from_row(&mut table.named(row)),
             )?;
             let mut agents = Vec::with_capacity(stored_agents.len());
             for agent in stored_agents {
@@ -551,7 +554,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                 table.name,
                 &table.select_experiment_rows("idx"),
                 &key,
-                |row| eventlist::from_row(&table.named(row)),
+                |row| eventlist::from_row(&mut table.named(row)),
             )?;
             let mut events = Vec::with_capacity(stored_events.len());
             for event in stored_events {
@@ -623,7 +626,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                         (&id.eid).into(),
                     ],
                 )?;
-                if let Some(row) = holder {
+                if let Some(mut row) = holder {
                     let holder = ExperimentId::new(
                         row.text(0).map_err(|e| tx.corrupt(e))?,
                         row.text(1).map_err(|e| tx.corrupt(e))?,
@@ -640,7 +643,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                 &[NODE_TYPE.into()],
             )?;
             let control_iface = match node_type {
-                Some(row) => row
+                Some(mut row) => row
                     .opt_text(0)
                     .map_err(|e| tx.corrupt(e))?
                     .unwrap_or_else(|| CONTROL_IFACE.to_owned()),
@@ -738,7 +741,7 @@ impl<B: SqlBackend> ExperimentStore for B {
             let width = virt_agents::TABLE.columns.len();
             let raws = tx.query_map("virt_agents", &sql, &experiment_key(id), |row| {
                 Ok((
-                    virt_agents::from_row(&virt_agents::TABLE.named(row))?,
+                    virt_agents::from_row(&mut virt_agents::TABLE.named(row))?,
                     row.opt_text(width)?,
                     row.opt_text(width + 1)?,
                 ))
@@ -778,12 +781,12 @@ impl<B: SqlBackend> ExperimentStore for B {
             // two small maps instead of 200,000 index lookups.
             let objtypes = type_names(tx, TypeTable::ObjectTypes)?;
             let eventtypes = type_names(tx, TypeTable::EventTypes)?;
-            let table = eventlist::TABLE;
+            let table = eventlist::SCHEDULE;
             let stored = tx.query_map(
                 table.name,
                 &table.select_experiment_rows("time, idx"),
                 &experiment_key(id),
-                |row| eventlist::from_row(&table.named(row)),
+                |row| eventlist::scheduled_from_row(&mut table.named(row)),
             )?;
             let mut events = Vec::with_capacity(stored.len());
             for event in stored {
@@ -841,7 +844,7 @@ impl<B: SqlBackend> ExperimentStore for B {
             let table = users::TABLE;
             let sql = format!("SELECT {} FROM users WHERE uid = ?", table.select_list());
             tx.query_map("users", &sql, &[uid.into()], |row| {
-                users::from_row(&table.named(row))
+                users::from_row(&mut table.named(row))
             })?
             .pop()
             .ok_or_else(|| StoreError::UserNotFound(shorten(uid)))
@@ -852,7 +855,9 @@ impl<B: SqlBackend> ExperimentStore for B {
         self.read("listing users", |tx| {
             let table = users::TABLE;
             let sql = format!("SELECT {} FROM users ORDER BY uid", table.select_list());
-            tx.query_map("users", &sql, &[], |row| users::from_row(&table.named(row)))
+            tx.query_map("users", &sql, &[], |row| {
+                users::from_row(&mut table.named(row))
+            })
         })
     }
 
@@ -890,7 +895,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                 table.select_list()
             );
             tx.query_map("groups", &sql, &[pid.into(), gid.into()], |row| {
-                groups::from_row(&table.named(row))
+                groups::from_row(&mut table.named(row))
             })?
             .pop()
             .ok_or_else(|| StoreError::GroupNotFound {
@@ -908,7 +913,7 @@ impl<B: SqlBackend> ExperimentStore for B {
                 table.select_list()
             );
             tx.query_map("groups", &sql, &[], |row| {
-                groups::from_row(&table.named(row))
+                groups::from_row(&mut table.named(row))
             })
         })
     }

@@ -128,7 +128,10 @@ pub fn write_event_key_file_for_group(
                 path: tbdata.clone(),
                 source,
             })?;
-        chgrp(&tbdata, "giving the experiment data directory to the experiment's group")?;
+        chgrp(
+            &tbdata,
+            "giving the experiment data directory to the experiment's group",
+        )?;
     }
     let final_path = tbdata.join("eventkey");
     let io_err = |doing: &'static str| {
@@ -148,7 +151,10 @@ pub fn write_event_key_file_for_group(
             path: tbdata.clone(),
             source,
         })?;
-    chgrp(temp.path(), "giving the event key file to the experiment's group")?;
+    chgrp(
+        temp.path(),
+        "giving the event key file to the experiment's group",
+    )?;
     temp.write_all(key.as_bytes())
         .map_err(io_err("writing the event key file"))?;
     // The umask may have narrowed the creation mode; set exactly 0640 before

@@ -92,7 +92,10 @@ pub(crate) fn check_name(
     };
     // Emulab's rule: a name starts with a letter, so no name can look like
     // a command-line option (`-x`) or a number.
-    let well_formed = value.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+    let well_formed = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
         && value.len() <= max_len
         && value
             .bytes()
@@ -836,9 +839,13 @@ impl VirtLanMember {
         check_non_negative(self.delay, || format!("delay of {}", which()))?;
         check_non_negative(self.rdelay, || format!("reverse delay of {}", which()))?;
         check_rate(self.lossrate, || format!("loss rate of {}", which()))?;
-        check_rate(self.rlossrate, || format!("reverse loss rate of {}", which()))?;
+        check_rate(self.rlossrate, || {
+            format!("reverse loss rate of {}", which())
+        })?;
         check_i64(self.bandwidth, || format!("bandwidth of {}", which()))?;
-        check_i64(self.rbandwidth, || format!("reverse bandwidth of {}", which()))?;
+        check_i64(self.rbandwidth, || {
+            format!("reverse bandwidth of {}", which())
+        })?;
         if !(self.q_weight > 0.0 && self.q_weight <= 1.0) {
             return Err(StoreError::InvalidInput(format!(
                 "queue weight of {} is {}; it must be more than 0 and at most 1",
@@ -872,21 +879,27 @@ impl VirtualExperiment {
         let mut members = HashSet::new();
         for lan in &self.lan_members {
             lan.validate()?;
-            once(&mut members, (lan.vname.as_str(), lan.member.as_str()), || {
-                format!(
-                    "link/LAN `{}` member `{}` appears twice",
-                    shorten(&lan.vname),
-                    shorten(&lan.member)
-                )
-            })?;
+            once(
+                &mut members,
+                (lan.vname.as_str(), lan.member.as_str()),
+                || {
+                    format!(
+                        "link/LAN `{}` member `{}` appears twice",
+                        shorten(&lan.vname),
+                        shorten(&lan.member)
+                    )
+                },
+            )?;
         }
         let mut agents = HashSet::new();
         for agent in &self.agents {
             check_vname(&agent.vname, || "an agent name".to_owned())?;
             check_vname(&agent.vnode, || "an agent's vnode".to_owned())?;
-            once(&mut agents, (agent.vname.as_str(), agent.vnode.as_str()), || {
-                declared_twice("agent", &agent.vname, &agent.vnode)
-            })?;
+            once(
+                &mut agents,
+                (agent.vname.as_str(), agent.vnode.as_str()),
+                || declared_twice("agent", &agent.vname, &agent.vnode),
+            )?;
         }
         let mut programs = HashSet::new();
         for program in &self.programs {
@@ -902,13 +915,19 @@ impl VirtualExperiment {
         for tg in &self.trafgens {
             check_vname(&tg.vname, || "a traffic generator name".to_owned())?;
             check_vname(&tg.vnode, || "a traffic generator's vnode".to_owned())?;
-            once(&mut trafgens, (tg.vname.as_str(), tg.vnode.as_str()), || {
-                declared_twice("traffic generator", &tg.vname, &tg.vnode)
-            })?;
+            once(
+                &mut trafgens,
+                (tg.vname.as_str(), tg.vnode.as_str()),
+                || declared_twice("traffic generator", &tg.vname, &tg.vnode),
+            )?;
         }
         for (position, event) in self.events.iter().enumerate() {
-            check_vname(&event.vname, || format!("the object name of event {}", position + 1))?;
-            check_vname(&event.vnode, || format!("the vnode of event {}", position + 1))?;
+            check_vname(&event.vname, || {
+                format!("the object name of event {}", position + 1)
+            })?;
+            check_vname(&event.vnode, || {
+                format!("the vnode of event {}", position + 1)
+            })?;
             check_non_negative(event.time, || {
                 format!(
                     "the time of event {} (`{}` {} at {})",

@@ -204,9 +204,8 @@ impl MysqlStore {
         }
         let location = redact(&opts);
         let server = format!("{}:{}", opts.get_ip_or_hostname(), opts.get_tcp_port());
-        let constraints = PoolConstraints::new(0, POOL_MAX).ok_or_else(|| {
-            refuse("internal error: invalid connection pool bounds".to_owned())
-        })?;
+        let constraints = PoolConstraints::new(0, POOL_MAX)
+            .ok_or_else(|| refuse("internal error: invalid connection pool bounds".to_owned()))?;
         let builder = OptsBuilder::from_opts(opts)
             .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
             .read_timeout(Some(IO_TIMEOUT))
@@ -358,7 +357,10 @@ impl MysqlStore {
             .set_isolation_level(Some(IsolationLevel::RepeatableRead))
             .set_access_mode(Some(AccessMode::ReadWrite));
         let mut tx = conn.start_transaction(opts).map_err(|e| cx.db(e))?;
-        let out = work(&mut MysqlTx { tx: &mut tx, cx: &cx })?;
+        let out = work(&mut MysqlTx {
+            tx: &mut tx,
+            cx: &cx,
+        })?;
         tx.commit().map_err(|e| cx.db(e))?;
         Ok(out)
     }
@@ -405,7 +407,10 @@ impl SqlBackend for MysqlStore {
                 }
             };
             let Some(work) = work.take() else { break };
-            let out = work(&mut MysqlTx { tx: &mut tx, cx: &cx })?;
+            let out = work(&mut MysqlTx {
+                tx: &mut tx,
+                cx: &cx,
+            })?;
             tx.commit().map_err(|e| cx.db(e))?;
             return Ok(out);
         }
@@ -496,7 +501,10 @@ impl Tx for MysqlTx<'_, '_, '_> {
     }
 
     fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>, DbError> {
-        let rows: Vec<mysql::Row> = self.tx.exec(sql, params(values)).map_err(|e| self.fail(e))?;
+        let rows: Vec<mysql::Row> = self
+            .tx
+            .exec(sql, params(values))
+            .map_err(|e| self.fail(e))?;
         Ok(rows
             .into_iter()
             .map(|row| Row {

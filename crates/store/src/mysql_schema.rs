@@ -311,7 +311,10 @@ mod tests {
 
     #[test]
     fn versions_match_the_sqlite_list() {
-        let sqlite: Vec<i64> = crate::schema::MIGRATIONS.iter().map(|m| m.version).collect();
+        let sqlite: Vec<i64> = crate::schema::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect();
         let mysql: Vec<i64> = MYSQL_MIGRATIONS.iter().map(|m| m.version).collect();
         assert_eq!(sqlite, mysql);
     }

@@ -186,11 +186,7 @@ mod tests {
 
     #[test]
     fn refuses_other_schemes_with_the_supported_list() {
-        for url in [
-            "https://boss/RPC2",
-            "postgres://x",
-            "sqlite://host/x.db",
-        ] {
+        for url in ["https://boss/RPC2", "postgres://x", "sqlite://host/x.db"] {
             let err = StoreUrl::parse(url).unwrap_err();
             let text = err.to_string();
             assert!(

@@ -37,12 +37,10 @@ pub fn experiment_unix_gid(
     let experiment = store.experiment(id)?;
     match store.group(&id.pid, &experiment.gid) {
         Ok(group) => Ok(Some(group.unix_gid)),
-        Err(StoreError::GroupNotFound { .. }) => {
-            Ok(nix::unistd::Group::from_name(&experiment.gid)
-                .ok()
-                .flatten()
-                .map(|group| group.gid.as_raw()))
-        }
+        Err(StoreError::GroupNotFound { .. }) => Ok(nix::unistd::Group::from_name(&experiment.gid)
+            .ok()
+            .flatten()
+            .map(|group| group.gid.as_raw())),
         Err(err) => Err(err),
     }
 }
@@ -106,8 +104,7 @@ pub fn write_experiment_snapshot(
     }
     file.set_permissions(std::fs::Permissions::from_mode(SNAPSHOT_FILE_MODE))
         .map_err(io("setting the mode of", temp.path()))?;
-    file.sync_all()
-        .map_err(io("flushing", temp.path()))?;
+    file.sync_all().map_err(io("flushing", temp.path()))?;
     temp.persist(dest).map_err(|err| StoreError::Io {
         doing: "renaming the snapshot into place at",
         path: dest.to_owned(),

@@ -94,13 +94,13 @@ pub struct Row {
 /// by name ([`crate::tables`]) and never by a position that a reordered
 /// column list would silently shift.
 pub struct Named<'r> {
-    row: &'r Row,
+    row: &'r mut Row,
     columns: &'static [&'static str],
 }
 
 impl<'r> Named<'r> {
     /// Pairs a row with the column list it was selected with.
-    pub fn new(row: &'r Row, columns: &'static [&'static str]) -> Self {
+    pub fn new(row: &'r mut Row, columns: &'static [&'static str]) -> Self {
         Named { row, columns }
     }
 
@@ -112,33 +112,45 @@ impl<'r> Named<'r> {
     }
 
     /// See [`Row::text`].
-    pub fn text(&self, name: &str) -> Result<String, ColumnError> {
-        self.row.text(self.at(name)?).map_err(|e| format!("{name}: {e}"))
+    pub fn text(&mut self, name: &str) -> Result<String, ColumnError> {
+        self.row
+            .text(self.at(name)?)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// See [`Row::opt_text`].
-    pub fn opt_text(&self, name: &str) -> Result<Option<String>, ColumnError> {
-        self.row.opt_text(self.at(name)?).map_err(|e| format!("{name}: {e}"))
+    pub fn opt_text(&mut self, name: &str) -> Result<Option<String>, ColumnError> {
+        self.row
+            .opt_text(self.at(name)?)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// See [`Row::int`].
     pub fn int(&self, name: &str) -> Result<i64, ColumnError> {
-        self.row.int(self.at(name)?).map_err(|e| format!("{name}: {e}"))
+        self.row
+            .int(self.at(name)?)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// See [`Row::int_as`].
     pub fn int_as<T: TryFrom<i64>>(&self, name: &str) -> Result<T, ColumnError> {
-        self.row.int_as(self.at(name)?).map_err(|e| format!("{name}: {e}"))
+        self.row
+            .int_as(self.at(name)?)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// See [`Row::flag`].
     pub fn flag(&self, name: &str) -> Result<bool, ColumnError> {
-        self.row.flag(self.at(name)?).map_err(|e| format!("{name}: {e}"))
+        self.row
+            .flag(self.at(name)?)
+            .map_err(|e| format!("{name}: {e}"))
     }
 
     /// See [`Row::real`].
     pub fn real(&self, name: &str) -> Result<f64, ColumnError> {
-        self.row.real(self.at(name)?).map_err(|e| format!("{name}: {e}"))
+        self.row
+            .real(self.at(name)?)
+            .map_err(|e| format!("{name}: {e}"))
     }
 }
 
@@ -153,8 +165,13 @@ impl Row {
             .ok_or_else(|| format!("column {column} is missing from the result"))
     }
 
-    /// A text column that must not be NULL.
-    pub fn text(&self, column: usize) -> Result<String, ColumnError> {
+    /// A text column that must not be NULL. The text is moved out of the
+    /// row (each column is read once), which saves a copy per value on
+    /// 100,000-row reads.
+    pub fn text(&mut self, column: usize) -> Result<String, ColumnError> {
+        if let Some(Value::Text(text)) = self.values.get_mut(column) {
+            return Ok(std::mem::take(text));
+        }
         match self.value(column)? {
             Value::Text(text) => Ok(text.clone()),
             Value::Int(number) => Ok(number.to_string()),
@@ -164,7 +181,7 @@ impl Row {
     }
 
     /// A text column that may be NULL.
-    pub fn opt_text(&self, column: usize) -> Result<Option<String>, ColumnError> {
+    pub fn opt_text(&mut self, column: usize) -> Result<Option<String>, ColumnError> {
         match self.value(column)? {
             Value::Null => Ok(None),
             _ => self.text(column).map(Some),
@@ -309,12 +326,12 @@ impl dyn Tx + '_ {
         table: &str,
         sql: &str,
         params: &[Value],
-        map: impl Fn(&Row) -> Result<T, ColumnError>,
+        map: impl Fn(&mut Row) -> Result<T, ColumnError>,
     ) -> Result<Vec<T>, StoreError> {
         let rows = self.query(sql, params).or_store()?;
-        rows.iter()
-            .map(|row| {
-                map(row).map_err(|detail| self.corrupt(format!("a {table} row: {detail}")))
+        rows.into_iter()
+            .map(|mut row| {
+                map(&mut row).map_err(|detail| self.corrupt(format!("a {table} row: {detail}")))
             })
             .collect()
     }

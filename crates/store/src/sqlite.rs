@@ -515,8 +515,10 @@ fn add_column_if_missing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ExperimentId, NewExperiment, StaticEvent, TypeTable, VirtAgent,
-        VirtLanMember, VirtProgram, VirtualExperiment};
+    use crate::model::{
+        ExperimentId, NewExperiment, StaticEvent, TypeTable, VirtAgent, VirtLanMember, VirtProgram,
+        VirtualExperiment,
+    };
     use crate::store::ExperimentStore;
 
     #[test]

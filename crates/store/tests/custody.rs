@@ -7,8 +7,7 @@ use std::process::Command;
 use tbevents_store::{
     ExperimentId, ExperimentState, ExperimentStore, Group, GroupMembership, NewExperiment,
     NodeAssignment, StaticEvent, StoreError, Trust, User, VirtAgent, VirtNode, VirtualExperiment,
-    import_store, open, open_read_only, write_event_key_file_for_group,
-    write_experiment_snapshot,
+    import_store, open, open_read_only, write_event_key_file_for_group, write_experiment_snapshot,
 };
 
 mod common;
@@ -123,7 +122,11 @@ fn snapshot_holds_only_its_experiment_and_no_key(db: &TestDb) {
     let meta = std::fs::metadata(&dest).expect("stat");
     assert_eq!(meta.permissions().mode() & 0o777, 0o640);
     if nix::unistd::geteuid().is_root() {
-        assert_eq!((meta.uid(), meta.gid()), (0, 6000), "root:<experiment group>");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (0, 6000),
+            "root:<experiment group>"
+        );
     }
     let snap = open_read_only(&format!("sqlite:{}", dest.display())).expect("open snapshot");
     let listed = snap.list_experiments().expect("list");
@@ -148,7 +151,10 @@ fn snapshot_holds_only_its_experiment_and_no_key(db: &TestDb) {
     let bytes = std::fs::read(&dest).expect("read");
     let text = String::from_utf8_lossy(&bytes);
     assert!(!text.contains("secretkey"), "no key");
-    assert!(!text.contains("expb") && !text.contains("bprog"), "no B rows");
+    assert!(
+        !text.contains("expb") && !text.contains("bprog"),
+        "no B rows"
+    );
     // Rewriting replaces it in place.
     write_experiment_snapshot(&*store, &a, &dest).expect("again");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -220,7 +226,13 @@ fn import_copies_everything_sqlite_to_mariadb_and_back() {
 
     let summary = import_store(&*source, &*mariadb.store()).expect("to mariadb");
     assert_eq!(
-        (summary.experiments, summary.events, summary.users, summary.groups, summary.memberships),
+        (
+            summary.experiments,
+            summary.events,
+            summary.users,
+            summary.groups,
+            summary.memberships
+        ),
         (2, 10, 2, 2, 1)
     );
     assert_eq!(contents(&*mariadb.store()), expected, "sqlite -> mariadb");
@@ -234,9 +246,14 @@ fn new_sqlite_files_are_private() {
     let path = dir.path().join("sub/dir/tbevents.db");
     let store = open(&format!("sqlite:{}", path.display())).expect("open");
     populate(&*store);
-    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600, "database file");
-    assert_eq!(mode(path.parent().expect("dir")), 0o700, "directory it made");
+    assert_eq!(
+        mode(path.parent().expect("dir")),
+        0o700,
+        "directory it made"
+    );
     for suffix in ["-wal", "-shm"] {
         let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
         if side.exists() {
@@ -259,9 +276,15 @@ fn an_unreachable_server_is_named() {
 
 #[test]
 fn mysql_urls_are_checked() {
-    for bad in ["mysql://root@127.0.0.1:3306", "mysql://root@127.0.0.1:3306/bad-name"] {
+    for bad in [
+        "mysql://root@127.0.0.1:3306",
+        "mysql://root@127.0.0.1:3306/bad-name",
+    ] {
         let err = open(bad).expect_err("refused");
-        assert!(matches!(err, StoreError::UnsupportedUrl { .. }), "{bad}: {err:?}");
+        assert!(
+            matches!(err, StoreError::UnsupportedUrl { .. }),
+            "{bad}: {err:?}"
+        );
     }
 }
 
@@ -288,7 +311,14 @@ impl Accounts {
             outsider: format!("tbe{tag}o"),
         };
         run(&["groupadd", &accounts.group]);
-        run(&["useradd", "-M", "-N", "-G", &accounts.group, &accounts.member]);
+        run(&[
+            "useradd",
+            "-M",
+            "-N",
+            "-G",
+            &accounts.group,
+            &accounts.member,
+        ]);
         run(&["useradd", "-M", "-N", &accounts.outsider]);
         Some(accounts)
     }
@@ -340,22 +370,33 @@ fn only_the_experiments_group_reads_its_key_and_its_snapshot() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let key = write_event_key_file_for_group(&dir.path().join("exp"), "0123456789abcdef", Some(accounts.gid()))
-        .expect("key file");
+    let key = write_event_key_file_for_group(
+        &dir.path().join("exp"),
+        "0123456789abcdef",
+        Some(accounts.gid()),
+    )
+    .expect("key file");
     let meta = std::fs::metadata(&key).expect("stat");
     assert_eq!(meta.permissions().mode() & 0o777, 0o640);
     assert_eq!(meta.gid(), accounts.gid());
     // The experiment directory must be traversable for the test users.
-    std::fs::set_permissions(dir.path().join("exp"), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
-    assert!(accounts.can_read(&accounts.member, &key), "a member reads the key");
-    assert!(!accounts.can_read(&accounts.outsider, &key), "an outsider cannot");
+    std::fs::set_permissions(
+        dir.path().join("exp"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    assert!(
+        accounts.can_read(&accounts.member, &key),
+        "a member reads the key"
+    );
+    assert!(
+        !accounts.can_read(&accounts.outsider, &key),
+        "an outsider cannot"
+    );
 
     let store = open("sqlite::memory:").expect("store");
     let (a, _) = populate(&*store);
-    store
-        .delete_group("proja", "proja")
-        .expect("replace group");
+    store.delete_group("proja", "proja").expect("replace group");
     store
         .create_group(&Group {
             pid: "proja".into(),
@@ -366,6 +407,12 @@ fn only_the_experiments_group_reads_its_key_and_its_snapshot() {
         .expect("group");
     let snapshot = dir.path().join("a.db");
     write_experiment_snapshot(&*store, &a, &snapshot).expect("snapshot");
-    assert!(accounts.can_read(&accounts.member, &snapshot), "a member reads the rows");
-    assert!(!accounts.can_read(&accounts.outsider, &snapshot), "an outsider cannot");
+    assert!(
+        accounts.can_read(&accounts.member, &snapshot),
+        "a member reads the rows"
+    );
+    assert!(
+        !accounts.can_read(&accounts.outsider, &snapshot),
+        "an outsider cannot"
+    );
 }

@@ -321,7 +321,9 @@ fn all_tables_exist_with_emulab_names() {
         assert_eq!(raw_count(&path, &sql), 1, "virt_lans.{column}");
     }
     // eventlist's primary key is Emulab's (pid, eid, idx).
-    let pk = raw_count(&path, "SELECT count(*) FROM pragma_table_info('eventlist') WHERE pk > 0",
+    let pk = raw_count(
+        &path,
+        "SELECT count(*) FROM pragma_table_info('eventlist') WHERE pk > 0",
     );
     assert_eq!(pk, 3);
 }
@@ -623,8 +625,7 @@ fn unknown_type_names_are_rejected_and_nothing_is_written(db: &TestDb) {
         full_virtual()
     );
     assert_eq!(
-        db.raw_count("SELECT count(*) FROM virt_nodes WHERE vname = 'fresh'"
-        ),
+        db.raw_count("SELECT count(*) FROM virt_nodes WHERE vname = 'fresh'"),
         0
     );
 }
@@ -790,7 +791,7 @@ fn control_ip_is_the_physical_hosts(db: &TestDb) {
         )
         .expect("swapin");
     db.raw_exec(
-            "INSERT INTO nodes (node_id, type, phys_nodeid) VALUES ('pc1', 'pc', 'pc1');
+        "INSERT INTO nodes (node_id, type, phys_nodeid) VALUES ('pc1', 'pc', 'pc1');
              INSERT INTO interfaces (node_id, card, port, IP, iface, role)
                  VALUES ('pc1', 0, 1, '155.98.36.1', 'ctrl0', 'ctrl');
              UPDATE nodes SET phys_nodeid = 'pc1' WHERE node_id = 'pcvm1-1';",
@@ -1137,8 +1138,9 @@ fn states_are_emulabs_and_validated(db: &TestDb) {
         assert_eq!(store.state(&id).expect("get"), state);
         assert_eq!(store.experiment(&id).expect("row").state, state);
         assert_eq!(
-            db.raw_count(&format!("SELECT count(*) FROM experiments WHERE state = '{name}'")
-            ),
+            db.raw_count(&format!(
+                "SELECT count(*) FROM experiments WHERE state = '{name}'"
+            )),
             1
         );
     }

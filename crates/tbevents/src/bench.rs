@@ -315,7 +315,11 @@ async fn load(count: usize, store: Option<String>) -> anyhow::Result<()> {
     let virt = synthetic(count, |i| 1.0 + i as f64 * 0.001);
     let started = Instant::now();
     let (lab, mut scheduler, _, id) = setup_in(virt, 3600.0, store.as_deref()).await?;
-    let backend = if store.is_some() { "the store" } else { "SQLite" };
+    let backend = if store.is_some() {
+        "the store"
+    } else {
+        "SQLite"
+    };
     println!("store written in {:.1} s", started.elapsed().as_secs_f64());
     let line = wait_for_log(&mut scheduler, "static events (", Duration::from_secs(60)).await?;
     let load_ms = field(&line, "load_ms").unwrap_or_default();

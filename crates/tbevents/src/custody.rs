@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use tbevents_store::tables::{Table, eventlist, event_groups, inventory, reserved, virt_agents};
+use tbevents_store::tables::{Table, event_groups, eventlist, inventory, reserved, virt_agents};
 
 use crate::experiments::{open_store, parse_experiment};
 
@@ -36,8 +36,8 @@ pub fn import(from: &str, to: &str) -> anyhow::Result<()> {
     }
     let source = tbevents_store::open_read_only(from)
         .with_context(|| format!("cannot open the source store {from}"))?;
-    let target = tbevents_store::open(to)
-        .with_context(|| format!("cannot open the target store {to}"))?;
+    let target =
+        tbevents_store::open(to).with_context(|| format!("cannot open the target store {to}"))?;
     let summary = tbevents_store::import_store(&*source, &*target)?;
     println!(
         "imported {} experiments ({} static events), {} users, {} groups and {} group \
@@ -114,11 +114,19 @@ pub fn grant_statements(
             sql.push(format!(
                 "GRANT SELECT (pid, eid, state) ON `{database}`.experiments TO {who}"
             ));
-            for table in ["tbevents_schema", "event_objecttypes", "event_eventtypes", "event_triggertypes"] {
+            for table in [
+                "tbevents_schema",
+                "event_objecttypes",
+                "event_eventtypes",
+                "event_triggertypes",
+            ] {
                 sql.push(format!("GRANT SELECT ON `{database}`.{table} TO {who}"));
             }
             for table in scheduler_tables() {
-                sql.push(format!("GRANT SELECT ON `{database}`.{} TO {who}", table.name));
+                sql.push(format!(
+                    "GRANT SELECT ON `{database}`.{} TO {who}",
+                    table.name
+                ));
             }
         }
     }

@@ -165,14 +165,9 @@ pub fn create(
     // Parse first: a bad NS file should not need a store at all.
     let virt = tbevents_ns::parse_file(nsfile)?;
     let store = open_store(store_url)?;
-    let dir = options
-        .path
-        .unwrap_or_else(|| default_experiment_dir(&id));
+    let dir = options.path.unwrap_or_else(|| default_experiment_dir(&id));
     let gid = options.gid.unwrap_or(&id.pid).to_owned();
-    let uid = options
-        .uid
-        .map(str::to_owned)
-        .unwrap_or_else(current_user);
+    let uid = options.uid.map(str::to_owned).unwrap_or_else(current_user);
     let unix_gid = key_file_gid(&*store, &id, &gid, options.unix_group)?;
     if unix_gid.is_none() && nix::unistd::geteuid().is_root() {
         eprintln!(

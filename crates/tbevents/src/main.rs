@@ -151,9 +151,11 @@ active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restart
     },
     /// Write a read-only SQLite snapshot of one experiment (its rows and the
     /// type tables; no key, no other experiment) for its scheduler.
-    #[command(after_help = "The file is mode 0640; run as root it belongs to root and the \
+    #[command(
+        after_help = "The file is mode 0640; run as root it belongs to root and the \
 experiment's Unix group. Start the scheduler with --store sqlite:PATH.\n\n\
-EXAMPLE:\n  tbevents snapshot -e testbed/web --to /var/lib/tbevents/snap/testbed_web.db")]
+EXAMPLE:\n  tbevents snapshot -e testbed/web --to /var/lib/tbevents/snap/testbed_web.db"
+    )]
     Snapshot {
         /// The experiment, pid/eid.
         #[arg(short = 'e', long = "experiment", value_name = "PID/EID")]
@@ -164,8 +166,10 @@ EXAMPLE:\n  tbevents snapshot -e testbed/web --to /var/lib/tbevents/snap/testbed
     },
     /// Copy every experiment, user, group and membership from one store
     /// into another, empty one (SQLite to MySQL or back).
-    #[command(after_help = "EXAMPLE:\n  tbevents import --from sqlite:/var/lib/tbevents/tbevents.db \
---to mysql://tbevents:secret@127.0.0.1:3306/tbdb")]
+    #[command(
+        after_help = "EXAMPLE:\n  tbevents import --from sqlite:/var/lib/tbevents/tbevents.db \
+--to mysql://tbevents:secret@127.0.0.1:3306/tbdb"
+    )]
     Import {
         /// The store to read.
         #[arg(long = "from", value_name = "URL")]
@@ -176,8 +180,11 @@ EXAMPLE:\n  tbevents snapshot -e testbed/web --to /var/lib/tbevents/snap/testbed
     },
     /// Print the SQL that creates a least-privilege MySQL account for the
     /// scheduler (or the operator); run it with the mysql client as root.
-    #[command(name = "mysql-grants", after_help = "EXAMPLE:\n  tbevents mysql-grants \
---account scheduler --user tbsched --password secret --database tbdb | mysql -u root")]
+    #[command(
+        name = "mysql-grants",
+        after_help = "EXAMPLE:\n  tbevents mysql-grants \
+--account scheduler --user tbsched --password secret --database tbdb | mysql -u root"
+    )]
     MysqlGrants {
         /// Which account.
         #[arg(long, value_enum, default_value = "scheduler")]

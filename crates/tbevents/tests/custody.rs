@@ -84,7 +84,14 @@ impl Site {
             .arg(router.port.to_string())
             .arg("-k")
             .arg(key)
-            .args(["--store", store, "--start-delay", "0", "--poll-interval", "0.1"])
+            .args([
+                "--store",
+                store,
+                "--start-delay",
+                "0",
+                "--poll-interval",
+                "0.1",
+            ])
             .args(["--", pid, eid]);
         Proc::spawn("event-sched", cmd)
     }
@@ -96,8 +103,14 @@ impl Drop for Site {
         for group in [&self.group_a, &self.group_b] {
             let _ = Command::new("groupdel").arg(group).status();
         }
-        let _ = mysql_admin().query_drop(format!("DROP USER IF EXISTS '{}'@'127.0.0.1'", self.db_user));
-        let _ = mysql_admin().query_drop(format!("DROP USER IF EXISTS '{}'@'localhost'", self.db_user));
+        let _ = mysql_admin().query_drop(format!(
+            "DROP USER IF EXISTS '{}'@'127.0.0.1'",
+            self.db_user
+        ));
+        let _ = mysql_admin().query_drop(format!(
+            "DROP USER IF EXISTS '{}'@'localhost'",
+            self.db_user
+        ));
     }
 }
 
@@ -113,7 +126,10 @@ async fn expect_demo_events(router: &Router, key: &Path, sched: &mut Proc) {
         .expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
-    while !seen.iter().any(|(o, e): &(String, String)| o == "cbr0" && e == "START") {
+    while !seen
+        .iter()
+        .any(|(o, e): &(String, String)| o == "cbr0" && e == "START")
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(
             !left.is_zero(),
@@ -155,13 +171,25 @@ async fn a_mariadb_experiment_runs_with_least_privilege_and_its_own_key_only() {
     ] {
         let out = ok(
             &db.url,
-            &["create", "-e", expt, "--gid", group, "--path", path.to_str().expect("utf-8"), ns],
+            &[
+                "create",
+                "-e",
+                expt,
+                "--gid",
+                group,
+                "--path",
+                path.to_str().expect("utf-8"),
+                ns,
+            ],
         );
         assert!(out.contains("13 static events"), "{out}");
         ok(&db.url, &["swapin", "-e", expt]);
     }
     assert!(ok(&db.url, &["list"]).contains("testbed/other"));
-    assert_eq!(ok(&db.url, &["state", "-e", "testbed/web"]).trim(), "active");
+    assert_eq!(
+        ok(&db.url, &["state", "-e", "testbed/web"]).trim(),
+        "active"
+    );
     assert!(ok(&db.url, &["agents", "-e", "testbed/web"]).contains("cbr0"));
     assert!(ok(&db.url, &["events", "-e", "testbed/web"]).contains("MODIFY"));
     let key_a = dir.path().join("web/tbdata/eventkey");
@@ -178,19 +206,30 @@ async fn a_mariadb_experiment_runs_with_least_privilege_and_its_own_key_only() {
     let grants = ok(
         &db.url,
         &[
-            "mysql-grants", "--user", &site.db_user, "--host", "127.0.0.1", "--password",
-            "s3cret", "--database", &db.name,
+            "mysql-grants",
+            "--user",
+            &site.db_user,
+            "--host",
+            "127.0.0.1",
+            "--password",
+            "s3cret",
+            "--database",
+            &db.name,
         ],
     );
     let mut admin = mysql_admin();
     for statement in grants.split(';').filter(|s| !s.trim().is_empty()) {
-        admin.query_drop(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+        admin
+            .query_drop(statement)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
     let sched_url = format!("mysql://{}:s3cret@127.0.0.1:3306/{}", site.db_user, db.name);
     let mut limited = mysql::Conn::new(mysql::Opts::from_url(&sched_url).expect("url"))
         .expect("the scheduler account connects");
     assert!(
-        limited.query_drop("SELECT eventkey FROM experiments").is_err(),
+        limited
+            .query_drop("SELECT eventkey FROM experiments")
+            .is_err(),
         "the scheduler account cannot read keys"
     );
     assert!(
@@ -221,7 +260,16 @@ async fn a_mariadb_experiment_runs_with_least_privilege_and_its_own_key_only() {
 
     // From the experiment's snapshot.
     let snapshot = dir.path().join("web.db");
-    ok(&db.url, &["snapshot", "-e", "testbed/web", "--to", snapshot.to_str().expect("utf-8")]);
+    ok(
+        &db.url,
+        &[
+            "snapshot",
+            "-e",
+            "testbed/web",
+            "--to",
+            snapshot.to_str().expect("utf-8"),
+        ],
+    );
     let mut sched = site.scheduler(
         &router,
         &format!("sqlite:{}", snapshot.display()),
@@ -245,14 +293,23 @@ fn an_unreachable_database_server_is_named_by_the_scheduler() {
     let mut cmd = Command::new(bin_path("event-sched"));
     cmd.args(["-s", "127.0.0.1", "-p", "1", "-k"])
         .arg(&key)
-        .args(["--store", "mysql://sched@127.0.0.1:1/tbdb", "--", "testbed", "web"]);
+        .args([
+            "--store",
+            "mysql://sched@127.0.0.1:1/tbdb",
+            "--",
+            "testbed",
+            "web",
+        ]);
     if nix::unistd::geteuid().is_root() {
         use std::os::unix::process::CommandExt;
         let nobody = nix::unistd::User::from_name("nobody")
             .expect("lookup")
             .expect("nobody");
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .expect("chmod");
         cmd.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
@@ -276,17 +333,30 @@ fn import_moves_a_site_to_mariadb_and_back() {
     ok(
         &sqlite,
         &[
-            "create", "-e", "testbed/web", "--store-key", "--path",
+            "create",
+            "-e",
+            "testbed/web",
+            "--store-key",
+            "--path",
             dir.path().join("web").to_str().expect("utf-8"),
             ns.to_str().expect("utf-8"),
         ],
     );
     ok(&sqlite, &["swapin", "-e", "testbed/web"]);
     let out = ok(&sqlite, &["import", "--from", &sqlite, "--to", &db.url]);
-    assert!(out.contains("imported 1 experiments (13 static events)"), "{out}");
+    assert!(
+        out.contains("imported 1 experiments (13 static events)"),
+        "{out}"
+    );
     let out = ok(&db.url, &["import", "--from", &db.url, "--to", &back]);
-    assert!(out.contains("imported 1 experiments (13 static events)"), "{out}");
-    for view in [["events", "-e", "testbed/web"], ["agents", "-e", "testbed/web"]] {
+    assert!(
+        out.contains("imported 1 experiments (13 static events)"),
+        "{out}"
+    );
+    for view in [
+        ["events", "-e", "testbed/web"],
+        ["agents", "-e", "testbed/web"],
+    ] {
         let original = ok(&sqlite, &view);
         assert_eq!(ok(&db.url, &view), original, "{view:?} in MariaDB");
         assert_eq!(ok(&back, &view), original, "{view:?} back in SQLite");

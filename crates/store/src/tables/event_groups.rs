@@ -22,7 +22,7 @@ pub fn to_params(id: &ExperimentId, idx: i64, group: &GroupRow) -> Vec<Value> {
 }
 
 /// The membership a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<GroupRow, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<GroupRow, ColumnError> {
     Ok(GroupRow {
         group_name: row.text("group_name")?,
         agent_name: row.text("agent_name")?,

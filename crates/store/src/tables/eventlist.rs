@@ -69,7 +69,7 @@ pub fn to_params(id: &ExperimentId, event: &StoredEvent) -> Vec<Value> {
 }
 
 /// The event a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<StoredEvent, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<StoredEvent, ColumnError> {
     Ok(StoredEvent {
         idx: row.int_as("idx")?,
         time: row.real("time")?,
@@ -80,5 +80,38 @@ pub fn from_row(row: &Named<'_>) -> Result<StoredEvent, ColumnError> {
         isgroup: row.flag("isgroup")?,
         arguments: row.opt_text("arguments")?.unwrap_or_default(),
         atstring: row.opt_text("atstring")?.unwrap_or_default(),
+    })
+}
+
+/// The columns the scheduler's read needs: [`TABLE`]'s, less the ones it
+/// never uses (`isgroup`, `atstring`, `triggertype`, `parent`), so a
+/// 100,000-event load moves only what it keeps.
+pub const SCHEDULE: Table = Table {
+    name: "eventlist",
+    columns: &[
+        "pid",
+        "eid",
+        "idx",
+        "time",
+        "vnode",
+        "vname",
+        "objecttype",
+        "eventtype",
+        "arguments",
+    ],
+};
+
+/// An event as the scheduler reads it (a row selected with [`SCHEDULE`]).
+pub fn scheduled_from_row(row: &mut Named<'_>) -> Result<StoredEvent, ColumnError> {
+    Ok(StoredEvent {
+        idx: row.int_as("idx")?,
+        time: row.real("time")?,
+        vnode: row.text("vnode")?,
+        vname: row.text("vname")?,
+        objecttype: row.int("objecttype")?,
+        eventtype: row.int("eventtype")?,
+        isgroup: false,
+        arguments: row.opt_text("arguments")?.unwrap_or_default(),
+        atstring: String::new(),
     })
 }

@@ -26,7 +26,7 @@ pub const TABLE: Table = Table {
 };
 
 /// The experiment a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<Experiment, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<Experiment, ColumnError> {
     let id = ExperimentId::new(row.text("pid")?, row.text("eid")?);
     let state = row.text("state")?;
     let state = state.parse::<ExperimentState>().map_err(|_| {

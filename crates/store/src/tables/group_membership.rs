@@ -12,7 +12,7 @@ pub const TABLE: Table = Table {
 };
 
 /// The membership a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<GroupMembership, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<GroupMembership, ColumnError> {
     let trust = row.text("trust")?;
     Ok(GroupMembership {
         uid: row.text("uid")?,

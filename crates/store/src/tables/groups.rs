@@ -22,7 +22,7 @@ pub fn to_params(group: &Group) -> Vec<Value> {
 }
 
 /// The group a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<Group, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<Group, ColumnError> {
     Ok(Group {
         pid: row.text("pid")?,
         gid: row.text("gid")?,

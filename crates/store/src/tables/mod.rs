@@ -53,7 +53,7 @@ impl Table {
     }
 
     /// Reads a row selected with [`Table::select_list`].
-    pub fn named<'r>(&self, row: &'r Row) -> Named<'r> {
+    pub fn named<'r>(&self, row: &'r mut Row) -> Named<'r> {
         Named::new(row, self.columns)
     }
 

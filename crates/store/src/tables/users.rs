@@ -21,7 +21,7 @@ pub fn to_params(user: &User) -> Vec<Value> {
 }
 
 /// The user a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<User, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<User, ColumnError> {
     Ok(User {
         uid: row.text("uid")?,
         unix_uid: row.int_as("unix_uid")?,

@@ -33,7 +33,7 @@ pub fn to_params(id: &ExperimentId, vname: &str, vnode: &str, objecttype: i64) -
 }
 
 /// The agent a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<StoredAgent, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<StoredAgent, ColumnError> {
     Ok(StoredAgent {
         vname: row.text("vname")?,
         vnode: row.text("vnode")?,

@@ -79,7 +79,7 @@ pub fn to_params(id: &ExperimentId, lan: &VirtLanMember) -> Vec<Value> {
 }
 
 /// The member a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<VirtLanMember, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<VirtLanMember, ColumnError> {
     Ok(VirtLanMember {
         vname: row.text("vname")?,
         vnode: row.text("vnode")?,

@@ -24,7 +24,7 @@ pub fn to_params(id: &ExperimentId, node: &VirtNode) -> Vec<Value> {
 }
 
 /// The node a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<VirtNode, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<VirtNode, ColumnError> {
     Ok(VirtNode {
         vname: row.text("vname")?,
         node_type: row.text("type")?,

@@ -34,7 +34,7 @@ pub fn to_params(id: &ExperimentId, program: &VirtProgram) -> Vec<Value> {
 }
 
 /// The program a row holds (a NULL command reads as empty).
-pub fn from_row(row: &Named<'_>) -> Result<VirtProgram, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<VirtProgram, ColumnError> {
     Ok(VirtProgram {
         vnode: row.text("vnode")?,
         vname: row.text("vname")?,

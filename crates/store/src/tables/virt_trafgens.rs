@@ -44,7 +44,7 @@ pub fn to_params(id: &ExperimentId, tg: &VirtTrafgen) -> Vec<Value> {
 }
 
 /// The generator a row holds.
-pub fn from_row(row: &Named<'_>) -> Result<VirtTrafgen, ColumnError> {
+pub fn from_row(row: &mut Named<'_>) -> Result<VirtTrafgen, ColumnError> {
     Ok(VirtTrafgen {
         vnode: row.text("vnode")?,
         vname: row.text("vname")?,

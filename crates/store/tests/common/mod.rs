@@ -105,7 +105,9 @@ impl TestDb {
                 let mut stmt = conn.prepare(sql).expect("prepare");
                 let width = stmt.column_count();
                 stmt.query_row([], |row| {
-                    (0..width).map(|i| row.get::<_, i64>(i)).collect::<Result<Vec<_>, _>>()
+                    (0..width)
+                        .map(|i| row.get::<_, i64>(i))
+                        .collect::<Result<Vec<_>, _>>()
                 })
                 .expect("raw row")
             }
