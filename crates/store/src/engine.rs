@@ -23,7 +23,7 @@ use crate::model::{
     GroupRow, NewExperiment, NodeAssignment, StaticEvent, TypeEntry, TypeTable, User, VirtAgent,
     VirtualExperiment, shorten, validate_assignments,
 };
-use crate::sql::{DbError, OrStore, Tx, Value};
+use crate::sql::{ColumnError, DbError, Named, OrStore, Tx, Value};
 use crate::store::ExperimentStore;
 use crate::tables::{
     Table, VIRTUAL_TABLES, event_groups, eventlist, experiment_key, experiments, group_membership,
@@ -333,14 +333,24 @@ fn write_virtual(
     Ok(())
 }
 
-fn read_groups(tx: &mut dyn Tx, id: &ExperimentId) -> Result<Vec<GroupRow>, StoreError> {
-    let table = event_groups::TABLE;
+/// One experiment's rows of `table` in `order`, each read with `from_row`.
+fn experiment_rows<T>(
+    tx: &mut dyn Tx,
+    table: Table,
+    order: &str,
+    id: &ExperimentId,
+    from_row: fn(&mut Named<'_>) -> Result<T, ColumnError>,
+) -> Result<Vec<T>, StoreError> {
     tx.query_map(
-        "event_groups",
-        &table.select_experiment_rows("idx"),
+        table.name,
+        &table.select_experiment_rows(order),
         &experiment_key(id),
-        |row| event_groups::from_row(&mut table.named(row)),
+        |row| from_row(&mut table.named(row)),
     )
+}
+
+fn read_groups(tx: &mut dyn Tx, id: &ExperimentId) -> Result<Vec<GroupRow>, StoreError> {
+    experiment_rows(tx, event_groups::TABLE, "idx", id, event_groups::from_row)
 }
 
 fn read_memberships(
@@ -492,48 +502,21 @@ impl<B: SqlBackend> ExperimentStore for B {
                 .ok_or_else(|| StoreError::ExperimentNotFound(id.clone()))?
                 .text(0)
                 .map_err(|e| tx.corrupt(e))?;
-            let key = experiment_key(id);
             let order = tx.dialect().insertion_order();
 
-            let table = virt_nodes::TABLE;
-            let nodes = tx.query_map(
-                table.name,
-                &table.select_experiment_rows(order),
-                &key,
-                |row| virt_nodes::from_row(&mut table.named(row)),
-            )?;
-            let table = virt_lans::TABLE;
-            let lan_members = tx.query_map(
-                table.name,
-                &table.select_experiment_rows(order),
-                &key,
-                |row| virt_lans::from_row(&mut table.named(row)),
-            )?;
-            let table = virt_programs::TABLE;
-            let programs = tx.query_map(
-                table.name,
-                &table.select_experiment_rows(order),
-                &key,
-                |row| virt_programs::from_row(&mut table.named(row)),
-            )?;
-            let table = virt_trafgens::TABLE;
-            let trafgens = tx.query_map(
-                table.name,
-                &table.select_experiment_rows(order),
-                &key,
-                |row| virt_trafgens::from_row(&mut table.named(row)),
-            )?;
+            let nodes = experiment_rows(tx, virt_nodes::TABLE, order, id, virt_nodes::from_row)?;
+            let lan_members =
+                experiment_rows(tx, virt_lans::TABLE, order, id, virt_lans::from_row)?;
+            let programs =
+                experiment_rows(tx, virt_programs::TABLE, order, id, virt_programs::from_row)?;
+            let trafgens =
+                experiment_rows(tx, virt_trafgens::TABLE, order, id, virt_trafgens::from_row)?;
             let groups = read_groups(tx, id)?;
 
             let objtypes = type_names(tx, TypeTable::ObjectTypes)?;
             let eventtypes = type_names(tx, TypeTable::EventTypes)?;
-            let table = virt_agents::TABLE;
-            let stored_agents = tx.query_map(
-                table.name,
-                &table.select_experiment_rows(order),
-                &key,
-                |row| virt_agents::from_row(&mut table.named(row)),
-            )?;
+            let stored_agents =
+                experiment_rows(tx, virt_agents::TABLE, order, id, virt_agents::from_row)?;
             let mut agents = Vec::with_capacity(stored_agents.len());
             for agent in stored_agents {
                 let objtype = type_name(
@@ -549,13 +532,8 @@ impl<B: SqlBackend> ExperimentStore for B {
                     objtype,
                 });
             }
-            let table = eventlist::TABLE;
-            let stored_events = tx.query_map(
-                table.name,
-                &table.select_experiment_rows("idx"),
-                &key,
-                |row| eventlist::from_row(&mut table.named(row)),
-            )?;
+            let stored_events =
+                experiment_rows(tx, eventlist::TABLE, "idx", id, eventlist::from_row)?;
             let mut events = Vec::with_capacity(stored_events.len());
             for event in stored_events {
                 let row_name = || format!("eventlist row {} of {id}", event.idx);
@@ -781,12 +759,12 @@ impl<B: SqlBackend> ExperimentStore for B {
             // two small maps instead of 200,000 index lookups.
             let objtypes = type_names(tx, TypeTable::ObjectTypes)?;
             let eventtypes = type_names(tx, TypeTable::EventTypes)?;
-            let table = eventlist::SCHEDULE;
-            let stored = tx.query_map(
-                table.name,
-                &table.select_experiment_rows("time, idx"),
-                &experiment_key(id),
-                |row| eventlist::scheduled_from_row(&mut table.named(row)),
+            let stored = experiment_rows(
+                tx,
+                eventlist::SCHEDULE,
+                "time, idx",
+                id,
+                eventlist::scheduled_from_row,
             )?;
             let mut events = Vec::with_capacity(stored.len());
             for event in stored {
