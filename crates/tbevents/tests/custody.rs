@@ -365,3 +365,157 @@ fn import_moves_a_site_to_mariadb_and_back() {
     let out = tbevents(&back, &["import", "--from", &sqlite, "--to", &back]);
     assert!(!out.status.success());
 }
+
+/// A TCP relay to the MariaDB server that the test can cut and restore,
+/// standing in for a database server that goes away mid-run.
+struct CuttableLink {
+    port: u16,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CuttableLink {
+    /// Starts relaying 127.0.0.1:`port` (0: any free port) to the server.
+    async fn start(port: u16) -> CuttableLink {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    assert!(Instant::now() < deadline, "rebinding port {port}: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let port = listener.local_addr().expect("addr").port();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = std::sync::Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:3306").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                shared.lock().expect("lock").push(relay);
+            }
+        });
+        tasks.lock().expect("lock").push(accept);
+        CuttableLink { port, tasks }
+    }
+
+    /// Closes the listener and every relayed connection.
+    fn cut(&self) {
+        for task in self.tasks.lock().expect("lock").drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_rides_out_a_database_server_that_goes_away() {
+    let db = ScratchDatabase::create();
+    let dir = tempfile::tempdir().expect("tempdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let exp = dir.path().join("web");
+    let ns = examples().join("demo.ns");
+    ok(
+        &db.url,
+        &[
+            "create",
+            "-e",
+            "testbed/web",
+            "--path",
+            exp.to_str().expect("utf-8"),
+            ns.to_str().expect("utf-8"),
+        ],
+    );
+    ok(&db.url, &["swapin", "-e", "testbed/web"]);
+    ok(&db.url, &["state", "-e", "testbed/web", "swapped"]);
+    let key = exp.join("tbdata/eventkey");
+    for path in [exp.clone(), exp.join("tbdata")] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    let link = CuttableLink::start(0).await;
+    let server = format!("127.0.0.1:{}", link.port);
+    let router = Router::start(&[]);
+    let mut cmd = Command::new(bin_path("event-sched"));
+    cmd.args(["-s", "127.0.0.1", "-p"])
+        .arg(router.port.to_string())
+        .arg("-k")
+        .arg(&key)
+        .arg("--store")
+        // The driver would switch a loopback connection to the server's
+        // Unix socket, around the link this test cuts.
+        .arg(format!("mysql://root@{server}/{}?prefer_socket=false", db.name))
+        .args([
+            "--start-delay",
+            "0",
+            "--poll-interval",
+            "0.1",
+            "--",
+            "testbed",
+            "web",
+        ]);
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::process::CommandExt;
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("lookup")
+            .expect("nobody");
+        cmd.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
+    }
+    let mut sched = Proc::spawn("event-sched", cmd);
+    sched.wait_for_output(
+        "waiting for testbed/web to become active",
+        Duration::from_secs(30),
+    );
+
+    // The server goes away while the scheduler waits: it says which server
+    // it cannot reach and keeps waiting.
+    link.cut();
+    sched.wait_for_output(
+        &format!("cannot reach the database server {server}"),
+        Duration::from_secs(30),
+    );
+    assert!(sched.try_wait().is_none(), "still running");
+    // It comes back; the scheduler reconnects and loads when active.
+    let link = CuttableLink::start(link.port).await;
+    ok(&db.url, &["state", "-e", "testbed/web", "active"]);
+
+    let handle = EventHandle::register_with_keyfile(&router.uri(), &key)
+        .await
+        .expect("register");
+    let mut sub = handle
+        .subscribe(&AddressTuple::new().expt("testbed/web"))
+        .await
+        .expect("subscribe");
+    wait_for(&mut sub, "cbr0", "START").await;
+    // Gone again after the load: what was loaded keeps firing (the access
+    // link's delay change is due at +6 s, its loss change at +8 s).
+    link.cut();
+    wait_for(&mut sub, "access", "MODIFY").await;
+    wait_for(&mut sub, "access", "MODIFY").await;
+    assert!(
+        sched.try_wait().is_none(),
+        "still running after losing the server"
+    );
+    sched.kill();
+}
+
+/// Receives events until `objname` `eventtype` arrives (30 s at most).
+async fn wait_for(sub: &mut tbevents_event::EventSubscription, objname: &str, eventtype: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{objname} {eventtype} never fired");
+        if let Ok(Some(event)) = tokio::time::timeout(left, sub.recv()).await {
+            let a = event.attributes();
+            if a.get_str("OBJNAME") == Some(objname) && a.get_str("EVENTTYPE") == Some(eventtype) {
+                return;
+            }
+        }
+    }
+}
