@@ -450,7 +450,10 @@ async fn the_scheduler_rides_out_a_database_server_that_goes_away() {
         .arg("--store")
         // The driver would switch a loopback connection to the server's
         // Unix socket, around the link this test cuts.
-        .arg(format!("mysql://root@{server}/{}?prefer_socket=false", db.name))
+        .arg(format!(
+            "mysql://root@{server}/{}?prefer_socket=false",
+            db.name
+        ))
         .args([
             "--start-delay",
             "0",
