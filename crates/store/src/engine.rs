@@ -238,6 +238,33 @@ fn type_name(
     })
 }
 
+/// The object and event type names of a stored event.
+fn event_types(
+    tx: &dyn Tx,
+    objtypes: &FxHashMap<i64, String>,
+    eventtypes: &FxHashMap<i64, String>,
+    event: &eventlist::StoredEvent,
+    id: &ExperimentId,
+) -> Result<(String, String), StoreError> {
+    let row_name = || format!("eventlist row {} of {id}", event.idx);
+    Ok((
+        type_name(
+            tx,
+            objtypes,
+            event.objecttype,
+            TypeTable::ObjectTypes,
+            row_name,
+        )?,
+        type_name(
+            tx,
+            eventtypes,
+            event.eventtype,
+            TypeTable::EventTypes,
+            row_name,
+        )?,
+    ))
+}
+
 /// Inserts every row of a virtual experiment (already validated and with
 /// the old rows deleted).
 fn write_virtual(
@@ -536,22 +563,10 @@ impl<B: SqlBackend> ExperimentStore for B {
                 experiment_rows(tx, eventlist::TABLE, "idx", id, eventlist::from_row)?;
             let mut events = Vec::with_capacity(stored_events.len());
             for event in stored_events {
-                let row_name = || format!("eventlist row {} of {id}", event.idx);
+                let (objtype, eventtype) = event_types(tx, &objtypes, &eventtypes, &event, id)?;
                 events.push(StaticEvent {
-                    objtype: type_name(
-                        tx,
-                        &objtypes,
-                        event.objecttype,
-                        TypeTable::ObjectTypes,
-                        row_name,
-                    )?,
-                    eventtype: type_name(
-                        tx,
-                        &eventtypes,
-                        event.eventtype,
-                        TypeTable::EventTypes,
-                        row_name,
-                    )?,
+                    objtype,
+                    eventtype,
                     time: event.time,
                     vnode: event.vnode,
                     vname: event.vname,
@@ -768,24 +783,12 @@ impl<B: SqlBackend> ExperimentStore for B {
             )?;
             let mut events = Vec::with_capacity(stored.len());
             for event in stored {
-                let row_name = || format!("eventlist row {} of {id}", event.idx);
+                let (objtype, eventtype) = event_types(tx, &objtypes, &eventtypes, &event, id)?;
                 events.push(EventRow {
                     idx: event.idx,
                     time: event.time,
-                    objtype: type_name(
-                        tx,
-                        &objtypes,
-                        event.objecttype,
-                        TypeTable::ObjectTypes,
-                        row_name,
-                    )?,
-                    eventtype: type_name(
-                        tx,
-                        &eventtypes,
-                        event.eventtype,
-                        TypeTable::EventTypes,
-                        row_name,
-                    )?,
+                    objtype,
+                    eventtype,
                     vnode: event.vnode,
                     vname: event.vname,
                     arguments: event.arguments,
