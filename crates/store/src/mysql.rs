@@ -500,21 +500,32 @@ impl Tx for MysqlTx<'_, '_, '_> {
         self.cx.location
     }
 
-    fn query(&mut self, sql: &str, values: &[Value]) -> Result<Vec<Row>, DbError> {
-        let rows: Vec<mysql::Row> = self
-            .tx
-            .exec(sql, params(values))
-            .map_err(|e| self.fail(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Row {
-                values: row
-                    .unwrap_raw()
+    fn query_each(
+        &mut self,
+        sql: &str,
+        values: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        let cx = self.cx;
+        let fail = |err: mysql::Error| match &err {
+            mysql::Error::MySqlError(server) if DUPLICATE_CODES.contains(&server.code) => {
+                DbError::Duplicate(server.message.clone())
+            }
+            _ => DbError::Store(cx.db(err)),
+        };
+        let result = self.tx.exec_iter(sql, params(values)).map_err(fail)?;
+        let mut buffer = Row { values: Vec::new() };
+        for row in result {
+            let row = row.map_err(fail)?;
+            buffer.values.clear();
+            buffer.values.extend(
+                row.unwrap_raw()
                     .into_iter()
-                    .map(|value| value.map_or(Value::Null, from_mysql))
-                    .collect(),
-            })
-            .collect())
+                    .map(|value| value.map_or(Value::Null, from_mysql)),
+            );
+            each(&mut buffer)?;
+        }
+        Ok(())
     }
 
     fn execute(&mut self, sql: &str, values: &[Value]) -> Result<u64, DbError> {

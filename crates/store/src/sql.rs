@@ -298,8 +298,15 @@ pub trait Tx {
     /// Where the database is, for error messages.
     fn location(&self) -> &str;
 
-    /// Runs a query and returns every row.
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
+    /// Runs a query and hands each row to `each` as it arrives (one
+    /// reused row buffer, no list of every row: a 100,000-event read
+    /// allocates only what the caller keeps).
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), DbError>,
+    ) -> Result<(), DbError>;
 
     /// Runs a statement and returns the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
@@ -314,6 +321,18 @@ pub trait Tx {
 }
 
 impl dyn Tx + '_ {
+    /// Runs a query and returns every row.
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let mut rows = Vec::new();
+        self.query_each(sql, params, &mut |row| {
+            rows.push(Row {
+                values: std::mem::take(&mut row.values),
+            });
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
     /// The first row of a query, if any.
     pub fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params).or_store()?.into_iter().next())
@@ -328,12 +347,20 @@ impl dyn Tx + '_ {
         params: &[Value],
         map: impl Fn(&mut Row) -> Result<T, ColumnError>,
     ) -> Result<Vec<T>, StoreError> {
-        let rows = self.query(sql, params).or_store()?;
-        rows.into_iter()
-            .map(|mut row| {
-                map(&mut row).map_err(|detail| self.corrupt(format!("a {table} row: {detail}")))
-            })
-            .collect()
+        let location = self.location().to_owned();
+        let mut out = Vec::new();
+        self.query_each(sql, params, &mut |row| {
+            let value = map(row).map_err(|detail| {
+                DbError::Store(StoreError::Corrupt {
+                    location: location.clone(),
+                    detail: format!("a {table} row: {detail}"),
+                })
+            })?;
+            out.push(value);
+            Ok(())
+        })
+        .or_store()?;
+        Ok(out)
     }
 
     /// Inserts many rows into `table`, several per statement (one round

@@ -371,15 +371,22 @@ impl Tx for SqliteTx<'_, '_> {
         self.cx.location
     }
 
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
         let mut stmt = self.tx.prepare_cached(sql).map_err(|e| self.fail(e))?;
         let width = stmt.column_count();
         let mut rows = stmt
             .query(rusqlite::params_from_iter(params.iter().map(to_sql)))
             .map_err(|e| self.fail(e))?;
-        let mut out = Vec::new();
+        let mut buffer = Row {
+            values: Vec::with_capacity(width),
+        };
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
-            let mut values = Vec::with_capacity(width);
+            buffer.values.clear();
             for column in 0..width {
                 use rusqlite::types::ValueRef;
                 let value = match row.get_ref(column).map_err(|e| self.fail(e))? {
@@ -390,11 +397,11 @@ impl Tx for SqliteTx<'_, '_> {
                         Value::Text(String::from_utf8_lossy(bytes).into_owned())
                     }
                 };
-                values.push(value);
+                buffer.values.push(value);
             }
-            out.push(Row { values });
+            each(&mut buffer)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
