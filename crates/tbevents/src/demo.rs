@@ -232,6 +232,8 @@ impl Lab {
             .arg("--poll-interval")
             .arg("0.2")
             .args(extra)
+            // Names after `--` can never be read as options.
+            .arg("--")
             .arg(&id.pid)
             .arg(&id.eid)
             .stdin(Stdio::null())
