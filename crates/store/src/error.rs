@@ -158,9 +158,9 @@ pub enum StoreError {
         supported: i64,
     },
 
-    /// The file is an SQLite database, but some other program's.
+    /// The file or database is some other program's.
     #[error(
-        "{location} is an SQLite database of another program (it has tables but no tbevents schema): \
+        "{location} is a database of another program (it has tables but no tbevents schema): \
          refusing to modify it; point TBEVENTS_STORE at a new or tbevents database"
     )]
     ForeignDatabase {

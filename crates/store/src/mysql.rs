@@ -156,7 +156,7 @@ impl MysqlStore {
     /// not exist (when the account may) and bringing its schema up to date.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let store = Self::connect(url, false)?;
-        store.migrate()?;
+        store.migrate(latest_version())?;
         Ok(store)
     }
 
@@ -302,8 +302,8 @@ impl MysqlStore {
 
     /// Applies the migrations the database lacks, under a named lock so
     /// concurrent openers take turns.
-    fn migrate(&self) -> Result<(), StoreError> {
-        if self.stored_version()? == latest_version() {
+    fn migrate(&self, target: i64) -> Result<(), StoreError> {
+        if self.stored_version()? >= target {
             return Ok(());
         }
         let cx = self.cx("upgrading the schema");
@@ -318,16 +318,19 @@ impl MysqlStore {
                 doing: "waiting for another program to finish upgrading the schema".to_owned(),
             });
         }
-        let result = self.migrate_locked(&mut conn);
+        let result = self.migrate_locked(&mut conn, target);
         let released = conn
             .query_drop("SELECT RELEASE_LOCK(CONCAT('tbevents_migrate_', DATABASE()))")
             .map_err(|e| cx.db(e));
         result.and(released)
     }
 
-    fn migrate_locked(&self, conn: &mut PooledConn) -> Result<(), StoreError> {
+    fn migrate_locked(&self, conn: &mut PooledConn, target: i64) -> Result<(), StoreError> {
         let start = self.stored_version()?;
-        for migration in MYSQL_MIGRATIONS.iter().filter(|m| m.version > start) {
+        for migration in MYSQL_MIGRATIONS
+            .iter()
+            .filter(|m| m.version > start && m.version <= target)
+        {
             let doing = format!(
                 "upgrading the schema to version {} ({})",
                 migration.version, migration.description
@@ -533,5 +536,84 @@ impl Tx for MysqlTx<'_, '_, '_> {
             .exec_drop(sql, params(values))
             .map_err(|e| self.fail(e))?;
         Ok(self.tx.affected_rows())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mysql::prelude::Queryable;
+    use tbevents_testkit::ScratchDatabase;
+
+    use super::*;
+    use crate::model::{ExperimentId, NewExperiment, VirtProgram};
+    use crate::store::ExperimentStore;
+
+    #[test]
+    fn an_older_database_is_upgraded_and_keeps_its_rows() {
+        let db = ScratchDatabase::create();
+        let id = ExperimentId::new("proj", "progs");
+        {
+            let old = MysqlStore::connect(&db.url, false).expect("connect");
+            old.migrate(3).expect("migrate to version 3");
+            assert_eq!(old.stored_version().expect("version"), 3);
+            old.create_experiment(&NewExperiment::new(id.clone(), "proj", "alice", "/proj/x"))
+                .expect("create");
+        }
+        // A row as a version-3 build wrote it: no program settings yet.
+        db.connect()
+            .query_drop(
+                "INSERT INTO virt_programs (pid, eid, vnode, vname, command) \
+                 VALUES ('proj', 'progs', 'n0', 'p0', '/bin/true')",
+            )
+            .expect("raw insert");
+        // A read-only open refuses the old schema instead of migrating it.
+        let err = MysqlStore::open_read_only(&db.url).expect_err("old schema");
+        assert!(err.to_string().contains("version 3"), "{err}");
+
+        let store = MysqlStore::open(&db.url).expect("open upgrades");
+        assert_eq!(store.schema_version().expect("version"), latest_version());
+        assert_eq!(
+            store.virtual_experiment(&id).expect("read").programs,
+            vec![VirtProgram {
+                vnode: "n0".into(),
+                vname: "p0".into(),
+                command: "/bin/true".into(),
+                ..VirtProgram::default()
+            }]
+        );
+        // Opening again is a no-op; a newer schema is refused untouched.
+        drop(MysqlStore::open(&db.url).expect("reopen"));
+        db.connect()
+            .query_drop("UPDATE tbevents_schema SET version = 99")
+            .expect("bump");
+        let err = MysqlStore::open(&db.url).expect_err("newer");
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 99, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn another_programs_database_is_left_alone() {
+        let db = ScratchDatabase::create();
+        db.connect()
+            .query_drop("CREATE TABLE accounts (id INT PRIMARY KEY)")
+            .expect("foreign table");
+        let err = MysqlStore::open(&db.url).expect_err("foreign");
+        assert!(matches!(err, StoreError::ForeignDatabase { .. }), "{err:?}");
+        let tables: Vec<String> = db.connect().query("SHOW TABLES").expect("tables");
+        assert_eq!(tables, vec!["accounts".to_owned()], "nothing was created");
+    }
+
+    #[test]
+    fn the_password_never_appears_in_the_location() {
+        let db = ScratchDatabase::create();
+        let url = db.url.replace("root@", "root:@");
+        let store = MysqlStore::open(&url).expect("open");
+        assert!(
+            !store.backend_location().contains(':') || !store.backend_location().contains("root:")
+        );
+        let err = MysqlStore::open("mysql://root:hunter2@127.0.0.1:1/x").expect_err("unreachable");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }
