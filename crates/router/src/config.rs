@@ -74,6 +74,8 @@ pub struct FileConfig {
     /// Most simultaneous connections from one source address (all
     /// endpoints); absent or 0: no cap.
     pub max_connections_per_source: Option<usize>,
+    /// Milliseconds one notification may spend in evaluation; 0: no limit.
+    pub notification_time_budget_ms: Option<f64>,
     /// Seconds an unconnected channel may go without ConnRqst or UNotify.
     pub idle_timeout: Option<f64>,
     /// Seconds allowed for sending Disconn to every client at shutdown.
@@ -196,6 +198,10 @@ pub struct Cli {
     /// Most simultaneous connections from one source address, all endpoints together. [default: no cap]
     #[arg(long, value_name = "N")]
     pub max_connections_per_source: Option<usize>,
+
+    /// Milliseconds one notification may spend being evaluated against subscriptions; past it the remaining candidates are skipped and counted. 0 turns the limit off. [default: 20]
+    #[arg(long, value_name = "MS")]
+    pub notification_time_budget_ms: Option<f64>,
 
     /// Seconds a channel may stay open without sending ConnRqst or UNotify. [default: 15]
     #[arg(long, value_name = "SECONDS")]
@@ -332,6 +338,8 @@ pub struct Settings {
     pub endpoints: Vec<EndpointSettings>,
     /// Most connections from one source address; `None`: no cap.
     pub max_connections_per_source: Option<usize>,
+    /// Most time one notification may spend in evaluation (zero: no limit).
+    pub notification_time_budget: Duration,
     /// Runtime worker threads.
     pub workers: usize,
     /// Log filter directive, if set by flag or file (otherwise RUST_LOG or `info`).
@@ -684,10 +692,23 @@ impl Settings {
             .or(file.max_connections_per_source)
             .filter(|n| *n > 0);
 
+        let budget_ms = cli
+            .notification_time_budget_ms
+            .or(file.notification_time_budget_ms)
+            .unwrap_or(20.0);
+        if !(0.0..=60_000.0).contains(&budget_ms) {
+            return Err(ConfigError::Invalid {
+                key: "notification_time_budget_ms",
+                message: format!("{budget_ms} is out of range: use 0 (off) to 60000"),
+            });
+        }
+        let notification_time_budget = Duration::from_secs_f64(budget_ms / 1000.0);
+
         Ok(Settings {
             listen,
             endpoints,
             max_connections_per_source,
+            notification_time_budget,
             workers,
             log_level: cli.log_level.clone().or_else(|| file.log_level.clone()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),

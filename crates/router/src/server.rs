@@ -91,9 +91,11 @@ impl ServerContext {
         let mut domains: Vec<Arc<Domain>> = Vec::new();
         for endpoint in &settings.endpoints {
             if !domains.iter().any(|d| d.name == endpoint.domain) {
+                let broker = Broker::new(Arc::clone(&metrics));
+                broker.set_evaluation_budget(settings.notification_time_budget);
                 domains.push(Arc::new(Domain {
                     name: endpoint.domain.clone(),
-                    broker: Broker::new(Arc::clone(&metrics)),
+                    broker,
                 }));
             }
         }
@@ -190,6 +192,11 @@ impl ServerContext {
             settings.max_connections_per_source.unwrap_or(0),
             Ordering::Relaxed,
         );
+        for domain in &self.domains {
+            domain
+                .broker
+                .set_evaluation_budget(settings.notification_time_budget);
+        }
     }
 }
 
