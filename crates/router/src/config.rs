@@ -109,6 +109,14 @@ pub struct FileLimits {
     pub send_queue_drop_policy: Option<String>,
     /// Receive-Queue.Max-Length default and ceiling, bytes.
     pub receive_queue_max_length: Option<usize>,
+    /// Most bytes of compiled `regex()` patterns one subscription may use.
+    pub regex_bytes_per_subscription: Option<usize>,
+    /// Most bytes of compiled `regex()` patterns one connection's
+    /// subscriptions may use together.
+    pub regex_bytes_per_connection: Option<usize>,
+    /// Most bytes all compiled patterns of the router may use (identical
+    /// patterns are compiled once and shared).
+    pub regex_bytes_total: Option<usize>,
 }
 
 /// The `[tls]` table of the configuration file.
@@ -296,6 +304,12 @@ pub struct ConnectionLimits {
     pub receive_queue_max_length: usize,
     /// TCP_NODELAY on by default.
     pub tcp_nodelay: bool,
+    /// Compiled-regex bytes per subscription.
+    pub regex_bytes_per_subscription: usize,
+    /// Compiled-regex bytes per connection.
+    pub regex_bytes_per_connection: usize,
+    /// Compiled-regex bytes for the whole router.
+    pub regex_bytes_total: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -308,6 +322,9 @@ impl Default for ConnectionLimits {
             connection_max_keys: 1024,
             send_queue_max_length: 2 * 1024 * 1024,
             send_queue_drop_policy: DropPolicy::Oldest,
+            regex_bytes_per_subscription: 4 << 20,
+            regex_bytes_per_connection: 32 << 20,
+            regex_bytes_total: elvin_sublang::DEFAULT_PROCESS_REGEX_BUDGET,
             receive_queue_max_length: 1024 * 1024,
             tcp_nodelay: true,
         }
@@ -563,6 +580,13 @@ impl ConnectionLimits {
                 1024,
             )?,
             tcp_nodelay,
+            regex_bytes_per_subscription: file
+                .regex_bytes_per_subscription
+                .unwrap_or(d.regex_bytes_per_subscription),
+            regex_bytes_per_connection: file
+                .regex_bytes_per_connection
+                .unwrap_or(d.regex_bytes_per_connection),
+            regex_bytes_total: file.regex_bytes_total.unwrap_or(d.regex_bytes_total),
         })
     }
 }

@@ -87,6 +87,7 @@ impl ServerContext {
     /// A context for `settings` with an empty routing table.
     pub fn new(settings: &Settings) -> Arc<ServerContext> {
         let metrics = Arc::new(Metrics::default());
+        elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         let (shutdown, _) = watch::channel(false);
         let mut domains: Vec<Arc<Domain>> = Vec::new();
         for endpoint in &settings.endpoints {
@@ -184,6 +185,7 @@ impl ServerContext {
     }
 
     fn apply(&self, settings: &Settings) {
+        elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         *self.limits.write() = Arc::new(settings.limits.clone());
         *self.idle_timeout.write() = settings.idle_timeout;
         self.max_connections
