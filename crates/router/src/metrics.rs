@@ -386,7 +386,7 @@ mod tests {
         assert!(text.contains("\neventd_notifications_in_total 3\n"));
         assert!(text.contains("\neventd_nacks_total 1\n"));
         assert!(text.contains("\neventd_connections 0\n"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 11);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 13);
     }
 
     #[test]
