@@ -152,6 +152,11 @@ pub async fn serve_tcp(
     let mut buf: Vec<u8> = Vec::new();
     let mut read_size = FIRST_READ;
     let mut nodelay = limits_nodelay;
+    // An incomplete packet: since when, and how many bytes of it are
+    // charged to the router's budget.
+    let mut partial_since: Option<tokio::time::Instant> = None;
+    let mut partial_charged = 0usize;
+    let frame_timeout = ctx.frame_timeout();
 
     let ending = 'reading: loop {
         if *shutdown.borrow() {
@@ -193,6 +198,13 @@ pub async fn serve_tcp(
                 session.idle_timeout(idle_timeout.as_secs_f64());
                 break Ending::Close;
             }
+            _ = tokio::time::sleep_until(partial_since.map_or_else(far_future, |t| t + frame_timeout)), if partial_since.is_some() => {
+                session.cut_partial_frame(format!(
+                    "A packet stayed incomplete for {} seconds",
+                    frame_timeout.as_secs_f64()
+                ));
+                break Ending::Close;
+            }
             ready = stream.readable() => {
                 if ready.is_err() {
                     break Ending::Gone;
@@ -215,9 +227,27 @@ pub async fn serve_tcp(
                     if n == spare {
                         read_size = (read_size * 2).min(READ_CHUNK);
                     }
+                    let before = buf.len();
                     let step = process_frames(&mut session, &mut buf, &mut scratch);
                     scratch.finish_batch(&ctx.metrics);
                     outbox.flush_soon();
+                    // What is left in `buf` is the start of a packet still
+                    // arriving: charge it to the budget, and time it from
+                    // the last completed packet (a client streaming packets
+                    // back to back always has a partial one in flight).
+                    let within_budget = ctx.charge_partial(partial_charged, buf.len());
+                    partial_charged = buf.len();
+                    if buf.is_empty() {
+                        partial_since = None;
+                    } else if partial_since.is_none() || buf.len() < before {
+                        partial_since = Some(tokio::time::Instant::now());
+                    }
+                    if !within_budget {
+                        session.cut_partial_frame(
+                            "The router's budget for partially received packets is spent".into(),
+                        );
+                        break 'reading Ending::Close;
+                    }
                     // A client may ask for TCP_NODELAY (TCP.Send-Immediately
                     // 1); asking for 0 only permits coalescing, and the
                     // router already coalesces its writes, so it never
@@ -250,6 +280,7 @@ pub async fn serve_tcp(
     };
     session.end();
     drop(buf);
+    ctx.charge_partial(partial_charged, 0);
     if let Ending::Close = ending {
         finish_tcp(&stream, &outbox, ctx.shutdown_timeout()).await;
     } else {
