@@ -211,6 +211,9 @@ pub struct AgentConfig {
     pub store: Option<String>,
     /// The backend.
     pub backend: BackendKind,
+    /// The network namespace holding the links' interfaces, when it is not
+    /// the agent's own (the event connection stays in the agent's).
+    pub netns: Option<String>,
     /// The links served.
     pub links: Vec<LinkSpec>,
 }
@@ -261,11 +264,23 @@ pub fn starting_pipes(config: &AgentConfig) -> Result<Vec<[PipeParams; 2]>, Agen
 }
 
 /// Builds the backend for `spec`.
-pub fn make_backend(kind: BackendKind, spec: &LinkSpec) -> Result<Box<dyn LinkBackend>, AgentError> {
+pub fn make_backend(
+    kind: BackendKind,
+    spec: &LinkSpec,
+    netns: Option<&str>,
+) -> Result<Box<dyn LinkBackend>, AgentError> {
     match (kind, &spec.b, spec.kind()) {
-        (BackendKind::Tc, None, _) => Ok(Box::new(crate::tc::TcBackend::new(&spec.a.iface))),
+        (BackendKind::Tc, None, _) => Ok(Box::new(crate::tc::TcBackend::with_runner(
+            &spec.a.iface,
+            netns,
+            Box::new(crate::tc::SystemRunner),
+        ))),
         (BackendKind::Shaper, Some(b), _) => {
-            let shaper = crate::shaper::Shaper::start(&spec.a.iface, &b.iface).map_err(|source| {
+            let started = match netns {
+                Some(ns) => crate::shaper::Shaper::start_in_netns(ns, &spec.a.iface, &b.iface),
+                None => crate::shaper::Shaper::start(&spec.a.iface, &b.iface),
+            };
+            let shaper = started.map_err(|source| {
                 AgentError::Backend {
                     link: spec.name.clone(),
                     source,
@@ -340,7 +355,7 @@ pub async fn run(
     let pipes = starting_pipes(&config)?;
     let mut links = Vec::new();
     for (spec, pipes) in config.links.iter().zip(pipes) {
-        let backend = make_backend(config.backend, spec)?;
+        let backend = make_backend(config.backend, spec, config.netns.as_deref())?;
         let link = LinkState::new(spec.clone(), pipes, backend).map_err(|source| {
             AgentError::Backend {
                 link: spec.name.clone(),
@@ -485,6 +500,7 @@ mod tests {
             host: Some("10.0.0.1".into()),
             store: None,
             backend: BackendKind::Shaper,
+            netns: None,
             links: vec![LinkSpec::parse("access:client=a:router=b").unwrap()],
         };
         let expression = subscription(&config).subscription_expression().unwrap();

@@ -26,6 +26,7 @@ pub mod backend;
 pub mod netns;
 pub mod offload;
 pub mod params;
+pub mod probe;
 pub mod shaper;
 pub mod spec;
 pub mod store_params;

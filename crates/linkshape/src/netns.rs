@@ -39,6 +39,32 @@ where
         .map_err(|_| io::Error::other("the thread inside the namespace panicked"))?
 }
 
+/// Starts `f` on a new thread inside the namespace `name` and returns
+/// at once; for servers that live as long as a test.
+pub fn spawn_in_netns<T, F>(name: &str, f: F) -> io::Result<std::thread::JoinHandle<io::Result<T>>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    let file = File::open(format!("/run/netns/{name}")).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("network namespace {name:?} not found in /run/netns: {e}"),
+        )
+    })?;
+    std::thread::Builder::new()
+        .name(format!("netns-{name}"))
+        .spawn(move || {
+            // SAFETY: setns on a namespace file descriptor we hold open.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            drop(file);
+            f()
+        })
+}
+
 /// Runs `ip ARGS`; the error carries ip's standard error.
 pub fn run_ip(args: &[&str]) -> Result<(), String> {
     let output = Command::new("ip")

@@ -46,6 +46,10 @@ struct Args {
     /// bridge between two interfaces.
     #[arg(long, value_enum, default_value = "tc")]
     backend: BackendKind,
+    /// The network namespace (as in `ip netns`) holding the interfaces,
+    /// if not this process's own; the event connection stays here.
+    #[arg(long)]
+    netns: Option<String>,
     /// A link to serve: NAME:IFACE or NAME:VNODE=IFACE (tc);
     /// NAME:VA=IFACE_A:VB=IFACE_B or NAME:VNODE=IFACE_A:IFACE_B (shaper).
     /// Repeat for more links.
@@ -77,7 +81,11 @@ fn init_logging(logdir: Option<&PathBuf>) -> Result<(), String> {
                 .try_init();
         }
         None => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            use std::io::IsTerminal;
+            let _ = builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init();
         }
     }
     Ok(())
@@ -96,6 +104,7 @@ fn main() -> ExitCode {
         host: args.host,
         store: args.store,
         backend: args.backend,
+        netns: args.netns,
         links: args.links,
     };
     tracing::info!(vnode = ?args.vnode, backend = ?config.backend, "delay-agent starting");

@@ -292,6 +292,9 @@ fn run_direction(
         let current = mine.version.load(Ordering::Acquire);
         if current != version {
             config = **mine.config.lock();
+            if version != u64::MAX {
+                pipe.reconfigured(now);
+            }
             version = current;
         }
         // Send everything due.

@@ -116,6 +116,22 @@ impl<P> Pipe<P> {
         }
     }
 
+    /// Starts a new bandwidth schedule after a settings change at `now`.
+    ///
+    /// Packets accepted before the change keep their due times (nothing
+    /// queued is dropped or reordered); packets arriving after it are
+    /// serialized at the new rate from `now` on and the queue length
+    /// counts from the change. Without this, a slow setting's backlog
+    /// would keep delaying and dropping traffic after the link was made
+    /// fast again.
+    pub fn reconfigured(&mut self, now: Instant) {
+        if self.last_departure.is_some_and(|last| last > now) {
+            self.last_departure = Some(now);
+        }
+        self.serializing.clear();
+        self.serializing_bytes = 0;
+    }
+
     /// Packets (and bytes) in the queue at `now`.
     pub fn queue_length(&mut self, now: Instant) -> (usize, u64) {
         self.drain_serialized(now);
@@ -364,6 +380,26 @@ mod tests {
             }
         }
         assert!((5..40).contains(&accepted), "{accepted}");
+    }
+
+    #[test]
+    fn a_change_starts_a_new_schedule_without_dropping_the_backlog() {
+        let t0 = Instant::now();
+        let mut pipe = Pipe::new(1);
+        let slow = config(PipeParams {
+            bandwidth_kbps: 100,
+            ..PipeParams::default()
+        });
+        for i in 0..50 {
+            pipe.offer(t0, 1250, i, 0, &slow).unwrap();
+        }
+        assert!(pipe.offer(t0, 1250, 99, 0, &slow).is_err());
+        pipe.reconfigured(t0);
+        let fast = config(PipeParams::default());
+        let due = pipe.offer(t0, 1250, 100, 0, &fast).unwrap();
+        // Not dropped; delivered after the backlog (never reordered).
+        assert_eq!(due - t0, Duration::from_millis(5000));
+        assert_eq!(pipe.held(), 51);
     }
 
     #[test]
