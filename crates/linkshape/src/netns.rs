@@ -120,3 +120,74 @@ impl Drop for NetnsGuard {
         }
     }
 }
+
+/// Address of node A in the probe topologies.
+pub const ADDR_A: &str = "10.99.0.1";
+/// Address of node B in the probe topologies.
+pub const ADDR_B: &str = "10.99.0.2";
+
+/// Gives a node namespace's `iface` an address in 10.99.0.0/24, sets it up
+/// and turns its offloads off (so frames are real Ethernet frames).
+pub fn setup_node_iface(ns: &str, iface: &str, addr: &str) -> Result<(), String> {
+    run_ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", iface])?;
+    run_ip(&["-n", ns, "link", "set", iface, "up"])?;
+    let name = iface.to_string();
+    match in_netns(ns, move || crate::offload::disable_offloads(&name)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!("offloads of {iface} in {ns} left on: {error}");
+            Ok(())
+        }
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Two node namespaces `<prefix>a` and `<prefix>b` joined by a veth pair
+/// (`a0` in A with [`ADDR_A`], `b0` in B with [`ADDR_B`]), removed on drop.
+pub struct Pair {
+    /// Removes the namespaces.
+    pub guard: NetnsGuard,
+    /// Node A's namespace.
+    pub a: String,
+    /// Node B's namespace.
+    pub b: String,
+}
+
+/// Builds a [`Pair`]; `prefix` should carry the process id.
+pub fn pair(prefix: &str) -> Result<Pair, String> {
+    let mut guard = NetnsGuard::new();
+    let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
+    guard.add(&a)?;
+    guard.add(&b)?;
+    run_ip(&["link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "b0", "netns", &b])?;
+    setup_node_iface(&a, "a0", ADDR_A)?;
+    setup_node_iface(&b, "b0", ADDR_B)?;
+    Ok(Pair { guard, a, b })
+}
+
+/// Node A, a shaper namespace S and node B: `a0` (A) to `sa` (S), `sb`
+/// (S) to `b0` (B); a shaper bridging `sa` and `sb` joins A and B.
+pub struct Bridged {
+    /// Removes the namespaces.
+    pub guard: NetnsGuard,
+    /// Node A's namespace.
+    pub a: String,
+    /// The shaper's namespace.
+    pub s: String,
+    /// Node B's namespace.
+    pub b: String,
+}
+
+/// Builds a [`Bridged`] topology; `prefix` should carry the process id.
+pub fn bridged(prefix: &str) -> Result<Bridged, String> {
+    let mut guard = NetnsGuard::new();
+    let (a, s, b) = (format!("{prefix}a"), format!("{prefix}s"), format!("{prefix}b"));
+    for ns in [&a, &s, &b] {
+        guard.add(ns)?;
+    }
+    run_ip(&["link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "sa", "netns", &s])?;
+    run_ip(&["link", "add", "b0", "netns", &b, "type", "veth", "peer", "name", "sb", "netns", &s])?;
+    setup_node_iface(&a, "a0", ADDR_A)?;
+    setup_node_iface(&b, "b0", ADDR_B)?;
+    Ok(Bridged { guard, a, s, b })
+}

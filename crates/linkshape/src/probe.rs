@@ -190,13 +190,23 @@ pub fn udp_ping(
 ) -> io::Result<PingReport> {
     in_netns(netns, move || -> io::Result<PingReport> {
         let socket = UdpSocket::bind("0.0.0.0:0")?;
-        socket.connect(target)?;
         let mut report = PingReport::default();
+        if socket.connect(target).is_err() {
+            // No route at all (the interface is down): every ping is lost.
+            std::thread::sleep(timeout * count as u32);
+            report.lost = count;
+            return Ok(report);
+        }
         let mut buffer = [0u8; 64];
         for seq in 0..count as u64 {
             let sent = Instant::now();
-            socket.send(&seq.to_be_bytes())?;
             let deadline = sent + timeout;
+            if socket.send(&seq.to_be_bytes()).is_err() {
+                // No route (the interface is down): a lost ping.
+                std::thread::sleep(timeout);
+                report.lost += 1;
+                continue;
+            }
             let answered = loop {
                 let now = Instant::now();
                 if now >= deadline {

@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tbevents_linkshape::netns::{NetnsGuard, in_netns, run_ip};
-use tbevents_linkshape::offload::disable_offloads;
 
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn root_or_skip(test: &str) -> bool {
@@ -24,64 +22,20 @@ pub fn ns_name(tag: &str, role: &str) -> String {
     format!("tbe{}{tag}{role}", std::process::id())
 }
 
-/// Address of node A and node B.
-pub const ADDR_A: &str = "10.99.0.1";
-pub const ADDR_B: &str = "10.99.0.2";
+pub use tbevents_linkshape::netns::{ADDR_B, Bridged, Pair};
 
 pub fn addr_b(port: u16) -> SocketAddr {
     format!("{ADDR_B}:{port}").parse().unwrap()
 }
 
-/// A node namespace's interface `iface`: address, up, offloads off.
-fn node_iface(ns: &str, iface: &str, addr: &str) {
-    run_ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", iface]).unwrap();
-    run_ip(&["-n", ns, "link", "set", iface, "up"]).unwrap();
-    let name = iface.to_string();
-    if let Err(error) = in_netns(ns, move || disable_offloads(&name)).unwrap() {
-        eprintln!("note: offloads of {iface} in {ns}: {error}");
-    }
-}
-
 /// ns A <-veth-> ns B directly.
-pub struct Pair {
-    pub guard: NetnsGuard,
-    pub a: String,
-    pub b: String,
-}
-
 pub fn pair(tag: &str) -> Pair {
-    let mut guard = NetnsGuard::new();
-    let (a, b) = (ns_name(tag, "a"), ns_name(tag, "b"));
-    guard.add(&a).unwrap();
-    guard.add(&b).unwrap();
-    run_ip(&["link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "b0", "netns", &b])
-        .unwrap();
-    node_iface(&a, "a0", ADDR_A);
-    node_iface(&b, "b0", ADDR_B);
-    Pair { guard, a, b }
+    tbevents_linkshape::netns::pair(&ns_name(tag, "")).unwrap()
 }
 
 /// ns A <-veth-> ns S (shaper, interfaces sa and sb) <-veth-> ns B.
-pub struct Bridged {
-    pub guard: NetnsGuard,
-    pub a: String,
-    pub s: String,
-    pub b: String,
-}
-
 pub fn bridged(tag: &str) -> Bridged {
-    let mut guard = NetnsGuard::new();
-    let (a, s, b) = (ns_name(tag, "a"), ns_name(tag, "s"), ns_name(tag, "b"));
-    for ns in [&a, &s, &b] {
-        guard.add(ns).unwrap();
-    }
-    run_ip(&["link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "sa", "netns", &s])
-        .unwrap();
-    run_ip(&["link", "add", "b0", "netns", &b, "type", "veth", "peer", "name", "sb", "netns", &s])
-        .unwrap();
-    node_iface(&a, "a0", ADDR_A);
-    node_iface(&b, "b0", ADDR_B);
-    Bridged { guard, a, s, b }
+    tbevents_linkshape::netns::bridged(&ns_name(tag, "")).unwrap()
 }
 
 /// Polls `check` until it returns `Some`, or panics naming `what` after
