@@ -259,7 +259,18 @@ pub fn starting_pipes(config: &AgentConfig) -> Result<Vec<[PipeParams; 2]>, Agen
     config
         .links
         .iter()
-        .map(|spec| pipes_for(spec, &virt.lan_members).map_err(|e| AgentError::Store(e.to_string())))
+        .map(|spec| {
+            if spec.a.vnode.is_none() {
+                // Without node names the rows cannot be told apart; the
+                // link still works, it just starts unshaped.
+                tracing::warn!(
+                    link = %spec.name,
+                    "--link names no node, so its settings are not read from the store; it starts unshaped (use NAME:VA=IFACE_A:VB=IFACE_B or NAME:VNODE=IFACE_A:IFACE_B)"
+                );
+                return Ok([PipeParams::default(); 2]);
+            }
+            pipes_for(spec, &virt.lan_members).map_err(|e| AgentError::Store(e.to_string()))
+        })
         .collect()
 }
 

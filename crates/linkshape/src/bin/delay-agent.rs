@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tbevents_cli::LogSetup;
 use tbevents_event::server_uri;
 use tbevents_linkshape::LinkSpec;
 use tbevents_linkshape::agent::{AgentConfig, BackendKind, run};
@@ -42,6 +43,9 @@ struct Args {
     /// only).
     #[arg(short = 'l', long)]
     logdir: Option<PathBuf>,
+    /// More logging (-d: debug, -dd: everything).
+    #[arg(short = 'd', long, action = clap::ArgAction::Count)]
+    debug: u8,
     /// tc: kernel qdiscs on one interface's egress; shaper: the built-in
     /// bridge between two interfaces.
     #[arg(long, value_enum, default_value = "tc")]
@@ -61,39 +65,26 @@ fn parse_link(text: &str) -> Result<LinkSpec, String> {
     LinkSpec::parse(text).map_err(|e| e.to_string())
 }
 
-fn init_logging(logdir: Option<&PathBuf>) -> Result<(), String> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match logdir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
-            let path = dir.join("delay-agent.log");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let _ = builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .try_init();
-        }
-        None => {
-            use std::io::IsTerminal;
-            let _ = builder
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr)
-                .try_init();
-        }
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(error) = init_logging(args.logdir.as_ref()) {
+    let log_file = args.logdir.as_ref().map(|dir| dir.join("delay-agent.log"));
+    if let Some(dir) = &args.logdir
+        && let Err(error) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("delay-agent: cannot create log directory {}: {error}", dir.display());
+        return ExitCode::from(2);
+    }
+    let level = match args.debug {
+        0 => None,
+        1 => Some("debug"),
+        _ => Some("trace"),
+    };
+    let setup = LogSetup {
+        level,
+        file: log_file.as_deref(),
+        ..LogSetup::new("delay-agent", "info")
+    };
+    if let Err(error) = tbevents_cli::logging::init(&setup) {
         eprintln!("delay-agent: {error}");
         return ExitCode::from(2);
     }
@@ -115,17 +106,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
+    let result = runtime.block_on(async {
+        let signal = tbevents_cli::termination()
+            .map_err(|e| tbevents_linkshape::agent::AgentError::Config(format!("cannot watch for SIGTERM: {e}")))?;
+        let shutdown = async move {
+            let name = signal.await;
+            tracing::info!("{name} received");
         };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    };
-    match runtime.block_on(run(config, shutdown)) {
+        run(config, shutdown).await
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
