@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use tbevents_event::AddressTuple;
 use tbevents_event::blocking::EventHandle;
 use tbevents_linkshape::netns::{self, ADDR_B};
-use tbevents_linkshape::probe::{PingReport, tcp_sink, tcp_send_for, udp_echo_server, udp_ping};
+use tbevents_linkshape::probe::{PingReport, tcp_send_for, tcp_sink, udp_echo_server, udp_ping};
 use tbevents_linkshape::shaper::Shaper;
 use tbevents_testkit::{Proc, Router};
 
@@ -108,8 +108,14 @@ fn main() {
         (rate, ping, stats)
     };
     println!("== shaper throughput and added delay (0 ms configured) ==");
-    println!("TCP goodput, plain veth pair   {:>8.1} Mbit/s", direct_rate / 1e6);
-    println!("TCP goodput, through shaper    {:>8.1} Mbit/s", shaped_rate / 1e6);
+    println!(
+        "TCP goodput, plain veth pair   {:>8.1} Mbit/s",
+        direct_rate / 1e6
+    );
+    println!(
+        "TCP goodput, through shaper    {:>8.1} Mbit/s",
+        shaped_rate / 1e6
+    );
     println!(
         "UDP RTT plain pair             p50 {:>7.1} us  p99 {:>7.1} us",
         us(direct_ping.median()),
@@ -137,10 +143,20 @@ fn main() {
     let mut agent = Proc::start(
         "delay-agent",
         [
-            "-s", "127.0.0.1", "-p", &port, "-e", "bench/link", "-k",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-e",
+            "bench/link",
+            "-k",
             keyfile.to_str().unwrap(),
-            "--backend", "shaper", "--netns", &net.s,
-            "--link", "link0:na=sa:nb=sb",
+            "--backend",
+            "shaper",
+            "--netns",
+            &net.s,
+            "--link",
+            "link0:na=sa:nb=sb",
         ],
     );
     agent.wait_for_output("delay-agent: ready", Duration::from_secs(60));
@@ -227,7 +243,9 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let _ = sink.join();
     let _ = source.join();
-    println!("== event to effect (tevc-style signed event -> eventd -> delay-agent -> shaper), stream 10k pkt/s ==");
+    println!(
+        "== event to effect (tevc-style signed event -> eventd -> delay-agent -> shaper), stream 10k pkt/s =="
+    );
     quantiles("LINK DOWN (last packet)", &mut down);
     quantiles("LINK UP (first packet)", &mut up);
     agent.kill();

@@ -247,11 +247,12 @@ pub fn starting_pipes(config: &AgentConfig) -> Result<Vec<[PipeParams; 2]>, Agen
         return Ok(vec![[PipeParams::default(); 2]; config.links.len()]);
     };
     let experiment = config.experiment.as_deref().ok_or_else(|| {
-        AgentError::Config("--store needs -e PID/EID to know which experiment's rows to read".into())
+        AgentError::Config(
+            "--store needs -e PID/EID to know which experiment's rows to read".into(),
+        )
     })?;
-    let id = ExperimentId::parse(experiment).ok_or_else(|| {
-        AgentError::Config(format!("-e {experiment:?} is not PID/EID"))
-    })?;
+    let id = ExperimentId::parse(experiment)
+        .ok_or_else(|| AgentError::Config(format!("-e {experiment:?} is not PID/EID")))?;
     let store = tbevents_store::open(url).map_err(|e| AgentError::Store(e.to_string()))?;
     let virt = store
         .virtual_experiment(&id)
@@ -291,11 +292,9 @@ pub fn make_backend(
                 Some(ns) => crate::shaper::Shaper::start_in_netns(ns, &spec.a.iface, &b.iface),
                 None => crate::shaper::Shaper::start(&spec.a.iface, &b.iface),
             };
-            let shaper = started.map_err(|source| {
-                AgentError::Backend {
-                    link: spec.name.clone(),
-                    source,
-                }
+            let shaper = started.map_err(|source| AgentError::Backend {
+                link: spec.name.clone(),
+                source,
             })?;
             Ok(Box::new(shaper))
         }
@@ -338,17 +337,27 @@ pub fn dispatch(links: &mut [LinkState], event: &EventNotification) {
         matched = true;
         match link.handle(objname, eventtype, args) {
             Ok(outcome) => tracing::info!(
-                object = objname, event = eventtype, args, ?outcome,
-                "{}", link.describe()
+                object = objname,
+                event = eventtype,
+                args,
+                ?outcome,
+                "{}",
+                link.describe()
             ),
             Err(error) => tracing::error!(
-                object = objname, event = eventtype, args,
+                object = objname,
+                event = eventtype,
+                args,
                 "event not applied: {error}"
             ),
         }
     }
     if !matched {
-        tracing::warn!(object = objname, event = eventtype, "no link here answers this object; ignored");
+        tracing::warn!(
+            object = objname,
+            event = eventtype,
+            "no link here answers this object; ignored"
+        );
     }
 }
 
@@ -367,12 +376,11 @@ pub async fn run(
     let mut links = Vec::new();
     for (spec, pipes) in config.links.iter().zip(pipes) {
         let backend = make_backend(config.backend, spec, config.netns.as_deref())?;
-        let link = LinkState::new(spec.clone(), pipes, backend).map_err(|source| {
-            AgentError::Backend {
+        let link =
+            LinkState::new(spec.clone(), pipes, backend).map_err(|source| AgentError::Backend {
                 link: spec.name.clone(),
                 source,
-            }
-        })?;
+            })?;
         tracing::info!("serving {}", link.describe());
         links.push(link);
     }
@@ -400,7 +408,10 @@ pub async fn run(
             },
         }
     }
-    tracing::info!("stopping; {} events rejected for a bad HMAC", events.rejected());
+    tracing::info!(
+        "stopping; {} events rejected for a bad HMAC",
+        events.rejected()
+    );
     Ok(())
 }
 
@@ -421,7 +432,9 @@ mod tests {
 
     impl LinkBackend for Fake {
         fn apply(&mut self, direction: Direction, params: &PipeParams) -> Result<(), BackendError> {
-            self.log.lock().push(format!("apply {} {params}", direction.index()));
+            self.log
+                .lock()
+                .push(format!("apply {} {params}", direction.index()));
             Ok(())
         }
         fn set_up(&mut self, up: bool) -> Result<(), BackendError> {
@@ -468,11 +481,13 @@ mod tests {
     #[test]
     fn member_objects_and_pipe_select_one_direction() {
         let (mut l, log) = link("access:client=a:router=b");
-        l.handle("access-router", "MODIFY", "BANDWIDTH=1000").unwrap();
+        l.handle("access-router", "MODIFY", "BANDWIDTH=1000")
+            .unwrap();
         assert_eq!(l.pipe(Direction::BtoA).bandwidth_kbps, 1000);
         assert_eq!(l.pipe(Direction::AtoB).bandwidth_kbps, 0);
         assert_eq!(log.lock().len(), 1);
-        l.handle("access", "MODIFY", "PLR=0.1 PIPE=pipe0 DELAY=7").unwrap();
+        l.handle("access", "MODIFY", "PLR=0.1 PIPE=pipe0 DELAY=7")
+            .unwrap();
         assert_eq!(l.pipe(Direction::AtoB).plr, 0.1);
         assert_eq!(l.pipe(Direction::BtoA).plr, 0.1);
         assert_eq!(l.pipe(Direction::AtoB).delay, Duration::from_millis(7));
@@ -497,7 +512,10 @@ mod tests {
         ));
         assert!(l.handle("access", "MODIFY", "DELAY=5 PLR=7").is_err());
         assert_eq!(l.pipe(Direction::AtoB).delay, Duration::ZERO);
-        assert_eq!(l.handle("elsewhere", "DOWN", "").unwrap(), Outcome::Unchanged);
+        assert_eq!(
+            l.handle("elsewhere", "DOWN", "").unwrap(),
+            Outcome::Unchanged
+        );
         assert!(l.is_up());
         assert!(log.lock().is_empty());
     }

@@ -159,7 +159,9 @@ pub fn pair(prefix: &str) -> Result<Pair, String> {
     let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
     guard.add(&a)?;
     guard.add(&b)?;
-    run_ip(&["link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "b0", "netns", &b])?;
+    run_ip(&[
+        "link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "b0", "netns", &b,
+    ])?;
     setup_node_iface(&a, "a0", ADDR_A)?;
     setup_node_iface(&b, "b0", ADDR_B)?;
     Ok(Pair { guard, a, b })
@@ -181,12 +183,20 @@ pub struct Bridged {
 /// Builds a [`Bridged`] topology; `prefix` should carry the process id.
 pub fn bridged(prefix: &str) -> Result<Bridged, String> {
     let mut guard = NetnsGuard::new();
-    let (a, s, b) = (format!("{prefix}a"), format!("{prefix}s"), format!("{prefix}b"));
+    let (a, s, b) = (
+        format!("{prefix}a"),
+        format!("{prefix}s"),
+        format!("{prefix}b"),
+    );
     for ns in [&a, &s, &b] {
         guard.add(ns)?;
     }
-    run_ip(&["link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "sa", "netns", &s])?;
-    run_ip(&["link", "add", "b0", "netns", &b, "type", "veth", "peer", "name", "sb", "netns", &s])?;
+    run_ip(&[
+        "link", "add", "a0", "netns", &a, "type", "veth", "peer", "name", "sa", "netns", &s,
+    ])?;
+    run_ip(&[
+        "link", "add", "b0", "netns", &b, "type", "veth", "peer", "name", "sb", "netns", &s,
+    ])?;
     setup_node_iface(&a, "a0", ADDR_A)?;
     setup_node_iface(&b, "b0", ADDR_B)?;
     Ok(Bridged { guard, a, s, b })

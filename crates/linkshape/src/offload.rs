@@ -42,13 +42,20 @@ fn set(fd: &OwnedFd, iface: &str, cmd: u32) -> io::Result<()> {
     };
     let bytes = iface.as_bytes();
     if bytes.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
     }
     request.name[..bytes.len()].copy_from_slice(bytes);
     // SAFETY: `request` is a valid ifreq whose data points at a live
     // ethtool_value for the duration of the call.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut request) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Turns off TX checksum, scatter-gather, TSO, GSO and GRO on `iface` in
@@ -64,7 +71,13 @@ pub fn disable_offloads(iface: &str) -> io::Result<()> {
     // SAFETY: `raw` is a new descriptor we own.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let mut first_error = None;
-    for cmd in [ETHTOOL_STXCSUM, ETHTOOL_SSG, ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO] {
+    for cmd in [
+        ETHTOOL_STXCSUM,
+        ETHTOOL_SSG,
+        ETHTOOL_STSO,
+        ETHTOOL_SGSO,
+        ETHTOOL_SGRO,
+    ] {
         if let Err(error) = set(&fd, iface, cmd) {
             first_error.get_or_insert(io::Error::new(
                 error.kind(),

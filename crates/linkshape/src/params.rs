@@ -145,7 +145,11 @@ impl fmt::Display for PipeParams {
             self.delay.as_secs_f64() * 1000.0,
             self.plr,
             self.queue.limit,
-            if self.queue.in_bytes { "bytes" } else { "packets" }
+            if self.queue.in_bytes {
+                "bytes"
+            } else {
+                "packets"
+            }
         )?;
         match self.queue.red {
             Some(red) if red.gentle => f.write_str(" GRED"),
@@ -372,8 +376,8 @@ mod tests {
 
     #[test]
     fn modify_args_in_order_with_pipe_selection() {
-        let m = Modification::parse("BANDWIDTH=1000 DELAY=10ms PIPE=pipe1 PLR=0.2 LIMIT=30")
-            .unwrap();
+        let m =
+            Modification::parse("BANDWIDTH=1000 DELAY=10ms PIPE=pipe1 PLR=0.2 LIMIT=30").unwrap();
         assert_eq!(
             m.changes,
             vec![
@@ -402,10 +406,7 @@ mod tests {
             "PIPE=pipe7",
         ] {
             assert!(
-                matches!(
-                    Modification::parse(bad),
-                    Err(ModifyError::BadValue { .. })
-                ),
+                matches!(Modification::parse(bad), Err(ModifyError::BadValue { .. })),
                 "{bad} must be refused"
             );
         }

@@ -43,9 +43,13 @@ impl Drop for Server {
 
 fn start_server(
     netns: &str,
-    body: impl FnOnce(Arc<AtomicBool>, Arc<AtomicU64>, std::sync::mpsc::Sender<io::Result<()>>) -> io::Result<()>
-        + Send
-        + 'static,
+    body: impl FnOnce(
+        Arc<AtomicBool>,
+        Arc<AtomicU64>,
+        std::sync::mpsc::Sender<io::Result<()>>,
+    ) -> io::Result<()>
+    + Send
+    + 'static,
 ) -> io::Result<Server> {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
@@ -62,7 +66,9 @@ fn start_server(
         Ok(Err(error)) => Err(error),
         Err(_) => {
             let result = server.thread.take().map(|t| t.join());
-            Err(io::Error::other(format!("probe server did not start: {result:?}")))
+            Err(io::Error::other(format!(
+                "probe server did not start: {result:?}"
+            )))
         }
     }
 }
@@ -73,7 +79,10 @@ pub fn udp_echo_server(netns: &str, addr: SocketAddr) -> io::Result<Server> {
         let socket = match UdpSocket::bind(addr) {
             Ok(s) => s,
             Err(e) => {
-                let _ = ready.send(Err(io::Error::new(e.kind(), format!("binding {addr}: {e}"))));
+                let _ = ready.send(Err(io::Error::new(
+                    e.kind(),
+                    format!("binding {addr}: {e}"),
+                )));
                 return Ok(());
             }
         };
@@ -96,7 +105,10 @@ pub fn udp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
         let socket = match UdpSocket::bind(addr) {
             Ok(s) => s,
             Err(e) => {
-                let _ = ready.send(Err(io::Error::new(e.kind(), format!("binding {addr}: {e}"))));
+                let _ = ready.send(Err(io::Error::new(
+                    e.kind(),
+                    format!("binding {addr}: {e}"),
+                )));
                 return Ok(());
             }
         };
@@ -118,7 +130,10 @@ pub fn tcp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
         let listener = match TcpListener::bind(addr) {
             Ok(l) => l,
             Err(e) => {
-                let _ = ready.send(Err(io::Error::new(e.kind(), format!("binding {addr}: {e}"))));
+                let _ = ready.send(Err(io::Error::new(
+                    e.kind(),
+                    format!("binding {addr}: {e}"),
+                )));
                 return Ok(());
             }
         };
@@ -141,7 +156,11 @@ pub fn tcp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
                     Ok(n) => {
                         count.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
                     Err(_) => break,
                 }
             }
@@ -216,7 +235,14 @@ pub fn udp_ping(
                 match socket.recv(&mut buffer) {
                     Ok(8) if buffer[..8] == seq.to_be_bytes() => break true,
                     Ok(_) => continue,
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break false,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break false;
+                    }
                     // ICMP unreachable while a link is down, say.
                     Err(_) => {
                         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
@@ -273,7 +299,11 @@ pub fn tcp_send_for(netns: &str, target: SocketAddr, duration: Duration) -> io::
         while Instant::now() < end {
             match stream.write(&chunk) {
                 Ok(n) => written += n as u64,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }

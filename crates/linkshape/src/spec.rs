@@ -71,7 +71,9 @@ const B_TO_A: &[Direction] = &[Direction::BtoA];
 
 /// A `--link` argument that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("--link {text:?}: {reason}; use NAME:IFACE, NAME:VNODE=IFACE (tc) or NAME:VA=IFACE_A:VB=IFACE_B, NAME:VNODE=IFACE_A:IFACE_B (shaper)")]
+#[error(
+    "--link {text:?}: {reason}; use NAME:IFACE, NAME:VNODE=IFACE (tc) or NAME:VA=IFACE_A:VB=IFACE_B, NAME:VNODE=IFACE_A:IFACE_B (shaper)"
+)]
 pub struct SpecError {
     text: String,
     reason: String,
@@ -150,9 +152,12 @@ impl LinkSpec {
     /// for each named node.
     pub fn object_names(&self) -> Vec<String> {
         let mut names = vec![self.name.clone()];
-        for vnode in [&self.a.vnode, &self.b.as_ref().and_then(|b| b.vnode.clone())]
-            .into_iter()
-            .flatten()
+        for vnode in [
+            &self.a.vnode,
+            &self.b.as_ref().and_then(|b| b.vnode.clone()),
+        ]
+        .into_iter()
+        .flatten()
         {
             names.push(format!("{}-{vnode}", self.name));
         }
@@ -182,7 +187,13 @@ impl LinkSpec {
         let member_of = |vnode: &Option<String>| {
             vnode
                 .as_deref()
-                .and_then(|v| objname.strip_prefix(self.name.as_str())?.strip_prefix('-')?.eq(v).then_some(()))
+                .and_then(|v| {
+                    objname
+                        .strip_prefix(self.name.as_str())?
+                        .strip_prefix('-')?
+                        .eq(v)
+                        .then_some(())
+                })
                 .is_some()
         };
         let whole = objname == self.name;

@@ -199,6 +199,11 @@ mod tests {
         let spec = LinkSpec::parse("lan0:eth0").unwrap();
         assert!(pipes_for(&spec, &rows).is_err());
         let spec = LinkSpec::parse("lan0:nobody=eth0").unwrap();
-        assert!(pipes_for(&spec, &rows).unwrap_err().to_string().contains("nobody"));
+        assert!(
+            pipes_for(&spec, &rows)
+                .unwrap_err()
+                .to_string()
+                .contains("nobody")
+        );
     }
 }

@@ -140,10 +140,12 @@ impl TcBackend {
 
     fn run(&mut self, argv: Vec<String>) -> Result<(), BackendError> {
         tracing::debug!(command = %argv.join(" "), "running");
-        self.runner.run(&argv).map_err(|detail| BackendError::Command {
-            command: argv.join(" "),
-            detail,
-        })
+        self.runner
+            .run(&argv)
+            .map_err(|detail| BackendError::Command {
+                command: argv.join(" "),
+                detail,
+            })
     }
 
     /// The leaf kind and its arguments for `params`, given what the kernel
@@ -226,7 +228,9 @@ impl TcBackend {
             Some(_) => {
                 let del = self.command(
                     "tc",
-                    &["qdisc", "del", "dev", &iface, "parent", "1:1", "handle", "10:"],
+                    &[
+                        "qdisc", "del", "dev", &iface, "parent", "1:1", "handle", "10:",
+                    ],
                 );
                 self.run(del)?;
                 self.leaf = None;
@@ -234,7 +238,16 @@ impl TcBackend {
             }
             None => "add",
         };
-        words.extend([verb, "dev", &iface, "parent", "1:1", "handle", "10:", leaf.name()]);
+        words.extend([
+            verb,
+            "dev",
+            &iface,
+            "parent",
+            "1:1",
+            "handle",
+            "10:",
+            leaf.name(),
+        ]);
         words.extend(args.iter().map(String::as_str));
         let argv = self.command("tc", &words);
         self.run(argv)?;
@@ -266,7 +279,10 @@ impl LinkBackend for TcBackend {
         if !self.root_installed {
             let argv = self.command(
                 "tc",
-                &["qdisc", "replace", "dev", &iface, "root", "handle", "1:", "htb", "default", "1"],
+                &[
+                    "qdisc", "replace", "dev", &iface, "root", "handle", "1:", "htb", "default",
+                    "1",
+                ],
             );
             self.run(argv)?;
             self.root_installed = true;

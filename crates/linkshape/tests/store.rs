@@ -42,7 +42,11 @@ fn the_demo_access_link_starts_as_the_ns_file_says() {
 
     let pipes = starting_pipes(&config(
         &store_url,
-        &["access:client=sa:router=sb", "serverlan:server1=s1:l1", "access:eth0"],
+        &[
+            "access:client=sa:router=sb",
+            "serverlan:server1=s1:l1",
+            "access:eth0",
+        ],
     ))
     .unwrap();
     let [to_router, to_client] = pipes[0];

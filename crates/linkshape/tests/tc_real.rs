@@ -32,7 +32,9 @@ fn tc_backend_limits_bandwidth_and_takes_the_link_down_and_up() {
     let echo = udp_echo_server(&net.b, addr_b(7000)).unwrap();
     let bulk = tcp_sink(&net.b, addr_b(7002)).unwrap();
     wait_until("a first answer", Duration::from_secs(10), || {
-        udp_ping(&net.a, addr_b(7000), 1, Duration::from_millis(200)).unwrap().median()
+        udp_ping(&net.a, addr_b(7000), 1, Duration::from_millis(200))
+            .unwrap()
+            .median()
     });
 
     // BANDWIDTH=1000: htb really limits a TCP transfer to 1 Mbit/s.
@@ -42,10 +44,22 @@ fn tc_backend_limits_bandwidth_and_takes_the_link_down_and_up() {
     };
     tc.apply(Direction::AtoB, &limited).unwrap();
     let shown = qdiscs(&net.a);
-    assert!(shown.contains("htb 1:") && shown.contains("pfifo 10:"), "{shown}");
-    let rate = tcp_rate(&net.a, addr_b(7002), || bulk.count(), Duration::from_secs(2), Duration::from_secs(3));
+    assert!(
+        shown.contains("htb 1:") && shown.contains("pfifo 10:"),
+        "{shown}"
+    );
+    let rate = tcp_rate(
+        &net.a,
+        addr_b(7002),
+        || bulk.count(),
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+    );
     eprintln!("tc: TCP goodput at 1000 kbit/s: {:.3} Mbit/s", rate / 1e6);
-    assert!((850_000.0..=1_150_000.0).contains(&rate), "rate {rate} bit/s");
+    assert!(
+        (850_000.0..=1_150_000.0).contains(&rate),
+        "rate {rate} bit/s"
+    );
 
     // DOWN stops traffic, UP restores it.
     tc.set_up(false).unwrap();
@@ -53,7 +67,9 @@ fn tc_backend_limits_bandwidth_and_takes_the_link_down_and_up() {
     assert_eq!(report.lost, 3, "traffic passed a down interface");
     tc.set_up(true).unwrap();
     wait_until("traffic after UP", Duration::from_secs(10), || {
-        udp_ping(&net.a, addr_b(7000), 1, Duration::from_millis(300)).unwrap().median()
+        udp_ping(&net.a, addr_b(7000), 1, Duration::from_millis(300))
+            .unwrap()
+            .median()
     });
     assert!(echo.count() > 0);
 
@@ -64,13 +80,18 @@ fn tc_backend_limits_bandwidth_and_takes_the_link_down_and_up() {
     };
     tc.apply(Direction::AtoB, &delayed).unwrap();
     if tc.netem_available() {
-        let rtt = udp_ping(&net.a, addr_b(7000), 10, Duration::from_secs(1)).unwrap().median().unwrap();
+        let rtt = udp_ping(&net.a, addr_b(7000), 10, Duration::from_secs(1))
+            .unwrap()
+            .median()
+            .unwrap();
         assert!(
             (Duration::from_millis(45)..=Duration::from_millis(55)).contains(&rtt),
             "one-way 50 ms egress delay gave RTT {rtt:?}"
         );
     } else {
-        eprintln!("SKIPPED: tc netem delay/loss check because this kernel has no netem qdisc (tc: Specified qdisc kind is unknown); the backend fell back to pfifo as the log says");
+        eprintln!(
+            "SKIPPED: tc netem delay/loss check because this kernel has no netem qdisc (tc: Specified qdisc kind is unknown); the backend fell back to pfifo as the log says"
+        );
         assert!(qdiscs(&net.a).contains("pfifo 10:"));
     }
 
@@ -86,7 +107,9 @@ fn tc_backend_limits_bandwidth_and_takes_the_link_down_and_up() {
     if tc.red_available() {
         assert!(qdiscs(&net.a).contains("red 10:"), "{}", qdiscs(&net.a));
     } else {
-        eprintln!("SKIPPED: tc RED queue check because this kernel has no red qdisc (tc: Specified qdisc kind is unknown); the backend fell back to a DropTail pfifo");
+        eprintln!(
+            "SKIPPED: tc RED queue check because this kernel has no red qdisc (tc: Specified qdisc kind is unknown); the backend fell back to a DropTail pfifo"
+        );
         assert!(qdiscs(&net.a).contains("pfifo 10:"));
     }
 

@@ -71,7 +71,10 @@ fn main() -> ExitCode {
     if let Some(dir) = &args.logdir
         && let Err(error) = std::fs::create_dir_all(dir)
     {
-        eprintln!("delay-agent: cannot create log directory {}: {error}", dir.display());
+        eprintln!(
+            "delay-agent: cannot create log directory {}: {error}",
+            dir.display()
+        );
         return ExitCode::from(2);
     }
     let level = match args.debug {
@@ -99,7 +102,10 @@ fn main() -> ExitCode {
         links: args.links,
     };
     tracing::info!(vnode = ?args.vnode, backend = ?config.backend, "delay-agent starting");
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("delay-agent: cannot start the runtime: {error}");
@@ -107,8 +113,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let signal = tbevents_cli::termination()
-            .map_err(|e| tbevents_linkshape::agent::AgentError::Config(format!("cannot watch for SIGTERM: {e}")))?;
+        let signal = tbevents_cli::termination().map_err(|e| {
+            tbevents_linkshape::agent::AgentError::Config(format!("cannot watch for SIGTERM: {e}"))
+        })?;
         let shutdown = async move {
             let name = signal.await;
             tracing::info!("{name} received");

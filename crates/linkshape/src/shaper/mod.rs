@@ -143,7 +143,10 @@ impl Shaper {
             crate::netns::run_ip(&["link", "set", "dev", iface, "up"])
                 .map_err(|e| BackendError::Unsupported(format!("cannot set {iface} up: {e}")))?;
             if let Err(error) = crate::offload::disable_offloads(iface) {
-                tracing::warn!(iface, "offloads left on ({error}); GSO frames are forwarded whole and counted by segment");
+                tracing::warn!(
+                    iface,
+                    "offloads left on ({error}); GSO frames are forwarded whole and counted by segment"
+                );
             }
         }
         let socket_a = PacketSocket::open(a).map_err(io_error(format!("opening {a}")))?;

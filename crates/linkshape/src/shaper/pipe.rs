@@ -182,10 +182,12 @@ impl<P> Pipe<P> {
             Some(last) if last > now => last,
             _ => now,
         };
-        let departure = if params.bandwidth_kbps == 0 {
-            start
-        } else {
-            start + Duration::from_nanos(u64::from(wire_bytes) * 8_000_000 / params.bandwidth_kbps)
+        // Serialization time: bits / (kbit/s), in nanoseconds; 0 kbit/s
+        // means unlimited.
+        let departure = match (u64::from(wire_bytes) * 8_000_000).checked_div(params.bandwidth_kbps)
+        {
+            Some(nanos) => start + Duration::from_nanos(nanos),
+            None => start,
         };
         self.last_departure = Some(departure);
         if departure > now {
@@ -251,7 +253,11 @@ impl<P> Pipe<P> {
         };
         self.red_count += 1;
         let spread = 1.0 - self.red_count as f64 * probability;
-        let actual = if spread <= 0.0 { 1.0 } else { probability / spread };
+        let actual = if spread <= 0.0 {
+            1.0
+        } else {
+            probability / spread
+        };
         if self.random() < actual {
             self.red_count = 0;
             true
@@ -303,7 +309,10 @@ mod tests {
         assert_eq!(due2 - t0, Duration::from_millis(70));
         assert_eq!(pipe.queue_length(t0 + Duration::from_millis(15)).0, 1);
         assert_eq!(pipe.pop_due(t0 + Duration::from_millis(59), |_| 1250), None);
-        assert_eq!(pipe.pop_due(t0 + Duration::from_millis(60), |_| 1250), Some(1));
+        assert_eq!(
+            pipe.pop_due(t0 + Duration::from_millis(60), |_| 1250),
+            Some(1)
+        );
         assert_eq!(pipe.next_due(), Some(due2));
     }
 
@@ -351,7 +360,10 @@ mod tests {
             up: false,
             ..PipeConfig::default()
         };
-        assert!(matches!(pipe.offer(t0, 100, 0, 0, &down), Err((Drop::Down, _))));
+        assert!(matches!(
+            pipe.offer(t0, 100, 0, 0, &down),
+            Err((Drop::Down, _))
+        ));
     }
 
     #[test]

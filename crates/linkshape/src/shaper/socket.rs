@@ -46,7 +46,11 @@ fn set_option(
             std::mem::size_of_val(value) as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The interface index of `iface` in the current network namespace.
@@ -87,8 +91,12 @@ impl PacketSocket {
         // SAFETY: `raw` is a new descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let one: libc::c_int = 1;
-        set_option(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)
-            .map_err(|e| io::Error::new(e.kind(), format!("PACKET_IGNORE_OUTGOING on {iface}: {e} (kernel 4.20 or newer needed)")))?;
+        set_option(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("PACKET_IGNORE_OUTGOING on {iface}: {e} (kernel 4.20 or newer needed)"),
+            )
+        })?;
         set_option(&fd, libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one)
             .map_err(|e| io::Error::new(e.kind(), format!("PACKET_VNET_HDR on {iface}: {e}")))?;
         let buffer: libc::c_int = 8 << 20;
@@ -115,8 +123,13 @@ impl PacketSocket {
         let mut membership: libc::packet_mreq = unsafe { std::mem::zeroed() };
         membership.mr_ifindex = index;
         membership.mr_type = libc::PACKET_MR_PROMISC as u16;
-        set_option(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &membership)
-            .map_err(|e| io::Error::new(e.kind(), format!("promiscuous mode on {iface}: {e}")))?;
+        set_option(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &membership,
+        )
+        .map_err(|e| io::Error::new(e.kind(), format!("promiscuous mode on {iface}: {e}")))?;
         Ok(PacketSocket {
             fd,
             iface: iface.to_string(),
@@ -159,9 +172,8 @@ impl PacketSocket {
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         loop {
             // SAFETY: `frame` is valid for reads of its length.
-            let n = unsafe {
-                libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0)
-            };
+            let n =
+                unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
             if n >= 0 {
                 return Ok(());
             }

@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -66,7 +65,10 @@ pub fn settled(count: impl Fn() -> u64, quiet: Duration, timeout: Duration) -> u
         } else if since.elapsed() >= quiet {
             return now;
         }
-        assert!(Instant::now() < deadline, "counter never settled (at {now})");
+        assert!(
+            Instant::now() < deadline,
+            "counter never settled (at {now})"
+        );
     }
 }
 
@@ -81,7 +83,11 @@ pub fn tcp_rate(
 ) -> f64 {
     let ns = from_ns.to_string();
     let sender = std::thread::spawn(move || {
-        tbevents_linkshape::probe::tcp_send_for(&ns, target, warmup + window + Duration::from_millis(500))
+        tbevents_linkshape::probe::tcp_send_for(
+            &ns,
+            target,
+            warmup + window + Duration::from_millis(500),
+        )
     });
     std::thread::sleep(warmup);
     let (c1, t1) = (count(), Instant::now());
