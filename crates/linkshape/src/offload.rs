@@ -13,7 +13,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_STXCSUM: u32 = 0x17;
 const ETHTOOL_SSG: u32 = 0x19;
 const ETHTOOL_STSO: u32 = 0x1f;
@@ -50,7 +49,7 @@ fn set(fd: &OwnedFd, iface: &str, cmd: u32) -> io::Result<()> {
     request.name[..bytes.len()].copy_from_slice(bytes);
     // SAFETY: `request` is a valid ifreq whose data points at a live
     // ethtool_value for the duration of the call.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL as _, &mut request) };
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCETHTOOL, &mut request) };
     if rc == 0 {
         Ok(())
     } else {

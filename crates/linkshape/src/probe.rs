@@ -41,21 +41,30 @@ impl Drop for Server {
     }
 }
 
-fn start_server(
-    netns: &str,
-    body: impl FnOnce(
-        Arc<AtomicBool>,
-        Arc<AtomicU64>,
-        std::sync::mpsc::Sender<io::Result<()>>,
-    ) -> io::Result<()>
-    + Send
-    + 'static,
-) -> io::Result<Server> {
+/// Starts a server thread in `netns`: `open` makes its socket there (its
+/// error is returned to the caller), then `serve` runs until the server
+/// is dropped.
+fn start_server<S, O, F>(netns: &str, open: O, serve: F) -> io::Result<Server>
+where
+    S: 'static,
+    O: FnOnce() -> io::Result<S> + Send + 'static,
+    F: FnOnce(S, &AtomicBool, &AtomicU64) -> io::Result<()> + Send + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (s, c) = (stop.clone(), count.clone());
-    let thread = spawn_in_netns(netns, move || body(s, c, ready_tx))?;
+    let thread = spawn_in_netns(netns, move || {
+        let socket = match open() {
+            Ok(socket) => socket,
+            Err(error) => {
+                let _ = ready_tx.send(Err(error));
+                return Ok(());
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        serve(socket, &s, &c)
+    })?;
     let mut server = Server {
         stop,
         thread: Some(thread),
@@ -73,72 +82,58 @@ fn start_server(
     }
 }
 
+/// A UDP socket bound to `addr` with the server poll timeout.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+    socket.set_read_timeout(Some(POLL))?;
+    Ok(socket)
+}
+
 /// Echoes every UDP datagram received on `addr` back to its sender.
 pub fn udp_echo_server(netns: &str, addr: SocketAddr) -> io::Result<Server> {
-    start_server(netns, move |stop, count, ready| {
-        let socket = match UdpSocket::bind(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready.send(Err(io::Error::new(
-                    e.kind(),
-                    format!("binding {addr}: {e}"),
-                )));
-                return Ok(());
+    start_server(
+        netns,
+        move || bind_udp(addr),
+        |socket, stop, count| {
+            let mut buffer = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buffer) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    let _ = socket.send_to(&buffer[..n], from);
+                }
             }
-        };
-        socket.set_read_timeout(Some(POLL))?;
-        let _ = ready.send(Ok(()));
-        let mut buffer = [0u8; 2048];
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok((n, from)) = socket.recv_from(&mut buffer) {
-                count.fetch_add(1, Ordering::Relaxed);
-                let _ = socket.send_to(&buffer[..n], from);
-            }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// Counts UDP datagrams received on `addr`.
 pub fn udp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
-    start_server(netns, move |stop, count, ready| {
-        let socket = match UdpSocket::bind(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = ready.send(Err(io::Error::new(
-                    e.kind(),
-                    format!("binding {addr}: {e}"),
-                )));
-                return Ok(());
+    start_server(
+        netns,
+        move || bind_udp(addr),
+        |socket, stop, count| {
+            let mut buffer = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if socket.recv_from(&mut buffer).is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        };
-        socket.set_read_timeout(Some(POLL))?;
-        let _ = ready.send(Ok(()));
-        let mut buffer = [0u8; 2048];
-        while !stop.load(Ordering::Relaxed) {
-            if socket.recv_from(&mut buffer).is_ok() {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// Counts the bytes of every TCP connection to `addr`.
 pub fn tcp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
-    start_server(netns, move |stop, count, ready| {
-        let listener = match TcpListener::bind(addr) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = ready.send(Err(io::Error::new(
-                    e.kind(),
-                    format!("binding {addr}: {e}"),
-                )));
-                return Ok(());
-            }
-        };
+    let open = move || {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
         listener.set_nonblocking(true)?;
-        let _ = ready.send(Ok(()));
+        Ok(listener)
+    };
+    start_server(netns, open, |listener, stop, count| {
         let mut buffer = vec![0u8; 64 * 1024];
         while !stop.load(Ordering::Relaxed) {
             let mut stream = match listener.accept() {
