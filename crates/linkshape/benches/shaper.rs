@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tbevents_event::AddressTuple;
 use tbevents_event::blocking::EventHandle;
+use tbevents_linkshape::agent::link_event_tuple;
 use tbevents_linkshape::netns::{self, ADDR_B};
 use tbevents_linkshape::probe::{PingReport, tcp_send_for, tcp_sink, udp_echo_server, udp_ping};
 use tbevents_linkshape::shaper::Shaper;
@@ -162,12 +162,7 @@ fn main() {
     agent.wait_for_output("delay-agent: ready", Duration::from_secs(60));
     let events = EventHandle::register_with_keyfile(&router.uri(), &keyfile).unwrap();
     let send = |eventtype: &str| {
-        let tuple = AddressTuple::new()
-            .expt("bench/link")
-            .host("*")
-            .objtype("LINK")
-            .objname("link0")
-            .eventtype(eventtype);
+        let tuple = link_event_tuple("bench/link", "link0", eventtype);
         let mut event = events.new_notification(&tuple);
         events.notify(&mut event).unwrap();
     };

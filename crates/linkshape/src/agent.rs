@@ -324,6 +324,17 @@ pub fn subscription(config: &AgentConfig) -> AddressTuple {
     tuple
 }
 
+/// The address of a live LINK event for experiment `expt`, as the
+/// scheduler sends it (HOST `*`): for tools and tests that change links.
+pub fn link_event_tuple(expt: &str, objname: &str, eventtype: &str) -> AddressTuple {
+    AddressTuple::new()
+        .expt(expt)
+        .host("*")
+        .objtype(OBJTYPE_LINK)
+        .objname(objname)
+        .eventtype(eventtype)
+}
+
 /// Handles one received event on every link it names.
 pub fn dispatch(links: &mut [LinkState], event: &EventNotification) {
     let objname = event.objname().unwrap_or("");

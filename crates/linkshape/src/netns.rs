@@ -9,7 +9,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::process::Command;
 
 /// Runs `f` on a new thread inside the namespace `name` (as made by
 /// `ip netns add`, i.e. `/run/netns/NAME`) and returns its result.
@@ -65,21 +64,12 @@ where
         })
 }
 
-/// Runs `ip ARGS`; the error carries ip's standard error.
+/// Runs `ip ARGS`; the error names the command and carries ip's
+/// standard error.
 pub fn run_ip(args: &[&str]) -> Result<(), String> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e} (is iproute2 installed?)"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
+    let mut argv = vec!["ip".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    crate::tc::run_command(&argv).map_err(|e| format!("{}: {e}", argv.join(" ")))
 }
 
 /// Namespaces made with [`NetnsGuard::add`], deleted when the guard is

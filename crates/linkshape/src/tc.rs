@@ -45,20 +45,26 @@ pub struct SystemRunner;
 
 impl CommandRunner for SystemRunner {
     fn run(&mut self, argv: &[String]) -> Result<(), String> {
-        let (program, args) = argv.split_first().ok_or("empty command line")?;
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {program}: {e} (is iproute2 installed?)"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
-        }
+        run_command(argv)
+    }
+}
+
+/// Runs `argv` and waits; `Err` carries the exit status and standard
+/// error, or why it could not run.
+pub fn run_command(argv: &[String]) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("empty command line")?;
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e} (is iproute2 installed?)"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
     }
 }
 

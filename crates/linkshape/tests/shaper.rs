@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tbevents_event::AddressTuple;
 use tbevents_event::blocking::EventHandle;
+use tbevents_linkshape::agent::link_event_tuple;
 use tbevents_linkshape::probe::{tcp_sink, udp_echo_server, udp_ping, udp_send, udp_sink};
 use tbevents_testkit::{Proc, Router};
 
@@ -21,12 +21,7 @@ struct Events {
 
 impl Events {
     fn send(&self, objname: &str, eventtype: &str, args: &str) {
-        let tuple = AddressTuple::new()
-            .expt(EXPT)
-            .host("*")
-            .objtype("LINK")
-            .objname(objname)
-            .eventtype(eventtype);
+        let tuple = link_event_tuple(EXPT, objname, eventtype);
         let mut event = self.handle.new_notification(&tuple);
         event.set_arguments(args);
         self.handle.notify(&mut event).unwrap();
@@ -182,12 +177,7 @@ fn delay_bandwidth_loss_and_up_down_through_the_agent() {
         ),
     )
     .unwrap();
-    let forged_tuple = AddressTuple::new()
-        .expt(EXPT)
-        .host("*")
-        .objtype("LINK")
-        .objname("link0")
-        .eventtype("MODIFY");
+    let forged_tuple = link_event_tuple(EXPT, "link0", "MODIFY");
     let mut forged = forger.new_notification(&forged_tuple);
     forged.set_arguments("DELAY=300ms");
     forger.notify(&mut forged).unwrap();
