@@ -152,11 +152,7 @@ impl<'a> Control<'a> {
 
     /// Whether the experiment's scheduler runs.
     pub fn status(&self, id: &ExperimentId) -> Result<Status, ControlError> {
-        id.validate()?;
-        let Some(record) = pidfile::read(&self.pid_path(id))? else {
-            return Ok(Status::NotRunning);
-        };
-        Ok(classify(&record))
+        status(self.config, id)
     }
 
     /// Starts the scheduler unless ours already runs.
@@ -358,6 +354,16 @@ impl<'a> Control<'a> {
             killed,
         })
     }
+}
+
+/// Whether the experiment's scheduler runs: needs no store and no
+/// privilege (pid files are world-readable).
+pub fn status(config: &ControlConfig, id: &ExperimentId) -> Result<Status, ControlError> {
+    id.validate()?;
+    let Some(record) = pidfile::read(&pidfile::pid_path(&config.run_dir, id))? else {
+        return Ok(Status::NotRunning);
+    };
+    Ok(classify(&record))
 }
 
 /// Running or stale, from `/proc`.

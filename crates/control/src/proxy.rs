@@ -87,19 +87,20 @@ pub fn run(
         message: format!("`{experiment}` is not an experiment: write it as pid/eid"),
     })?;
     id.validate()?;
+    if operation == Operation::Status {
+        return status_text(&config, &id);
+    }
     let url = tbevents_store::resolve_store_url(config.store.as_deref())?;
     let store = tbevents_store::open(&url)?;
     let control = Control::new(&config, &*store);
-    if operation != Operation::Status {
-        control.authorize(&id, caller.uid)?;
-        if !nix::unistd::geteuid().is_root() {
-            return Err(ControlError::Os {
-                doing: "starting and stopping schedulers needs root: run this through sudo \
-                        (see docs/eventsys.md)"
-                    .to_owned(),
-                source: nix::Error::EPERM,
-            });
-        }
+    control.authorize(&id, caller.uid)?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err(ControlError::Os {
+            doing: "starting and stopping schedulers needs root: run this through sudo \
+                    (see docs/eventsys.md)"
+                .to_owned(),
+            source: nix::Error::EPERM,
+        });
     }
     Ok(match operation {
         Operation::Start => started(&id, control.start(&id)?),
@@ -108,13 +109,18 @@ pub fn run(
             let (stop, start) = control.replay(&id)?;
             format!("{}\n{}", stopped(&id, stop), started(&id, start))
         }
-        Operation::Status => match control.status(&id)? {
-            Status::Running { pid } => format!("event scheduler for {id}: running (pid {pid})"),
-            Status::NotRunning => format!("event scheduler for {id}: not running"),
-            Status::Stale { pid, why } => format!(
-                "event scheduler for {id}: not running (stale pid file names process {pid}: {why})"
-            ),
-        },
+        Operation::Status => status_text(&config, &id)?,
+    })
+}
+
+/// What `status` prints.
+fn status_text(config: &ControlConfig, id: &ExperimentId) -> Result<String, ControlError> {
+    Ok(match crate::lifecycle::status(config, id)? {
+        Status::Running { pid } => format!("event scheduler for {id}: running (pid {pid})"),
+        Status::NotRunning => format!("event scheduler for {id}: not running"),
+        Status::Stale { pid, why } => format!(
+            "event scheduler for {id}: not running (stale pid file names process {pid}: {why})"
+        ),
     })
 }
 

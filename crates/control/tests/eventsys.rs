@@ -9,7 +9,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tbevents_control::pidfile::{self, PidRecord};
@@ -18,64 +17,11 @@ use tbevents_store::{
     ExperimentId, ExperimentState, ExperimentStore, Group, GroupMembership, NewExperiment, Trust,
     User,
 };
-use tbevents_testkit::Router;
-
-/// useradd/userdel take a lock on /etc/passwd; one at a time.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-/// A Unix user (and its user group) made for one test.
-struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl TestUser {
-    fn create(tag: &str) -> TestUser {
-        let name = format!("tbe{}{tag}", std::process::id());
-        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = Command::new("userdel").arg(&name).output();
-        let out = Command::new("useradd")
-            .args([
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .arg(&name)
-            .output()
-            .expect("run useradd");
-        assert!(
-            out.status.success(),
-            "useradd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
-        TestUser {
-            name,
-            uid: user.uid.as_raw(),
-            gid: user.gid.as_raw(),
-        }
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = Command::new("userdel").arg(&self.name).output();
-        let _ = Command::new("groupdel").arg(&self.name).output();
-    }
-}
+use tbevents_testkit::{Router, TestUser};
 
 /// Why these tests cannot run here, if they cannot.
 fn skip_reason() -> Option<&'static str> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not running as root");
-    }
-    if Command::new("useradd").arg("--help").output().is_err() {
-        return Some("useradd is not installed");
-    }
-    None
+    TestUser::skip_reason()
 }
 
 macro_rules! root_only {
