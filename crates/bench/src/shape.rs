@@ -2,7 +2,7 @@
 //! and the ping notifications of the latency test.
 //!
 //! Throughput is only meaningful for a realistic load, so the events look
-//! like what Emulab's event library sends (emulab-events-A §1.2): the seven
+//! like what Emulab's event library sends (docs/emulab-model.md §1): the seven
 //! address-tuple strings, `SCHEDULER`, `___SENDER___`, `ARGS`,
 //! `time_sec`/`time_usec` and a 20-byte `__hmac__`: 13 attributes and about
 //! 400 bytes on the wire. The bench-specific data rides in fields an Emulab

@@ -1,4 +1,4 @@
-//! Elvin key blocks (spec §3.3) and the key rules of secure delivery (§8).
+//! Elvin key blocks (docs/protocol.md §3.3) and the key rules of secure delivery (§8).
 //!
 //! A key block is a list of scheme entries. Elvin registers three SHA-1
 //! schemes: dual (1, two key sets: producer then consumer), producer (2) and
@@ -406,7 +406,7 @@ fn intersects(a: &Keys, b: &Keys, scheme: KeyScheme, half: Half) -> bool {
     })
 }
 
-/// Secure-delivery match (spec §8.3): do the consumer keys (a subscription's
+/// Secure-delivery match (docs/protocol.md §8.3): do the consumer keys (a subscription's
 /// or a subscriber connection's, already public) match the producer keys (a
 /// notification's or a producer connection's, already public)?
 ///

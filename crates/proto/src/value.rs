@@ -1,6 +1,6 @@
 //! Typed attribute values and attribute lists.
 //!
-//! Elvin has exactly five value types (spec §3.1): int32, int64, real64,
+//! Elvin has exactly five value types (docs/protocol.md §3.1): int32, int64, real64,
 //! string and opaque. There is no boolean and no null. [`Value`] owns its
 //! data and is what clients build and keep; [`ValueRef`] borrows from a
 //! decoded frame and is what the router evaluates subscriptions against, so
@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-/// The wire type code of a [`Value`] (spec §3.1).
+/// The wire type code of a [`Value`] (docs/protocol.md §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum ValueType {

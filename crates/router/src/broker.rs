@@ -11,7 +11,7 @@
 //! taken.
 //!
 //! Routing ([`Broker::route`]) visits only the index's candidates, checks
-//! the key rules of protocol §8.4, evaluates the expression, and collects
+//! the key rules of docs/protocol.md §8.4, evaluates the expression, and collects
 //! the matches in a reusable scratch vector. The matches are then grouped
 //! per client so that each client gets **one** NotifyDeliver listing all
 //! its matching subscription ids (secure and insecure separately), encoded

@@ -41,7 +41,7 @@ use crate::metrics::{self, Metrics};
 use crate::tls::build_acceptor;
 
 /// Applies a new log filter directive; returns an explanation on failure.
-pub type LogReloader = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub use tbevents_cli::LogReloader;
 
 /// State shared by the listeners and every connection task.
 pub struct ServerContext {

@@ -1,4 +1,4 @@
-//! One client connection's protocol state machine (protocol §5).
+//! One client connection's protocol state machine (docs/protocol.md §5).
 //!
 //! A [`Session`] is fed complete frames by its connection's reader task and
 //! handles each one synchronously: it decodes the packet, checks it against

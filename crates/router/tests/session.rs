@@ -1,4 +1,4 @@
-//! Every packet exchange of protocol §5 against the real `eventd` over
+//! Every packet exchange of docs/protocol.md §5 against the real `eventd` over
 //! loopback TCP: connection and negotiation, subscriptions, delivery,
 //! UNotify, TestConn, SecRqst, disconnection, and the unimplemented
 //! optional features.

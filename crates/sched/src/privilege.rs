@@ -2,7 +2,7 @@
 //!
 //! It executes operator-configured commands on SIMULATOR events and acts
 //! for one experiment's user; the original refused to run those commands
-//! as root (spec emulab-events-B §1.8). We refuse earlier: the process will
+//! as root (docs/emulab-model.md §6.6). We refuse earlier: the process will
 //! not start when its real or effective uid is 0, so nothing it does can
 //! be done as root.
 

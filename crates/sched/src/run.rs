@@ -1,5 +1,5 @@
 //! The scheduler's life: start-up in the original's order (spec
-//! emulab-events-B §1.3), firing, and a clean exit on SIGTERM/SIGINT.
+//! docs/emulab-model.md §6.2), firing, and a clean exit on SIGTERM/SIGINT.
 //!
 //! 1. Read the key; open the store and check the experiment exists (a
 //!    mistyped pid/eid is an error at once, not an endless wait).

@@ -1,6 +1,6 @@
 //! The SIMULATOR agent: `$ns swapout` and `$ns halt` events, which the
-//! scheduler carries out itself instead of sending (spec emulab-events-B
-//! §1.8).
+//! scheduler carries out itself instead of sending (docs/emulab-model.md
+//! §6.6).
 //!
 //! `SWAPOUT` and `HALT` run operator-configured commands (defaults
 //! `swapexp -s out {pid} {eid}` and `endexp {pid} {eid}`). A command line is

@@ -1,6 +1,6 @@
 //! Experiment event keys: generating them and writing the key file.
 //!
-//! Emulab's key (spec emulab-events-A §2.4) is 32 lower-case hex characters
+//! Emulab's key (docs/emulab-model.md §3) is 32 lower-case hex characters
 //! made from OS randomness, and the HMAC key is those 32 ASCII bytes, not
 //! the 16 bytes they encode. Every keyed program reads the *whole* key file
 //! as the key, so the file must hold exactly those characters: no trailing

@@ -17,7 +17,7 @@
 //!   event. Async callers run store calls in `spawn_blocking`; see
 //!   [`store`] for the reasoning.
 //! * **Emulab's tables and names.** The SQLite schema uses Emulab's table
-//!   and column names (spec emulab-events-B §3) so the future MySQL backend
+//!   and column names (docs/emulab-model.md §8) so the future MySQL backend
 //!   and anyone who knows Emulab can read it; object and event types are
 //!   stored as indexes into `event_objecttypes` / `event_eventtypes`,
 //!   seeded with Emulab's rows (§2.7).
@@ -37,7 +37,7 @@
 //! * Events are numbered `idx` 1, 2, 3, ... per experiment in load order
 //!   (Emulab used a table-wide auto-increment), and [`ExperimentStore::events`]
 //!   orders by `(time, idx)`: equal-time events keep file order, which the
-//!   seed scheduler's heap did not guarantee (spec B §1.6, §1.9).
+//!   seed scheduler's heap did not guarantee (docs/emulab-model.md §6.4, §6.7).
 //! * Event times keep full `f64` precision instead of Emulab's
 //!   `float(10,3)`; negative, infinite or NaN times are refused.
 //! * Broadcast (`*`) agents come back with `node_id` and `ipaddr` `None`

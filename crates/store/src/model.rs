@@ -1,7 +1,7 @@
 //! The experiment model shared by the NS front end, the store and the
 //! scheduler.
 //!
-//! These types mirror Emulab's "virtual" tables (spec emulab-events-B §3):
+//! These types mirror Emulab's "virtual" tables (docs/emulab-model.md §8):
 //! what a user's NS file says about an experiment, before any physical
 //! resources are assigned. The NS front end (`tbevents-ns`) produces a
 //! [`VirtualExperiment`]; a store writes it into the Emulab tables
@@ -311,6 +311,13 @@ pub struct VirtProgram {
     pub vname: String,
     /// The command line the program agent runs.
     pub command: String,
+    /// Working directory for its runs (`dir`, a later Emulab column); empty
+    /// for the agent's default.
+    pub dir: String,
+    /// Seconds after which a run is stopped (`timeout`); 0 for none.
+    pub timeout: u32,
+    /// The exit code that counts as success (`expected_exit_code`).
+    pub expected_exit_code: u8,
 }
 
 /// A traffic generator (`virt_trafgens`).
@@ -389,7 +396,7 @@ pub struct EventRow {
 }
 
 /// An agent as the scheduler loads it: `virt_agents` joined with
-/// `reserved`, `nodes`, `node_types` and `interfaces` (spec B §1.5).
+/// `reserved`, `nodes`, `node_types` and `interfaces` (docs/emulab-model.md §6.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentRow {
     /// Agent name (OBJNAME).

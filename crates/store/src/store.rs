@@ -83,7 +83,7 @@ pub trait ExperimentStore: Send + Sync {
     /// previous mapping of this experiment: a `reserved` row per
     /// assignment, and the `nodes`, `node_types` and `interfaces` rows that
     /// let the control IP resolve as Emulab resolves it (spec
-    /// emulab-events-B §1.5). Each vnode must be a node of the experiment's
+    /// docs/emulab-model.md §6.3). Each vnode must be a node of the experiment's
     /// virtual topology; a node reserved by another experiment is refused.
     fn record_swapin(
         &self,

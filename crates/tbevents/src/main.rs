@@ -18,7 +18,9 @@ mod bins;
 mod demo;
 mod eventsys;
 mod experiments;
+mod linktest;
 mod table;
+mod testbed;
 mod view;
 
 use std::path::PathBuf;
@@ -68,7 +70,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create an experiment from an NS file: parse it, store its rows, and
-    /// write a new event key to <dir>/tbdata/eventkey (mode 0640).
+    /// write a new event key to DIR/tbdata/eventkey (mode 0640).
     #[command(
         after_help = "The experiment directory defaults to /proj/<pid>/exp/<eid>. \
 The new experiment is left in state `swapped`; `tbevents swapin` makes it active.\n\n\
@@ -84,7 +86,7 @@ EXAMPLE:\n  tbevents create -e testbed/web --path /tmp/web examples/demo.ns"
         /// Creating user (default: the current Unix user).
         #[arg(long, value_name = "UID")]
         uid: Option<String>,
-        /// Experiment directory (default: /proj/<pid>/exp/<eid>).
+        /// Experiment directory (default: /proj/PID/exp/EID).
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
         /// The NS file.
@@ -166,6 +168,13 @@ EXAMPLES:\n  tbevents eventsys start -e testbed/web\n  tbevents eventsys replay 
     },
     /// Run an experiment end to end on this machine, with a live view.
     Demo(demo::DemoArgs),
+    /// The emulated testbed: build (`up`), remove (`down`) or show
+    /// (`status`) an experiment's nodes and links in network namespaces;
+    /// see docs/testbed.md.
+    Testbed(testbed::TestbedArgs),
+    /// Check the links of a swapped-in experiment (levels 1-4), or stop a
+    /// running check; see docs/linktest.md.
+    Linktest(linktest::LinktestArgs),
     /// Measure the scheduler (load, accuracy, burst, dynamic); see
     /// docs/scheduler.md.
     #[command(name = "bench-sched")]
@@ -232,6 +241,16 @@ fn main() -> ExitCode {
         Command::Events { experiment } => experiments::events(store, &experiment),
         Command::Delete { experiment } => experiments::delete(store, &experiment),
         Command::Demo(args) => demo::run(args),
+        Command::Testbed(args) => testbed::run(store, args),
+        Command::Linktest(args) => {
+            return match linktest::run(store, args) {
+                Ok(status) => status,
+                Err(error) => {
+                    eprintln!("tbevents: {error:#}");
+                    ExitCode::from(255)
+                }
+            };
+        }
         Command::BenchSched(args) => bench::run(args),
     };
     match result {

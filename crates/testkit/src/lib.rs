@@ -38,7 +38,8 @@ fn profile_dir() -> PathBuf {
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// Path of the workspace binary `name`, building it with cargo if it is not
-/// in the target directory yet.
+/// in the target directory yet (`tbevents_cli::programs`, as the demo
+/// does).
 ///
 /// `cargo test --workspace` builds every binary before any test runs, so the
 /// build here only happens when a single package's tests run alone.
@@ -49,23 +50,10 @@ pub fn bin_path(name: &str) -> PathBuf {
         return path;
     }
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if path.exists() {
-        return path;
+    match tbevents_cli::programs::find_in(&dir, &[(name, "")], true) {
+        Ok(mut found) => found.remove(0),
+        Err(error) => panic!("{error}"),
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--bin", name]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --bin {name} failed");
-    assert!(
-        path.exists(),
-        "cargo built {name} but {} does not exist",
-        path.display()
-    );
-    path
 }
 
 /// First and one-past-last port [`free_port`] hands out: below Linux's
@@ -76,7 +64,7 @@ const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 /// An unused TCP port on 127.0.0.1 (free when this returns; tests bind it
 /// right away).
 ///
-/// Ports come from [`TEST_PORTS`], walked from an offset that depends on
+/// Ports come from `TEST_PORTS`, walked from an offset that depends on
 /// the process id, so concurrent test processes start far apart and one
 /// process never hands out the same port twice in a row.
 pub fn free_port() -> u16 {

@@ -1,0 +1,347 @@
+//! The emulated testbed for real: namespaces, veths, routers, evproxy and
+//! the forwarder, built from a stored experiment and removed again.
+//!
+//! Needs root (network namespaces). Every experiment's eid carries this
+//! test process's id, so its name prefix (and with it every namespace) is
+//! unique to the run; a Drop guard runs `down` even when an assertion
+//! fails. Traffic stays inside the test's namespaces.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tbevents_event::{AddressTuple, EventHandle};
+use tbevents_store::{ExperimentId, NewExperiment, NodeAssignment};
+use tbevents_testbed::{Config, State, names, netns, process};
+use tbevents_testkit::Router;
+
+/// Two nodes on a link, and a third with both on a LAN.
+const TOPOLOGY: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set c [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set lan0 [$ns make-lan "$a $b $c" 100Mb 0ms]
+$ns run
+"#;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A created, swapped-in experiment with its store and router.
+struct Lab {
+    _dir: tempfile::TempDir,
+    router: Router,
+    config: Config,
+    id: ExperimentId,
+    key: PathBuf,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let store_url = format!("sqlite:{}", dir.path().join("store.db").display());
+        let store = tbevents_store::open(&store_url).unwrap();
+        let id = ExperimentId::new("tbt", format!("{tag}{}", std::process::id()));
+        let exp_dir = dir.path().join("exp");
+        store
+            .create_experiment(&NewExperiment::new(
+                id.clone(),
+                "tbt",
+                "nobody",
+                exp_dir.to_str().unwrap(),
+            ))
+            .unwrap();
+        let virt = tbevents_ns::parse_str(TOPOLOGY, "test.ns").unwrap();
+        store.load_virtual(&id, &virt).unwrap();
+        let key = tbevents_store::generate_event_key();
+        let key_path = tbevents_store::write_event_key_file(&exp_dir, &key).unwrap();
+        store.set_event_key(&id, &key).unwrap();
+        let mapping: Vec<NodeAssignment> = virt
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeAssignment {
+                vnode: n.vname.clone(),
+                node_id: format!("pc{i}"),
+                control_ip: format!("127.0.9.{}", i + 1),
+            })
+            .collect();
+        store.record_swapin(&id, &mapping).unwrap();
+        drop(store);
+        let router = Router::start(&[]);
+        // The programs the testbed starts, next to each other.
+        let eventd = tbevents_testkit::bin_path("eventd");
+        tbevents_testkit::bin_path("evproxy");
+        let forwarder = PathBuf::from(env!("CARGO_BIN_EXE_tbevents-ctlfwd"));
+        assert_eq!(eventd.parent(), forwarder.parent());
+        let mut config = Config::new(
+            store_url,
+            format!("127.0.0.1:{}", router.port),
+            eventd.parent().unwrap().to_owned(),
+        );
+        config.state_dir = dir.path().join("state");
+        Lab {
+            _dir: dir,
+            router,
+            config,
+            id,
+            key: key_path,
+        }
+    }
+
+    fn prefix(&self) -> String {
+        names::prefix_for(&self.id.to_string())
+    }
+
+    /// Namespaces with this experiment's prefix.
+    fn namespaces(&self) -> Vec<String> {
+        let prefix = self.prefix();
+        netns::list()
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = tbevents_testbed::down(&self.config, &self.id);
+    }
+}
+
+/// Sends UDP datagrams from namespace `from` to `to_ip` (in namespace
+/// `to`) until one arrives, and returns the source address it came from.
+fn udp_probe(from: &str, to: &str, to_ip: Ipv4Addr) -> Option<SocketAddr> {
+    let receiver = netns::run_in(to, move || Ok(UdpSocket::bind((to_ip, 0))?)).unwrap();
+    let target = receiver.local_addr().unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let sender = netns::run_in(from, || Ok(UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 64];
+    while Instant::now() < deadline {
+        let _ = sender.send_to(b"tbevents-testbed-probe", target);
+        if let Ok((n, source)) = receiver.recv_from(&mut buf)
+            && &buf[..n] == b"tbevents-testbed-probe"
+        {
+            return Some(source);
+        }
+    }
+    None
+}
+
+/// Subscribes to the experiment's events on the node router inside
+/// `namespace`, then reports the first `count` events' OBJNAMEs.
+fn node_subscriber(
+    namespace: String,
+    key: PathBuf,
+    expt: String,
+    count: usize,
+) -> (mpsc::Receiver<()>, mpsc::Receiver<Vec<String>>) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = netns::run_in(&namespace, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let handle =
+                    EventHandle::register_with_keyfile("elvin://127.0.0.1:2917", &key).await?;
+                let mut sub = handle.subscribe(&AddressTuple::new().expt(&expt)).await?;
+                let _ = ready_tx.send(());
+                let mut seen = Vec::new();
+                while seen.len() < count {
+                    match tokio::time::timeout(Duration::from_secs(10), sub.recv()).await {
+                        Ok(Some(event)) => seen.push(event.objname().unwrap_or("").to_owned()),
+                        _ => break,
+                    }
+                }
+                Ok::<_, anyhow::Error>(seen)
+            })
+        });
+        let _ = done_tx.send(result.unwrap_or_default());
+    });
+    (ready_rx, done_rx)
+}
+
+#[test]
+fn up_builds_the_topology_events_reach_nodes_and_down_removes_everything() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    let lab = Lab::new("up");
+    let state = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    let p = lab.prefix();
+
+    // Namespaces: three nodes and the LAN switch; nothing shaped.
+    let mut expected = vec![
+        format!("{p}-n-a"),
+        format!("{p}-n-b"),
+        format!("{p}-n-c"),
+        format!("{p}-l-lan0"),
+    ];
+    expected.sort();
+    assert_eq!(lab.namespaces(), expected);
+    // A router and an evproxy per node, and the forwarder; all running.
+    let programs: Vec<&str> = state.processes.iter().map(|r| r.program.as_str()).collect();
+    assert_eq!(programs.iter().filter(|p| **p == "eventd").count(), 3);
+    assert_eq!(programs.iter().filter(|p| **p == "evproxy").count(), 3);
+    assert_eq!(
+        programs.iter().filter(|p| **p == "tbevents-ctlfwd").count(),
+        1
+    );
+    assert!(state.processes.iter().all(|r| r.alive()), "{state:#?}");
+    // The state file says the same.
+    let saved = State::load(&lab.config.state_file(&lab.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.processes, state.processes);
+
+    // Node to node over the link and over the LAN, from the right address.
+    let (a, b, c) = (format!("{p}-n-a"), format!("{p}-n-b"), format!("{p}-n-c"));
+    let source = udp_probe(&a, &b, Ipv4Addr::new(10, 1, 1, 3)).expect("a reaches b over link0");
+    assert_eq!(source.ip(), Ipv4Addr::new(10, 1, 1, 2));
+    let source = udp_probe(&a, &c, Ipv4Addr::new(10, 1, 2, 4)).expect("a reaches c over lan0");
+    assert_eq!(source.ip(), Ipv4Addr::new(10, 1, 2, 2));
+    let source = udp_probe(&c, &b, Ipv4Addr::new(10, 1, 2, 3)).expect("c reaches b over lan0");
+    assert_eq!(source.ip(), Ipv4Addr::new(10, 1, 2, 4));
+    // The round-trip probe answers across the link.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let probe = tbevents_testbed::probe::start(
+        &a,
+        &b,
+        Ipv4Addr::new(10, 1, 1, 3),
+        Duration::from_millis(50),
+        tx,
+    )
+    .unwrap();
+    for expected in 0..3 {
+        let result = rx.blocking_recv().unwrap();
+        assert_eq!(result.seq, expected);
+        let rtt = result.rtt.expect("an unshaped veth link loses nothing");
+        assert!(rtt < Duration::from_millis(500), "{rtt:?}");
+    }
+    drop(probe);
+    // The link is not on the LAN: c has no address there and no route.
+    assert!(netns::ip_output(&["-n", &c, "route", "get", "10.1.1.3"]).is_err());
+
+    // An event for node a reaches a's router through evproxy; node b gets
+    // only the broadcast that follows it.
+    let expt = lab.id.to_string();
+    let (ready_a, done_a) = node_subscriber(a.clone(), lab.key.clone(), expt.clone(), 2);
+    let (ready_b, done_b) = node_subscriber(b.clone(), lab.key.clone(), expt.clone(), 1);
+    ready_a.recv_timeout(Duration::from_secs(10)).unwrap();
+    ready_b.recv_timeout(Duration::from_secs(10)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let handle = EventHandle::register_with_keyfile(&lab.router.uri(), &lab.key)
+            .await
+            .unwrap();
+        for (host, name) in [("127.0.9.1", "for-a"), ("*", "for-all")] {
+            let tuple = AddressTuple::new()
+                .expt(&expt)
+                .host(host)
+                .objtype("PROGRAM")
+                .objname(name)
+                .eventtype("START")
+                .scheduler(0);
+            let mut event = handle.new_notification(&tuple);
+            handle.notify(&mut event).await.unwrap();
+        }
+        let _ = handle.unregister().await;
+    });
+    assert_eq!(
+        done_a.recv_timeout(Duration::from_secs(15)).unwrap(),
+        vec!["for-a".to_owned(), "for-all".to_owned()]
+    );
+    assert_eq!(
+        done_b.recv_timeout(Duration::from_secs(15)).unwrap(),
+        vec!["for-all".to_owned()]
+    );
+
+    // `status` sees it all; `down` removes it all.
+    let status = tbevents_testbed::status(&lab.config, &lab.id).unwrap();
+    assert_eq!(status.namespaces, expected);
+    let removed = tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(removed.had_state);
+    assert_eq!(removed.namespaces, expected);
+    assert!(lab.namespaces().is_empty());
+    assert!(state.processes.iter().all(|r| !r.alive()));
+    assert!(process::find_by_arguments(&["--testbed", &p]).is_empty());
+    assert!(!lab.config.state_file(&lab.id).exists());
+    // Nothing with the prefix is left among the host's interfaces either.
+    let links = netns::ip_output(&["-o", "link", "show"]).unwrap();
+    assert!(!links.contains(&p), "{links}");
+    // A second down finds nothing and is fine.
+    let again = tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(again.namespaces.is_empty() && !again.had_state);
+}
+
+#[test]
+fn up_after_a_crash_cleans_the_leftovers_and_succeeds() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    let lab = Lab::new("crash");
+    let first = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    // The crash: every process killed, namespaces left, and the state file
+    // lost as well (the sweep by prefix must not need it).
+    let pids: Vec<i32> = first.processes.iter().map(|r| r.pid).collect();
+    for &pid in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.processes.iter().any(|r| r.alive()) {
+        assert!(Instant::now() < deadline, "killed processes did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(lab.config.state_file(&lab.id)).unwrap();
+    assert_eq!(lab.namespaces().len(), 4);
+    // A process left inside a namespace (as a user program would be).
+    let a = format!("{}-n-a", lab.prefix());
+    let mut stray = netns::command_in(&a, std::path::Path::new("/bin/sh")).unwrap();
+    stray.args(["-c", "while :; do sleep 1; done"]);
+    let stray = process::spawn(
+        stray,
+        "sh",
+        Some(&a),
+        None,
+        &lab._dir.path().join("stray.log"),
+    )
+    .unwrap();
+    assert!(stray.alive());
+
+    let second = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    assert!(!stray.alive(), "the stray process was stopped");
+    assert!(second.processes.iter().all(|r| r.alive()));
+    assert_eq!(lab.namespaces().len(), 4);
+    let p = lab.prefix();
+    let source = udp_probe(
+        &format!("{p}-n-b"),
+        &format!("{p}-n-a"),
+        Ipv4Addr::new(10, 1, 1, 2),
+    );
+    assert_eq!(
+        source.map(|s| s.ip()),
+        Some(Ipv4Addr::new(10, 1, 1, 3).into())
+    );
+    tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(lab.namespaces().is_empty());
+    assert!(second.processes.iter().all(|r| !r.alive()));
+}
