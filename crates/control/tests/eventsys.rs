@@ -431,19 +431,13 @@ fn the_proxy_program_starts_and_stops_a_detached_scheduler() {
     .unwrap();
     let proxy = tbevents_testkit::bin_path("tbevents-eventsys-proxy");
     let run = |op: &str| {
-        let out = Command::new(&proxy)
-            .arg("--config")
-            .arg(&config_path)
-            .args([op, "-e", &lab.id.to_string()])
-            .env_remove("SUDO_UID")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        tbevents_testkit::run_to_text(
+            Command::new(&proxy)
+                .arg("--config")
+                .arg(&config_path)
+                .args([op, "-e", &lab.id.to_string()])
+                .env_remove("SUDO_UID"),
+        )
     };
     let (ok, text) = run("start");
     assert!(ok && text.contains("started the event scheduler"), "{text}");

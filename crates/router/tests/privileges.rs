@@ -31,7 +31,7 @@ fn eventd_binds_then_runs_as_the_given_account_and_logs_to_syslog() {
     let listen = format!("elvin://127.0.0.1:{port}");
     let mut eventd = Proc::start(
         "eventd",
-        &[
+        [
             "--listen",
             &listen,
             "--user",

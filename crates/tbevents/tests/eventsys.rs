@@ -78,20 +78,15 @@ impl Site {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_tbevents"))
-            .arg("--store")
-            .arg(&self.store)
-            .arg("--control-config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let (ok, text) = tbevents_testkit::run_to_text(
+            Command::new(env!("CARGO_BIN_EXE_tbevents"))
+                .arg("--store")
+                .arg(&self.store)
+                .arg("--control-config")
+                .arg(&self.config)
+                .args(args),
         );
-        assert!(out.status.success(), "tbevents {args:?} failed: {text}");
+        assert!(ok, "tbevents {args:?} failed: {text}");
         text
     }
 }

@@ -411,3 +411,17 @@ impl Drop for TestUser {
         let _ = Command::new("groupdel").arg(&self.name).output();
     }
 }
+
+/// Runs `command` to completion; returns whether it succeeded and its
+/// standard output followed by its standard error, as text.
+pub fn run_to_text(command: &mut Command) -> (bool, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

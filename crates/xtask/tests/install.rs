@@ -6,6 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tbevents_testkit::run_to_text;
+
 /// A directory of stand-in programs (the layout, not the programs, is
 /// under test; stand-ins keep this test from needing a release build).
 fn fake_build(dir: &Path, with_rpc: bool) {
@@ -35,18 +37,13 @@ fn fake_build(dir: &Path, with_rpc: bool) {
 }
 
 fn install(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .env_remove("DESTDIR")
-        .arg("install")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, text) = run_to_text(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .env_remove("DESTDIR")
+            .arg("install")
+            .args(args),
     );
-    assert!(out.status.success(), "xtask install {args:?}: {text}");
+    assert!(ok, "xtask install {args:?}: {text}");
     text
 }
 
@@ -199,17 +196,8 @@ fn units_pass_systemd_analyze_verify() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 6, "{files:?}");
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .args(&files)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "systemd-analyze verify: {text}");
+    let (ok, text) = run_to_text(Command::new("systemd-analyze").arg("verify").args(&files));
+    assert!(ok, "systemd-analyze verify: {text}");
     assert!(
         text.trim().is_empty(),
         "systemd-analyze verify warned:\n{text}"
