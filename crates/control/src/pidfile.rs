@@ -63,9 +63,10 @@ impl PidRecord {
     }
 }
 
-/// Creates `dir` (mode 0755) if missing, then checks that it and every
-/// directory above it are owned by root (or by us, when we are not root:
-/// tests) and writable by nobody else.
+/// Creates `dir` (mode 0755) if missing, then checks that it is owned by
+/// root (or by us, when we are not root: tests) and writable by nobody
+/// else, and that every directory above it is owned by root and not
+/// writable by everyone (unless sticky, like /tmp).
 pub fn ensure_root_only_dir(dir: &Path) -> Result<(), ControlError> {
     if !dir.is_dir() {
         std::fs::DirBuilder::new()
@@ -77,9 +78,13 @@ pub fn ensure_root_only_dir(dir: &Path) -> Result<(), ControlError> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(RUN_DIR_MODE))
             .map_err(ControlError::io("setting the mode of", dir))?;
     }
-    let mut current = Some(dir);
+    check_root_only(dir)?;
+    // Above our own directory a symbolic link is fine (Debian's /var/run
+    // points at /run) as long as what it leads to is root-only too.
+    let mut current = dir.parent();
     while let Some(path) = current {
-        check_root_only(path)?;
+        let target = std::fs::canonicalize(path).map_err(ControlError::io("resolving", path))?;
+        check_owner_and_mode(&target, 0o002)?;
         current = path.parent();
     }
     Ok(())
@@ -89,6 +94,14 @@ pub fn ensure_root_only_dir(dir: &Path) -> Result<(), ControlError> {
 /// writable by group or others (a sticky directory such as /tmp is
 /// accepted above our own directory: nobody can rename what is in it).
 pub fn check_root_only(path: &Path) -> Result<(), ControlError> {
+    check_owner_and_mode(path, 0o022)
+}
+
+/// The check behind [`check_root_only`], with the write bits that are
+/// refused: group and others for our own files, others only for the
+/// directories above them (Ubuntu's /var/log is group-writable by `syslog`,
+/// a system group).
+fn check_owner_and_mode(path: &Path, refused: u32) -> Result<(), ControlError> {
     let meta = std::fs::symlink_metadata(path).map_err(ControlError::io("examining", path))?;
     let unsafe_because = |why: String| ControlError::Unsafe {
         path: path.to_owned(),
@@ -102,7 +115,7 @@ pub fn check_root_only(path: &Path) -> Result<(), ControlError> {
         return Err(unsafe_because(format!("owned by uid {}", meta.uid())));
     }
     let sticky = meta.mode() & 0o1000 != 0;
-    if meta.mode() & 0o022 != 0 && !(meta.is_dir() && sticky) {
+    if meta.mode() & refused != 0 && !(meta.is_dir() && sticky) {
         return Err(unsafe_because(format!("mode {:o}", meta.mode() & 0o7777)));
     }
     Ok(())
@@ -267,6 +280,25 @@ mod tests {
         assert_eq!(PidRecord::parse("1\n5\na/b\n"), None, "pid 1 is never ours");
         assert_eq!(PidRecord::parse("x\n5\na/b\n"), None);
         assert_eq!(PidRecord::parse("12\n"), None);
+    }
+
+    #[test]
+    fn symbolic_links_above_the_directory_are_followed_not_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().join("run");
+        std::fs::create_dir(&real).unwrap();
+        let link = base.path().join("varrun");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let dir = link.join("tbevents/evsched");
+        ensure_root_only_dir(&dir).unwrap();
+        assert!(real.join("tbevents/evsched").is_dir());
+        // The directory itself may not be a link.
+        let leaf = base.path().join("leaf");
+        std::os::unix::fs::symlink(&real, &leaf).unwrap();
+        assert!(matches!(
+            ensure_root_only_dir(&leaf),
+            Err(ControlError::Unsafe { .. })
+        ));
     }
 
     #[test]
