@@ -217,14 +217,17 @@ impl<'a> Control<'a> {
                 .unwrap_or_else(|e| e.to_string());
             return Err(died(id, status, &log_path));
         };
-        pidfile::write(
-            &pid_path,
-            &PidRecord {
-                pid,
-                start_time,
-                experiment: id.clone(),
-            },
-        )?;
+        let record = PidRecord {
+            pid,
+            start_time,
+            experiment: id.clone(),
+        };
+        if let Err(error) = pidfile::write(&pid_path, &record) {
+            // A scheduler nobody can find again must not run on.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(error);
+        }
         let deadline = Instant::now() + STARTUP_GRACE;
         while Instant::now() < deadline {
             match child.try_wait() {
