@@ -68,6 +68,16 @@ pub enum ControlError {
         id: ExperimentId,
     },
 
+    /// The experiment is not swapped in, so its scheduler would have nothing
+    /// to run.
+    #[error("{id} is {state}, not active: swap it in first (tbevents swapin -e {id})")]
+    NotActive {
+        /// The experiment.
+        id: ExperimentId,
+        /// Its state.
+        state: String,
+    },
+
     /// The scheduler could not be started at all.
     #[error("cannot start {program}: {source}")]
     Spawn {

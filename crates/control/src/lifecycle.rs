@@ -8,7 +8,8 @@
 //! experiments do not wait for each other.
 //!
 //! * start: when the pid file names our live scheduler, there is nothing
-//!   to do (idempotent). Otherwise the previous log becomes `.old`, a new
+//!   to do (idempotent). An experiment that is not `active` is refused
+//!   (its scheduler would wait for ever). Otherwise the previous log becomes `.old`, a new
 //!   log is created (root-owned, readable by the experiment's group), and
 //!   `event-sched` is spawned in its own session with its output in the
 //!   log, as the swapper's uid, the experiment's gid and the user's
@@ -30,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
-use tbevents_store::{ExperimentId, ExperimentStore};
+use tbevents_store::{ExperimentId, ExperimentState, ExperimentStore};
 
 use crate::account::{self, RunAs};
 use crate::config::ControlConfig;
@@ -188,6 +189,12 @@ impl<'a> Control<'a> {
             Err(error) => return Err(error),
         }
         let experiment = self.store.experiment(id)?;
+        if experiment.state != ExperimentState::Active {
+            return Err(ControlError::NotActive {
+                id: id.clone(),
+                state: experiment.state.to_string(),
+            });
+        }
         let run_as = account::run_as(self.store, &experiment)?;
         let key = tbevents_store::event_key_path(Path::new(&experiment.path));
         let log_path = self.log_path(id);

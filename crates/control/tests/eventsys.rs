@@ -179,6 +179,16 @@ fn start_stop_replay_run_one_scheduler_as_the_user() {
     root_only!();
     let lab = Lab::new("a");
     let control = lab.control();
+    // Not swapped in: refused, nothing started.
+    lab.store
+        .set_state(&lab.id, ExperimentState::Swapped)
+        .unwrap();
+    let err = control.start(&lab.id).unwrap_err();
+    assert!(matches!(err, ControlError::NotActive { .. }), "{err}");
+    assert!(lab.schedulers().is_empty());
+    lab.store
+        .set_state(&lab.id, ExperimentState::Active)
+        .unwrap();
     let pid = started_pid(control.start(&lab.id));
 
     // As the swapper, with its group, never root.
