@@ -306,6 +306,27 @@ fn one_deliver_per_client_listing_all_matching_subscriptions() {
 }
 
 #[test]
+fn function_calls_with_a_space_before_the_paren_are_accepted_and_match() {
+    let router = eventd(&[]);
+    let mut sub = Client::connect(router.addr());
+    let mut producer = Client::connect(router.addr());
+    // The Elvin draft's own example, as existing clients send it.
+    let id = sub.subscribe(
+        "Presence-Protocol < 2000 && string (Groups) && fold-case (User) != \"matthew@home\"",
+    );
+    let spaced = sub
+        .subscribe("require (Groups) && begins-with\t(User, \"M\") && int32 (Presence-Protocol)");
+    let mut present = Attributes::new();
+    present.insert("Presence-Protocol", 1000);
+    present.insert("Groups", "elvin");
+    present.insert("User", "Matthew@Work");
+    producer.emit(present);
+    let mut ids = sub.recv_deliver().insecure_matches;
+    ids.sort_unstable();
+    assert_eq!(ids, [id, spaced]);
+}
+
+#[test]
 fn producers_receive_their_own_notifications() {
     let router = eventd(&[]);
     let mut client = Client::connect(router.addr());
