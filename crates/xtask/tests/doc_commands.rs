@@ -16,10 +16,11 @@ const PROGRAMS: &[&str] = &[
     "tbevents-relay",
     "event-sched",
     "tbevents-eventsys-proxy",
+    "xtask",
 ];
 
 /// Programs whose first word after the name is a subcommand.
-const WITH_SUBCOMMANDS: &[&str] = &["tbevents", "tbevents-eventsys-proxy"];
+const WITH_SUBCOMMANDS: &[&str] = &["tbevents", "tbevents-eventsys-proxy", "xtask"];
 
 /// Every command line in a Markdown text: the lines of code blocks and
 /// the inline code spans.
@@ -53,7 +54,12 @@ fn command_lines(text: &str) -> Vec<String> {
 }
 
 fn help(program: &str, subcommand: Option<&str>) -> String {
-    let mut command = Command::new(tbevents_testkit::bin_path(program));
+    let path = if program == "xtask" {
+        std::path::PathBuf::from(env!("CARGO_BIN_EXE_xtask"))
+    } else {
+        tbevents_testkit::bin_path(program)
+    };
+    let mut command = Command::new(path);
     if let Some(sub) = subcommand {
         command.arg(sub);
     }
@@ -79,7 +85,11 @@ fn every_command_in_the_operator_guides_exists_with_its_flags() {
     for guide in ["upgrading.md", "deploy.md", "eventsys.md"] {
         let text = std::fs::read_to_string(docs.join(guide)).unwrap();
         for line in command_lines(&text) {
-            let words: Vec<&str> = line.split_whitespace().collect();
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            // `cargo xtask install ...` is the xtask program.
+            if words.starts_with(&["cargo", "xtask"]) {
+                words.remove(0);
+            }
             let Some(program) = words.first().copied() else {
                 continue;
             };
