@@ -395,6 +395,62 @@ impl<'a> AttributesRef<'a> {
         }
         Attributes { entries }
     }
+
+    /// Whether some name occurs more than once. Linear time, and cheap in
+    /// the common case (every notification the router forwards asks): a
+    /// 256-bit fingerprint of each name's length and end bytes proves most
+    /// lists duplicate-free without comparing names; a fingerprint
+    /// collision falls back to an exact check.
+    pub fn has_duplicate_names(&self) -> bool {
+        let mut seen = [0u64; 4];
+        let mut collision = false;
+        for (name, _) in &self.entries {
+            let bytes = name.as_bytes();
+            let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0));
+            let len = bytes.len();
+            let key = len as u64 | at(0) << 8 | at(len / 2) << 16 | at(len.wrapping_sub(1)) << 24;
+            let bit = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+            let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+            if seen[word] & mask != 0 {
+                collision = true;
+                break;
+            }
+            seen[word] |= mask;
+        }
+        if !collision {
+            return false;
+        }
+        const SCAN_LIMIT: usize = 16;
+        let n = self.entries.len();
+        if n <= SCAN_LIMIT {
+            return (1..n).any(|i| {
+                self.entries[..i]
+                    .iter()
+                    .any(|(m, _)| *m == self.entries[i].0)
+            });
+        }
+        let mut names = std::collections::HashSet::with_capacity(n);
+        !self.entries.iter().all(|(name, _)| names.insert(*name))
+    }
+
+    /// The encoded attribute list with one entry per name, the last value
+    /// of a repeated name at the position of its first occurrence, or
+    /// `None` when no name repeats (then the received bytes can be
+    /// forwarded as they are). This is what the router delivers, so a
+    /// subscriber sees the values the router matched on.
+    pub fn deduplicated_encoding(&self) -> Option<Vec<u8>> {
+        if !self.has_duplicate_names() {
+            return None;
+        }
+        let owned = self.to_owned();
+        let mut out = Vec::new();
+        crate::xdr::put_count(&mut out, owned.len());
+        for (name, value) in owned.iter() {
+            crate::xdr::put_str(&mut out, name);
+            crate::xdr::put_value(&mut out, value.as_ref());
+        }
+        Some(out)
+    }
 }
 
 impl AttributeLookup for AttributesRef<'_> {
@@ -406,6 +462,42 @@ impl AttributeLookup for AttributesRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_names_encode_once_with_the_last_value() {
+        let unique = AttributesRef {
+            entries: vec![("A", ValueRef::Int32(1)), ("B", ValueRef::String("x"))],
+        };
+        assert!(!unique.has_duplicate_names());
+        assert_eq!(unique.deduplicated_encoding(), None);
+        let repeated = AttributesRef {
+            entries: vec![
+                ("A", ValueRef::Int32(1)),
+                ("B", ValueRef::String("x")),
+                ("A", ValueRef::Int32(2)),
+            ],
+        };
+        assert!(repeated.has_duplicate_names());
+        let bytes = repeated.deduplicated_encoding().unwrap();
+        let mut expected = Vec::new();
+        crate::xdr::put_count(&mut expected, 2);
+        crate::xdr::put_str(&mut expected, "A");
+        crate::xdr::put_value(&mut expected, ValueRef::Int32(2));
+        crate::xdr::put_str(&mut expected, "B");
+        crate::xdr::put_value(&mut expected, ValueRef::String("x"));
+        assert_eq!(bytes, expected);
+        // Many entries take the hashed path.
+        let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+        let mut many = AttributesRef {
+            entries: names
+                .iter()
+                .map(|n| (n.as_str(), ValueRef::Int32(0)))
+                .collect(),
+        };
+        assert!(!many.has_duplicate_names());
+        many.entries.push(("n7", ValueRef::Int32(9)));
+        assert!(many.has_duplicate_names());
+    }
 
     #[test]
     fn insert_replaces_in_place() {

@@ -608,10 +608,13 @@ impl Session {
         } else {
             notify.keys.to_public_for_notification()
         };
+        // A repeated name is delivered once, with the value matching used
+        // (the last); the common case forwards the received bytes as they are.
+        let deduplicated = notify.attributes.deduplicated_encoding();
         self.broker.route(
             &Notification {
                 attributes: &notify.attributes,
-                raw_attributes: notify.raw_attributes,
+                raw_attributes: deduplicated.as_deref().unwrap_or(notify.raw_attributes),
                 deliver_insecure: notify.deliver_insecure,
                 message_keys: &message_keys,
                 producer_keys: &connected.notification_keys,
@@ -651,10 +654,11 @@ impl Session {
             notify.keys.to_public_for_notification()
         };
         let no_connection_keys = Keys::new();
+        let deduplicated = notify.attributes.deduplicated_encoding();
         self.broker.route(
             &Notification {
                 attributes: &notify.attributes,
-                raw_attributes: notify.raw_attributes,
+                raw_attributes: deduplicated.as_deref().unwrap_or(notify.raw_attributes),
                 deliver_insecure: notify.deliver_insecure,
                 message_keys: &message_keys,
                 producer_keys: &no_connection_keys,

@@ -327,6 +327,38 @@ fn function_calls_with_a_space_before_the_paren_are_accepted_and_match() {
 }
 
 #[test]
+fn a_repeated_attribute_is_delivered_once_with_its_last_value() {
+    let router = eventd(&[]);
+    let mut sub = Client::connect(router.addr());
+    let mut producer = Client::connect(router.addr());
+    let id = sub.subscribe("n == 2");
+    // Attributes::insert replaces, so write the repeated name by hand.
+    let mut body = Vec::new();
+    elvin_proto::xdr::put_i32(
+        &mut body,
+        <elvin_proto::NotifyEmit as elvin_proto::Message>::ID,
+    );
+    elvin_proto::xdr::put_count(&mut body, 3);
+    for (name, value) in [("n", 1), ("m", 7), ("n", 2)] {
+        elvin_proto::xdr::put_str(&mut body, name);
+        elvin_proto::xdr::put_value(&mut body, elvin_proto::ValueRef::Int32(value));
+    }
+    elvin_proto::xdr::put_bool(&mut body, true);
+    elvin_proto::xdr::put_count(&mut body, 0);
+    let mut frame = Vec::new();
+    elvin_proto::xdr::put_u32(&mut frame, body.len() as u32);
+    frame.extend_from_slice(&body);
+    producer.send_raw(&frame);
+    let delivered = sub.recv_deliver();
+    assert_eq!(delivered.insecure_matches, [id]);
+    let mut expected = Attributes::new();
+    expected.insert("n", 2);
+    expected.insert("m", 7);
+    assert_eq!(delivered.attributes, expected);
+    assert_eq!(delivered.attributes.len(), 2, "one copy of n");
+}
+
+#[test]
 fn producers_receive_their_own_notifications() {
     let router = eventd(&[]);
     let mut client = Client::connect(router.addr());
