@@ -453,6 +453,68 @@ impl<'a> AttributesRef<'a> {
     }
 }
 
+/// A borrowed attribute list with hashed lookup, for notifications too
+/// large to scan once per name a subscription asks for (a hostile client
+/// can send 100,000 attributes to subscriptions that each `require()` a
+/// hundred names). Built once per notification; the last of a repeated
+/// name wins, as in [`AttributesRef::get`]. The hasher is std's (keyed),
+/// so crafted names cannot force collisions.
+#[derive(Clone, Debug, Default)]
+pub struct HashedAttributes<'a> {
+    map: std::collections::HashMap<&'a str, ValueRef<'a>>,
+}
+
+impl<'a> HashedAttributes<'a> {
+    /// Indexes `attributes`.
+    pub fn new(attributes: &AttributesRef<'a>) -> Self {
+        let mut map = std::collections::HashMap::with_capacity(attributes.entries.len());
+        for (name, value) in &attributes.entries {
+            map.insert(*name, *value);
+        }
+        HashedAttributes { map }
+    }
+}
+
+impl AttributeLookup for HashedAttributes<'_> {
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
+        self.map.get(name).copied()
+    }
+}
+
+/// How the router looks attributes up in one notification: scanning the
+/// list for the usual dozen attributes, hashing beyond
+/// [`HASHED_LOOKUP_THRESHOLD`].
+#[derive(Clone, Debug)]
+pub enum NotificationLookup<'n, 'a> {
+    /// A short list, scanned.
+    Scan(&'n AttributesRef<'a>),
+    /// A long list, hashed once.
+    Hashed(HashedAttributes<'a>),
+}
+
+/// Above this many attributes, lookups go through a hash map.
+pub const HASHED_LOOKUP_THRESHOLD: usize = 32;
+
+impl<'n, 'a> NotificationLookup<'n, 'a> {
+    /// The lookup suited to `attributes`' size.
+    pub fn new(attributes: &'n AttributesRef<'a>) -> Self {
+        if attributes.entries.len() > HASHED_LOOKUP_THRESHOLD {
+            NotificationLookup::Hashed(HashedAttributes::new(attributes))
+        } else {
+            NotificationLookup::Scan(attributes)
+        }
+    }
+}
+
+impl AttributeLookup for NotificationLookup<'_, '_> {
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
+        match self {
+            NotificationLookup::Scan(attributes) => attributes.get(name),
+            NotificationLookup::Hashed(hashed) => hashed.lookup(name),
+        }
+    }
+}
+
 impl AttributeLookup for AttributesRef<'_> {
     fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
         self.get(name)
@@ -497,6 +559,30 @@ mod tests {
         assert!(!many.has_duplicate_names());
         many.entries.push(("n7", ValueRef::Int32(9)));
         assert!(many.has_duplicate_names());
+    }
+
+    #[test]
+    fn hashed_lookup_agrees_with_the_scan_and_the_last_value_wins() {
+        let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+        let mut entries: Vec<(&str, ValueRef<'_>)> = names
+            .iter()
+            .map(|n| (n.as_str(), ValueRef::Int32(1)))
+            .collect();
+        entries.push(("n3", ValueRef::Int32(7)));
+        let attrs = AttributesRef { entries };
+        let lookup = NotificationLookup::new(&attrs);
+        assert!(matches!(lookup, NotificationLookup::Hashed(_)));
+        assert_eq!(lookup.lookup("n3"), Some(ValueRef::Int32(7)));
+        assert_eq!(lookup.lookup("n3"), attrs.get("n3"));
+        assert_eq!(lookup.lookup("n99"), Some(ValueRef::Int32(1)));
+        assert_eq!(lookup.lookup("missing"), None);
+        let small = AttributesRef {
+            entries: vec![("a", ValueRef::Int32(1))],
+        };
+        assert!(matches!(
+            NotificationLookup::new(&small),
+            NotificationLookup::Scan(_)
+        ));
     }
 
     #[test]

@@ -371,12 +371,13 @@ impl Broker {
             // without producer keys.
             return 0;
         }
+        let lookup = elvin_proto::NotificationLookup::new(notification.attributes);
         let table = self.table.read();
         scratch.matches.clear();
         let mut evaluations = 0u64;
         table
             .index
-            .for_each_candidate(notification.attributes, |slot| {
+            .for_each_candidate(notification.attributes, &lookup, |slot| {
                 let Some(sub) = table.subscriptions.get(slot) else {
                     return;
                 };
@@ -395,7 +396,7 @@ impl Broker {
                     return;
                 }
                 evaluations += 1;
-                if sub.subscription.matches(notification.attributes) {
+                if sub.subscription.matches(&lookup) {
                     scratch.matches.push((sub.client, sub.id, secure));
                 }
             });

@@ -69,8 +69,11 @@ pub struct FileConfig {
     pub stats_interval: Option<f64>,
     /// Address of the Prometheus `/metrics` HTTP listener.
     pub metrics_listen: Option<String>,
-    /// Most simultaneous client connections.
+    /// Most simultaneous client connections per endpoint.
     pub max_connections: Option<usize>,
+    /// Most simultaneous connections from one source address (all
+    /// endpoints); absent or 0: no cap.
+    pub max_connections_per_source: Option<usize>,
     /// Seconds an unconnected channel may go without ConnRqst or UNotify.
     pub idle_timeout: Option<f64>,
     /// Seconds allowed for sending Disconn to every client at shutdown.
@@ -194,9 +197,13 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 
-    /// Most simultaneous client connections; more are accepted and closed at once. [default: 100000]
+    /// Most simultaneous client connections on each endpoint (a listen URI's `;max_connections=N` overrides it for that endpoint); more are accepted and closed at once. [default: 100000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Most simultaneous connections from one source address, all endpoints together. [default: no cap]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_source: Option<usize>,
 
     /// Seconds a channel may stay open without sending ConnRqst or UNotify. [default: 15]
     #[arg(long, value_name = "SECONDS")]
@@ -342,8 +349,14 @@ pub struct TlsSettings {
 /// Everything the router needs, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// Endpoints, in the order given.
+    /// Endpoints, in the order given (without the `domain` and
+    /// `max_connections` options, which are in [`Settings::endpoints`]).
     pub listen: Vec<ElvinUri>,
+    /// Each endpoint's routing domain and connection limit, in the order of
+    /// [`Settings::listen`].
+    pub endpoints: Vec<EndpointSettings>,
+    /// Most connections from one source address; `None`: no cap.
+    pub max_connections_per_source: Option<usize>,
     /// Runtime worker threads.
     pub workers: usize,
     /// Log filter directive, if set by flag or file (otherwise RUST_LOG or `info`).
@@ -372,6 +385,71 @@ pub struct Settings {
     pub group: Option<String>,
     /// The syslog socket, when logging to syslog as well.
     pub syslog: Option<PathBuf>,
+}
+
+/// What a listen URI's own options say about its endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSettings {
+    /// The routing domain: notifications reach only subscriptions of
+    /// connections in the same domain. `;domain=NAME`; by default each
+    /// endpoint is a domain of its own, named after its URI.
+    pub domain: String,
+    /// Most simultaneous connections on this endpoint
+    /// (`;max_connections=N`, else `max_connections`).
+    pub max_connections: usize,
+}
+
+/// Splits the endpoint options (`domain`, `max_connections`) off a listen
+/// URI; any other option is an error (listen URIs take no connection
+/// options).
+fn endpoint_settings(
+    uri: &mut ElvinUri,
+    default_max: usize,
+) -> Result<EndpointSettings, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "listen",
+        message,
+    };
+    let mut domain = None;
+    let mut max_connections = default_max;
+    for (name, value) in std::mem::take(&mut uri.options) {
+        match name.to_ascii_lowercase().as_str() {
+            "domain" => {
+                let ok = !value.is_empty()
+                    && value.len() <= 64
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    return Err(invalid(format!(
+                        "domain {value:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+                    )));
+                }
+                domain = Some(value);
+            }
+            "max_connections" => {
+                max_connections =
+                    value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "max_connections={value}: use a whole number above 0"
+                            ))
+                        })?;
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "unknown listen option {name:?} in {uri}: a listen URI takes ;domain=NAME and ;max_connections=N"
+                )));
+            }
+        }
+    }
+    Ok(EndpointSettings {
+        domain: domain.unwrap_or_else(|| uri.to_string()),
+        max_connections,
+    })
 }
 
 impl FileConfig {
@@ -627,8 +705,20 @@ impl Settings {
             });
         }
 
+        let mut listen = listen;
+        let endpoints = listen
+            .iter_mut()
+            .map(|uri| endpoint_settings(uri, max_connections))
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_connections_per_source = cli
+            .max_connections_per_source
+            .or(file.max_connections_per_source)
+            .filter(|n| *n > 0);
+
         Ok(Settings {
             listen,
+            endpoints,
+            max_connections_per_source,
             workers,
             log_level: cli.log_level.clone().or_else(|| file.log_level.clone()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),

@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::broker::RouteScratch;
 use crate::outbox::{FlushOutcome, Outbox, OutboxState, Sink};
-use crate::server::ServerContext;
+use crate::server::{Domain, ServerContext};
 use crate::session::{Session, Step};
 
 /// Bytes requested from the socket per read, at most.
@@ -121,7 +121,12 @@ fn far_future() -> tokio::time::Instant {
 }
 
 /// Serves one plain TCP client until it disconnects.
-pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
+pub async fn serve_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ServerContext>,
+    domain: Arc<Domain>,
+) {
     let limits = ctx.limits();
     let limits_nodelay = limits.tcp_nodelay;
     if let Err(error) = stream.set_nodelay(limits_nodelay) {
@@ -137,7 +142,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     let mut session = Session::new(
         conn_id,
         peer.to_string(),
-        Arc::clone(&ctx.broker),
+        Arc::clone(&domain.broker),
         Arc::clone(&outbox),
         limits,
     );
@@ -250,7 +255,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     } else {
         outbox.mark_broken();
     }
-    tracing::debug!(conn = conn_id, %peer, "connection closed");
+    tracing::debug!(conn = conn_id, %peer, domain = %domain.name, "connection closed");
 }
 
 /// Writes out what is queued (bounded by `timeout`), then closes the
@@ -300,6 +305,7 @@ pub async fn serve_tls(
     peer: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
     ctx: Arc<ServerContext>,
+    domain: Arc<Domain>,
 ) {
     let limits = ctx.limits();
     let _ = stream.set_nodelay(limits.tcp_nodelay);
@@ -327,7 +333,7 @@ pub async fn serve_tls(
     let mut session = Session::new(
         conn_id,
         peer.to_string(),
-        Arc::clone(&ctx.broker),
+        Arc::clone(&domain.broker),
         Arc::clone(&outbox),
         limits,
     );
@@ -410,7 +416,7 @@ pub async fn serve_tls(
             writer_task.abort();
         }
     }
-    tracing::debug!(conn = conn_id, %peer, "TLS connection closed");
+    tracing::debug!(conn = conn_id, %peer, domain = %domain.name, "TLS connection closed");
 }
 
 /// Owns the TLS write half: whenever woken, moves queued frames out of the
@@ -514,7 +520,8 @@ mod tests {
             let settings =
                 crate::config::Settings::resolve(&Default::default(), &Default::default()).unwrap();
             let ctx = crate::server::ServerContext::new(&settings);
-            let task = super::serve_tcp(stream, addr, Arc::clone(&ctx));
+            let domain = Arc::clone(&ctx.domains[0]);
+            let task = super::serve_tcp(stream, addr, Arc::clone(&ctx), domain);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 1536, "serve_tcp's state is {size} bytes");
         });

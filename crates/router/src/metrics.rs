@@ -220,7 +220,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONCURRENT_SCRAPES: usize = 16;
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    domains: Vec<Arc<crate::server::Domain>>,
+) {
+    let domains = Arc::new(domains);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SCRAPES));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -235,8 +240,9 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
             }
         };
         let metrics = metrics.clone();
+        let domains = Arc::clone(&domains);
         tokio::spawn(async move {
-            if let Err(error) = answer_scrape(stream, &metrics).await {
+            if let Err(error) = answer_scrape(stream, &metrics, &domains).await {
                 tracing::debug!(%peer, %error, "metrics request failed");
             }
             drop(permit);
@@ -250,7 +256,11 @@ pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// The response to a request head: status line and body.
-fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
+fn response_for(
+    head: &[u8],
+    metrics: &Metrics,
+    domains: &[Arc<crate::server::Domain>],
+) -> (&'static str, String) {
     let line = head
         .split(|&b| b == b'\r' || b == b'\n')
         .next()
@@ -260,7 +270,11 @@ fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
     let target = parts.next().unwrap_or(b"");
     let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
     match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", metrics.render_prometheus()),
+        (b"GET", b"/metrics") => {
+            let mut body = metrics.render_prometheus();
+            body.push_str(&render_domains(domains));
+            ("200 OK", body)
+        }
         (b"GET", _) => (
             "404 Not Found",
             "not found: the metrics are at /metrics\n".into(),
@@ -272,7 +286,26 @@ fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
     }
 }
 
-async fn answer_scrape(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+/// Subscriptions per routing domain, labelled with the domain's name.
+fn render_domains(domains: &[Arc<crate::server::Domain>]) -> String {
+    let mut out = String::from(
+        "# HELP eventd_domain_subscriptions Subscriptions in each routing domain.\n# TYPE eventd_domain_subscriptions gauge\n",
+    );
+    for domain in domains {
+        let name = domain.name.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!(
+            "eventd_domain_subscriptions{{domain=\"{name}\"}} {}\n",
+            domain.broker.subscription_count()
+        ));
+    }
+    out
+}
+
+async fn answer_scrape(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    domains: &[Arc<crate::server::Domain>],
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let read_head = async {
         let mut chunk = [0u8; 1024];
@@ -295,7 +328,7 @@ async fn answer_scrape(mut stream: TcpStream, metrics: &Metrics) -> std::io::Res
         Err(_) => false,
     };
     let (status, body) = if complete {
-        response_for(&head, metrics)
+        response_for(&head, metrics, domains)
     } else {
         (
             "400 Bad Request",
@@ -336,19 +369,19 @@ mod tests {
     fn only_get_metrics_is_served() {
         let metrics = Metrics::default();
         assert_eq!(
-            response_for(b"GET /metrics HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"GET /metrics HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "200 OK"
         );
         assert_eq!(
-            response_for(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "200 OK"
         );
         assert_eq!(
-            response_for(b"GET / HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"GET / HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "404 Not Found"
         );
         assert_eq!(
-            response_for(b"POST /metrics HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"POST /metrics HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "405 Method Not Allowed"
         );
     }
