@@ -80,7 +80,8 @@ pub fn load(url: Option<&str>, id: &ExperimentId, vnode: &str) -> Result<NodeRow
     {
         return Err(RowsError::Missing { url });
     }
-    let store = tbevents_store::open(&url).map_err(|e| store_error(&url, e))?;
+    // Read-only: an agent only reads its rows, and needs no more access.
+    let store = tbevents_store::open_read_only(&url).map_err(|e| store_error(&url, e))?;
     let virt = store
         .virtual_experiment(id)
         .map_err(|e| store_error(&url, e))?;

@@ -182,7 +182,15 @@ impl Lab {
     ) -> anyhow::Result<(PathBuf, StaticIndex)> {
         let store = tbevents_store::open(&self.store_url)?;
         let exp_dir = self.dir.path().join("exp").join(&id.eid);
-        let created = experiments::create_from(&*store, id, &id.pid, "demo", &exp_dir, virt)?;
+        let created = experiments::create_from(
+            &*store,
+            id,
+            &id.pid,
+            "demo",
+            &exp_dir,
+            virt,
+            experiments::KeyCustody::default(),
+        )?;
         experiments::swapin_with(&*store, id, &[])?;
         let index = StaticIndex::build(&store.agents(id)?, &store.groups(id)?, &store.events(id)?)?;
         drop(store);
@@ -224,6 +232,8 @@ impl Lab {
             .arg("--poll-interval")
             .arg("0.2")
             .args(extra)
+            // Names after `--` can never be read as options.
+            .arg("--")
             .arg(&id.pid)
             .arg(&id.eid)
             .stdin(Stdio::null())

@@ -15,6 +15,7 @@
 
 mod bench;
 mod bins;
+mod custody;
 mod demo;
 mod eventsys;
 mod experiments;
@@ -54,7 +55,8 @@ tbevents eventsys replay -e testbed/web\n  \
 tbevents swapout -e testbed/web"
 )]
 struct Cli {
-    /// Experiment store URL (sqlite:/path.db, a plain path, sqlite::memory:).
+    /// Experiment store URL (sqlite:/path.db, a plain path, sqlite::memory:,
+    /// mysql://user:password@host:port/database).
     #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
 
@@ -89,6 +91,16 @@ EXAMPLE:\n  tbevents create -e testbed/web --path /tmp/web examples/demo.ns"
         /// Experiment directory (default: /proj/PID/exp/EID).
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
+        /// Also keep the event key in the store (`experiments.eventkey`).
+        /// Off by default: the key file is the key's one home, so reading
+        /// the store never yields a key.
+        #[arg(long = "store-key")]
+        store_key: bool,
+        /// Unix group the key file belongs to (default: the experiment's
+        /// group from the store's `groups` table, else the system group
+        /// named like the project group).
+        #[arg(long = "unix-group", value_name = "GROUP")]
+        unix_group: Option<String>,
         /// The NS file.
         nsfile: PathBuf,
     },
@@ -166,6 +178,59 @@ EXAMPLES:\n  tbevents eventsys start -e testbed/web\n  tbevents eventsys replay 
         #[arg(short = 'e', long = "experiment", value_name = "PID/EID")]
         experiment: String,
     },
+    /// Write a read-only SQLite snapshot of one experiment (its rows and the
+    /// type tables; no key, no other experiment) for its scheduler.
+    #[command(
+        after_help = "The file is mode 0640; run as root it belongs to root and the \
+experiment's Unix group. Start the scheduler with --store sqlite:PATH.\n\n\
+EXAMPLE:\n  tbevents snapshot -e testbed/web --to /var/lib/tbevents/snap/testbed_web.db"
+    )]
+    Snapshot {
+        /// The experiment, pid/eid.
+        #[arg(short = 'e', long = "experiment", value_name = "PID/EID")]
+        experiment: String,
+        /// Where to write the snapshot.
+        #[arg(long = "to", value_name = "PATH")]
+        to: PathBuf,
+    },
+    /// Copy every experiment, user, group and membership from one store
+    /// into another, empty one (SQLite to MySQL or back).
+    #[command(
+        after_help = "EXAMPLE:\n  tbevents import --from sqlite:/var/lib/tbevents/tbevents.db \
+--to mysql://tbevents:secret@127.0.0.1:3306/tbdb"
+    )]
+    Import {
+        /// The store to read.
+        #[arg(long = "from", value_name = "URL")]
+        from: String,
+        /// The store to fill (must hold no experiments, users or groups).
+        #[arg(long = "to", value_name = "URL")]
+        to: String,
+    },
+    /// Print the SQL that creates a least-privilege MySQL account for the
+    /// scheduler (or the operator); run it with the mysql client as root.
+    #[command(
+        name = "mysql-grants",
+        after_help = "EXAMPLE:\n  tbevents mysql-grants \
+--account scheduler --user tbsched --password secret --database tbdb | mysql -u root"
+    )]
+    MysqlGrants {
+        /// Which account.
+        #[arg(long, value_enum, default_value = "scheduler")]
+        account: custody::Account,
+        /// The account's user name.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Where it connects from.
+        #[arg(long, value_name = "HOST", default_value = "localhost")]
+        host: String,
+        /// Its password.
+        #[arg(long, value_name = "PASSWORD")]
+        password: String,
+        /// The tbevents database.
+        #[arg(long, value_name = "DB")]
+        database: String,
+    },
     /// Run an experiment end to end on this machine, with a live view.
     Demo(demo::DemoArgs),
     /// The emulated testbed: build (`up`), remove (`down`) or show
@@ -191,15 +256,30 @@ fn main() -> ExitCode {
             gid,
             uid,
             path,
+            store_key,
+            unix_group,
             nsfile,
         } => experiments::create(
             store,
             &experiment,
-            gid.as_deref(),
-            uid.as_deref(),
-            path,
+            experiments::CreateOptions {
+                gid: gid.as_deref(),
+                uid: uid.as_deref(),
+                path,
+                store_key,
+                unix_group: unix_group.as_deref(),
+            },
             &nsfile,
         ),
+        Command::Snapshot { experiment, to } => custody::snapshot(store, &experiment, &to),
+        Command::Import { from, to } => custody::import(&from, &to),
+        Command::MysqlGrants {
+            account,
+            user,
+            host,
+            password,
+            database,
+        } => custody::mysql_grants(account, &user, &host, &password, &database),
         Command::Swapin {
             experiment,
             map,

@@ -96,7 +96,8 @@ pub async fn serve(
             }
         });
     }
-    while let Some(result) = tasks.join_next().await {
+    // The listeners never finish on their own: the first to end is an error.
+    if let Some(result) = tasks.join_next().await {
         result.context("a listener task failed")?;
     }
     Ok(())

@@ -425,3 +425,76 @@ pub fn run_to_text(command: &mut Command) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// The MariaDB server tests use, without a database: `TBEVENTS_TEST_MYSQL`,
+/// else the machines' server at 127.0.0.1:3306 (root, no password).
+pub fn mysql_server() -> String {
+    std::env::var("TBEVENTS_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A uniquely named, empty MariaDB database for one test, dropped when the
+/// value is dropped (also when the test fails). A server that cannot be
+/// reached fails the test with the reason: CI starts it (`.ci/run`), so a
+/// silent skip would hide a broken backend.
+pub struct ScratchDatabase {
+    /// The database's name.
+    pub name: String,
+    /// `mysql://root@host:port/name`.
+    pub url: String,
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A root connection to [`mysql_server`] with no database selected.
+pub fn mysql_admin() -> mysql::Conn {
+    let url = mysql_server();
+    let opts = mysql::Opts::from_url(&url).expect("TBEVENTS_TEST_MYSQL is a mysql:// URL");
+    mysql::Conn::new(opts).unwrap_or_else(|err| {
+        panic!(
+            "cannot reach the MariaDB test server {url}: {err}; start it (`.ci/run` does) or \
+             set TBEVENTS_TEST_MYSQL"
+        )
+    })
+}
+
+impl ScratchDatabase {
+    /// Creates the database (`utf8mb4_bin`, as tbevents creates its own).
+    pub fn create() -> ScratchDatabase {
+        use mysql::prelude::Queryable;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "tbe_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        mysql_admin()
+            .query_drop(format!(
+                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            ))
+            .expect("create the scratch database");
+        ScratchDatabase {
+            url: format!("{}/{name}", mysql_server()),
+            name,
+        }
+    }
+
+    /// A root connection to this database, for statements behind the
+    /// store's back.
+    pub fn connect(&self) -> mysql::Conn {
+        mysql::Conn::new(mysql::Opts::from_url(&self.url).expect("url")).expect("connect")
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        use mysql::prelude::Queryable;
+        if let Ok(opts) = mysql::Opts::from_url(&mysql_server())
+            && let Ok(mut conn) = mysql::Conn::new(opts)
+        {
+            let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}
