@@ -22,6 +22,10 @@ pub const DEFAULT_RUN_DIR: &str = "/var/run/tbevents/evsched";
 /// readable by the experiment's group).
 pub const DEFAULT_LOG_DIR: &str = "/var/log/tbevents/evsched";
 
+/// Default directory of the per-experiment store snapshots (root-owned;
+/// each snapshot is readable by the experiment's group).
+pub const DEFAULT_SNAPSHOT_DIR: &str = "/var/lib/tbevents/snapshots";
+
 /// Default scheduler binary.
 pub const DEFAULT_EVENT_SCHED: &str = "/usr/local/bin/event-sched";
 
@@ -34,6 +38,7 @@ pub const DEFAULT_STOP_TIMEOUT_SECS: f64 = 10.0;
 struct FileConfig {
     run_dir: Option<PathBuf>,
     log_dir: Option<PathBuf>,
+    snapshot_dir: Option<PathBuf>,
     event_sched: Option<PathBuf>,
     store: Option<String>,
     scheduler_store: Option<String>,
@@ -50,12 +55,16 @@ pub struct ControlConfig {
     pub run_dir: PathBuf,
     /// Scheduler logs: `<log_dir>/<pid>_<eid>.log` (and `.log.old`).
     pub log_dir: PathBuf,
+    /// Per-experiment read-only snapshots: `<snapshot_dir>/<pid>_<eid>.db`.
+    pub snapshot_dir: PathBuf,
     /// The `event-sched` binary.
     pub event_sched: PathBuf,
     /// The store the proxy reads experiments, users and groups from
     /// (`None`: `TBEVENTS_STORE`, else the default).
     pub store: Option<String>,
-    /// The store URL handed to the scheduler (`None`: the same as `store`).
+    /// The store URL handed to the scheduler. `None` (the default): a
+    /// read-only snapshot of the experiment's own rows, written at each
+    /// start, so the scheduler never sees the site's store.
     pub scheduler_store: Option<String>,
     /// Event router host the scheduler connects to.
     pub server: String,
@@ -73,6 +82,7 @@ impl Default for ControlConfig {
         ControlConfig {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             log_dir: PathBuf::from(DEFAULT_LOG_DIR),
+            snapshot_dir: PathBuf::from(DEFAULT_SNAPSHOT_DIR),
             event_sched: PathBuf::from(DEFAULT_EVENT_SCHED),
             store: None,
             scheduler_store: None,
@@ -132,6 +142,7 @@ impl ControlConfig {
         Ok(ControlConfig {
             run_dir: absolute("run_dir", file.run_dir.unwrap_or(d.run_dir))?,
             log_dir: absolute("log_dir", file.log_dir.unwrap_or(d.log_dir))?,
+            snapshot_dir: absolute("snapshot_dir", file.snapshot_dir.unwrap_or(d.snapshot_dir))?,
             event_sched: absolute("event_sched", file.event_sched.unwrap_or(d.event_sched))?,
             store: file.store,
             scheduler_store: file.scheduler_store,

@@ -9,17 +9,22 @@
 //!
 //! * start: when the pid file names our live scheduler, there is nothing
 //!   to do (idempotent). An experiment that is not `active` is refused
-//!   (its scheduler would wait for ever). Otherwise the previous log becomes `.old`, a new
-//!   log is created (root-owned, readable by the experiment's group), and
-//!   `event-sched` is spawned in its own session with its output in the
-//!   log, as the swapper's uid, the experiment's gid and the user's
-//!   groups, with a clean environment. The pid file is written, and the
-//!   scheduler is watched for one second: if it exits, the pid file is
-//!   removed and the error carries the log's last lines.
+//!   (its scheduler would wait for ever). Otherwise the scheduler's store
+//!   is prepared: unless the configuration names one, a read-only
+//!   snapshot of this experiment's rows alone (root-owned, readable by the
+//!   experiment's group), so the scheduler never sees the site's store.
+//!   The previous log becomes `.old`, a new log is created (root-owned,
+//!   readable by the experiment's group), and `event-sched` is spawned in
+//!   its own session with its output in the log, as the swapper's uid,
+//!   the experiment's gid and the user's groups, with a clean
+//!   environment. The pid file is written, and the scheduler is watched
+//!   for one second: if it exits, the pid file is removed and the error
+//!   carries the log's last lines.
 //! * stop: no pid file, or a process that has exited, is success. A live
 //!   process is signalled only when it is still our scheduler for this
 //!   experiment (see [`crate::pidfile`]); SIGTERM, then SIGKILL after the
-//!   configured time; the pid file is removed once it is gone.
+//!   configured time; the pid file and the snapshot are removed once it
+//!   is gone.
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
@@ -197,9 +202,13 @@ impl<'a> Control<'a> {
         }
         let run_as = account::run_as(self.store, &experiment)?;
         let key = tbevents_store::event_key_path(Path::new(&experiment.path));
+        let store_url = match &self.config.scheduler_store {
+            Some(url) => url.clone(),
+            None => self.write_snapshot(id)?,
+        };
         let log_path = self.log_path(id);
         let log = open_fresh_log(&self.config.log_dir, &log_path, run_as.gid)?;
-        let mut command = self.command(id, &key, &run_as);
+        let mut command = self.command(id, &key, &store_url, &run_as);
         let stderr = log
             .try_clone()
             .map_err(ControlError::io("duplicating the log file", &log_path))?;
@@ -240,6 +249,7 @@ impl<'a> Control<'a> {
             match child.try_wait() {
                 Ok(Some(status)) => {
                     pidfile::remove(&pid_path)?;
+                    let _ = self.remove_snapshot(id);
                     return Err(died(id, status.to_string(), &log_path));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
@@ -253,19 +263,32 @@ impl<'a> Control<'a> {
         Ok(Started::Started { pid, log: log_path })
     }
 
+    /// The experiment's snapshot file.
+    pub fn snapshot_path(&self, id: &ExperimentId) -> PathBuf {
+        self.config
+            .snapshot_dir
+            .join(format!("{}_{}.db", id.pid, id.eid))
+    }
+
+    /// Writes the experiment's read-only snapshot (root-owned, readable by
+    /// its group) and returns its store URL.
+    fn write_snapshot(&self, id: &ExperimentId) -> Result<String, ControlError> {
+        pidfile::ensure_root_only_dir(&self.config.snapshot_dir)?;
+        let path = self.snapshot_path(id);
+        tbevents_store::write_experiment_snapshot(self.store, id, &path)?;
+        Ok(format!("sqlite:{}", path.display()))
+    }
+
     /// The scheduler's command line: flags, then `--`, then the names, so
     /// no name can be read as an option.
-    fn command(&self, id: &ExperimentId, key: &Path, run_as: &RunAs) -> Command {
+    fn command(&self, id: &ExperimentId, key: &Path, store_url: &str, run_as: &RunAs) -> Command {
         let c = self.config;
         let mut command = Command::new(&c.event_sched);
         command.arg("-s").arg(&c.server);
         if let Some(port) = c.port {
             command.arg("-p").arg(port.to_string());
         }
-        command.arg("-k").arg(key);
-        if let Some(url) = c.scheduler_store.as_ref().or(c.store.as_ref()) {
-            command.arg("--store").arg(url);
-        }
+        command.arg("-k").arg(key).arg("--store").arg(store_url);
         command.args(&c.scheduler_args);
         command.arg("--").arg(&id.pid).arg(&id.eid);
         command
@@ -288,6 +311,16 @@ impl<'a> Control<'a> {
             command.pre_exec(move || drop_to(uid, gid, &groups));
         }
         command
+    }
+
+    /// Removes the experiment's snapshot once its scheduler is gone.
+    fn remove_snapshot(&self, id: &ExperimentId) -> Result<(), ControlError> {
+        let path = self.snapshot_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(ControlError::io("removing the snapshot", &path)(error)),
+        }
     }
 
     fn stop_locked(&self, id: &ExperimentId) -> Result<Stopped, ControlError> {
@@ -318,6 +351,7 @@ impl<'a> Control<'a> {
             Err(nix::Error::ESRCH) => {
                 reap(record.pid);
                 pidfile::remove(&pid_path)?;
+                self.remove_snapshot(id)?;
                 return Ok(Stopped::NotRunning);
             }
             Err(source) => {
@@ -331,6 +365,7 @@ impl<'a> Control<'a> {
         if state == ProcState::Gone {
             reap(record.pid);
             pidfile::remove(&pid_path)?;
+            self.remove_snapshot(id)?;
             return Ok(Stopped::NotRunning);
         }
         if let Some(why) = pidfile::mismatch(&record, &state) {
@@ -359,6 +394,7 @@ impl<'a> Control<'a> {
             }
         }
         pidfile::remove(&pid_path)?;
+        self.remove_snapshot(id)?;
         Ok(Stopped::Stopped {
             pid: record.pid,
             killed,

@@ -50,8 +50,7 @@ impl Lab {
         let user = TestUser::create(tag);
         let router = Router::start(&[]);
         let dir = tempfile::tempdir().unwrap();
-        // The scheduler (as the user) opens the store: give it the store's
-        // directory. The key lives in the experiment directory.
+        // The scheduler reads a snapshot, never this store: it stays root's.
         let store_dir = dir.path().join("store");
         std::fs::create_dir(&store_dir).unwrap();
         let store_url = format!("sqlite:{}", store_dir.join("tb.db").display());
@@ -72,18 +71,18 @@ impl Lab {
         let key_path = tbevents_store::write_event_key_file(&exp_dir, &key).unwrap();
         store.set_event_key(&id, &key).unwrap();
         store.set_state(&id, ExperimentState::Active).unwrap();
-        for path in [&store_dir, &exp_dir, &exp_dir.join("tbdata"), &key_path] {
-            std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).unwrap();
+        // The key: the experiment's group may read it (as `tbevents create`
+        // leaves it).
+        for path in [&exp_dir, &exp_dir.join("tbdata"), &key_path] {
+            std::os::unix::fs::chown(path, Some(0), Some(user.gid)).unwrap();
         }
-        for entry in std::fs::read_dir(&store_dir).unwrap() {
-            std::os::unix::fs::chown(entry.unwrap().path(), Some(user.uid), Some(user.gid))
-                .unwrap();
-        }
+        std::fs::set_permissions(&exp_dir, std::fs::Permissions::from_mode(0o750)).unwrap();
         // The temporary directory itself must let the user through.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let config = ControlConfig {
             run_dir: dir.path().join("run/evsched"),
             log_dir: dir.path().join("log/evsched"),
+            snapshot_dir: dir.path().join("lib/snapshots"),
             event_sched: tbevents_testkit::bin_path("event-sched"),
             store: Some(store_url),
             server: "127.0.0.1".to_owned(),
@@ -195,15 +194,24 @@ fn start_stop_replay_run_one_scheduler_as_the_user() {
     assert_eq!(proc_ids(pid, "Uid:"), vec![lab.user.uid; 4]);
     assert_eq!(proc_ids(pid, "Gid:"), vec![lab.user.gid; 4]);
     assert!(!proc_ids(pid, "Groups:").contains(&0));
-    // Really running: it registered with the router and loaded the experiment.
+    // Really running: it loaded the experiment from its snapshot (not from
+    // the site's store, which it cannot read) and armed time zero.
     let log = control.log_path(&lab.id);
     wait_until(
         "the scheduler to load its events",
         Duration::from_secs(20),
-        || {
-            std::fs::read_to_string(&log)
-                .is_ok_and(|t| t.contains("registered with the event router"))
-        },
+        || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("time zero")),
+    );
+    let snapshot = control.snapshot_path(&lab.id);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("sqlite:{}", snapshot.display())),
+        "{text}"
+    );
+    let snap_meta = std::fs::metadata(&snapshot).unwrap();
+    assert_eq!(
+        (snap_meta.uid(), snap_meta.gid(), snap_meta.mode() & 0o777),
+        (0, lab.user.gid, 0o640)
     );
     // The pid file: root's, 0644, in a root-only directory.
     let meta = std::fs::metadata(lab.pid_path()).unwrap();
@@ -241,6 +249,7 @@ fn start_stop_replay_run_one_scheduler_as_the_user() {
     );
     assert!(lab.schedulers().is_empty());
     assert!(!lab.pid_path().exists());
+    assert!(!snapshot.exists(), "the snapshot goes with the scheduler");
     assert_eq!(control.stop(&lab.id).unwrap(), Stopped::NotRunning);
     assert_eq!(control.status(&lab.id).unwrap(), Status::NotRunning);
 }
@@ -433,9 +442,9 @@ fn the_proxy_program_starts_and_stops_a_detached_scheduler() {
     std::fs::write(
         &config_path,
         format!(
-            "run_dir = {:?}\nlog_dir = {:?}\nevent_sched = {:?}\nstore = {:?}\nserver = \"127.0.0.1\"\n\
+            "run_dir = {:?}\nlog_dir = {:?}\nsnapshot_dir = {:?}\nevent_sched = {:?}\nstore = {:?}\nserver = \"127.0.0.1\"\n\
              port = {}\nscheduler_args = [\"--start-delay\", \"0.2\"]\n",
-            c.run_dir, c.log_dir, c.event_sched, c.store.as_deref().unwrap(), c.port.unwrap()
+            c.run_dir, c.log_dir, c.snapshot_dir, c.event_sched, c.store.as_deref().unwrap(), c.port.unwrap()
         ),
     )
     .unwrap();

@@ -30,11 +30,12 @@ impl Site {
         std::fs::write(
             &config,
             format!(
-                "run_dir = {:?}\nlog_dir = {:?}\nevent_sched = {:?}\nstore = {store:?}\n\
+                "run_dir = {:?}\nlog_dir = {:?}\nsnapshot_dir = {:?}\nevent_sched = {:?}\nstore = {store:?}\n\
                  server = \"127.0.0.1\"\nport = {}\nscheduler_args = [\"--start-delay\", \"0.2\", \
                  \"--poll-interval\", \"0.1\"]\n",
                 dir.path().join("run"),
                 dir.path().join("log"),
+                dir.path().join("snapshots"),
                 tbevents_testkit::bin_path("event-sched"),
                 router.port
             ),
@@ -63,14 +64,13 @@ impl Site {
             exp_dir.to_str().unwrap(),
             ns.to_str().unwrap(),
         ]);
-        // The scheduler runs as the user: it reads the key and the store.
-        let mut owned = vec![store_dir.clone(), exp_dir.clone(), exp_dir.join("tbdata")];
-        owned.push(exp_dir.join("tbdata/eventkey"));
-        owned.extend(
-            std::fs::read_dir(&store_dir)
-                .unwrap()
-                .map(|e| e.unwrap().path()),
-        );
+        // The scheduler runs as the user: it reads the key, and a snapshot
+        // instead of the store (which stays root's).
+        let owned = [
+            exp_dir.clone(),
+            exp_dir.join("tbdata"),
+            exp_dir.join("tbdata/eventkey"),
+        ];
         for path in owned {
             std::os::unix::fs::chown(&path, Some(site.user.uid), Some(site.user.gid)).unwrap();
         }
