@@ -133,7 +133,7 @@ struct Prepared {
 
 fn prepare(options: &RunOptions) -> Result<Prepared, ControlError> {
     let url = tbevents_store::resolve_store_url(options.store.as_deref())?;
-    let store = tbevents_store::open(&url)?;
+    let store = tbevents_store::open_read_only(&url)?;
     let experiment = store.experiment(&options.experiment)?;
     if nix::unistd::geteuid().is_root() {
         return Err(ControlError::Root {

@@ -74,6 +74,8 @@ pub struct FileConfig {
     /// Most simultaneous connections from one source address (all
     /// endpoints); absent or 0: no cap.
     pub max_connections_per_source: Option<usize>,
+    /// Milliseconds one notification may spend in evaluation; 0: no limit.
+    pub notification_time_budget_ms: Option<f64>,
     /// Seconds an unconnected channel may go without ConnRqst or UNotify.
     pub idle_timeout: Option<f64>,
     /// Seconds allowed for sending Disconn to every client at shutdown.
@@ -115,6 +117,14 @@ pub struct FileLimits {
     pub send_queue_drop_policy: Option<String>,
     /// Receive-Queue.Max-Length default and ceiling, bytes.
     pub receive_queue_max_length: Option<usize>,
+    /// Most bytes of compiled `regex()` patterns one subscription may use.
+    pub regex_bytes_per_subscription: Option<usize>,
+    /// Most bytes of compiled `regex()` patterns one connection's
+    /// subscriptions may use together.
+    pub regex_bytes_per_connection: Option<usize>,
+    /// Most bytes all compiled patterns of the router may use (identical
+    /// patterns are compiled once and shared).
+    pub regex_bytes_total: Option<usize>,
 }
 
 /// The `[tls]` table of the configuration file.
@@ -204,6 +214,10 @@ pub struct Cli {
     /// Most simultaneous connections from one source address, all endpoints together. [default: no cap]
     #[arg(long, value_name = "N")]
     pub max_connections_per_source: Option<usize>,
+
+    /// Milliseconds one notification may spend being evaluated against subscriptions; past it the remaining candidates are skipped and counted. 0 turns the limit off. [default: 20]
+    #[arg(long, value_name = "MS")]
+    pub notification_time_budget_ms: Option<f64>,
 
     /// Seconds a channel may stay open without sending ConnRqst or UNotify. [default: 15]
     #[arg(long, value_name = "SECONDS")]
@@ -315,6 +329,12 @@ pub struct ConnectionLimits {
     pub receive_queue_max_length: usize,
     /// TCP_NODELAY on by default.
     pub tcp_nodelay: bool,
+    /// Compiled-regex bytes per subscription.
+    pub regex_bytes_per_subscription: usize,
+    /// Compiled-regex bytes per connection.
+    pub regex_bytes_per_connection: usize,
+    /// Compiled-regex bytes for the whole router.
+    pub regex_bytes_total: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -327,6 +347,9 @@ impl Default for ConnectionLimits {
             connection_max_keys: 1024,
             send_queue_max_length: 2 * 1024 * 1024,
             send_queue_drop_policy: DropPolicy::Oldest,
+            regex_bytes_per_subscription: 4 << 20,
+            regex_bytes_per_connection: 32 << 20,
+            regex_bytes_total: elvin_sublang::DEFAULT_PROCESS_REGEX_BUDGET,
             receive_queue_max_length: 1024 * 1024,
             tcp_nodelay: true,
         }
@@ -357,6 +380,8 @@ pub struct Settings {
     pub endpoints: Vec<EndpointSettings>,
     /// Most connections from one source address; `None`: no cap.
     pub max_connections_per_source: Option<usize>,
+    /// Most time one notification may spend in evaluation (zero: no limit).
+    pub notification_time_budget: Duration,
     /// Runtime worker threads.
     pub workers: usize,
     /// Log filter directive, if set by flag or file (otherwise RUST_LOG or `info`).
@@ -586,6 +611,13 @@ impl ConnectionLimits {
                 1024,
             )?,
             tcp_nodelay,
+            regex_bytes_per_subscription: file
+                .regex_bytes_per_subscription
+                .unwrap_or(d.regex_bytes_per_subscription),
+            regex_bytes_per_connection: file
+                .regex_bytes_per_connection
+                .unwrap_or(d.regex_bytes_per_connection),
+            regex_bytes_total: file.regex_bytes_total.unwrap_or(d.regex_bytes_total),
         })
     }
 }
@@ -715,10 +747,23 @@ impl Settings {
             .or(file.max_connections_per_source)
             .filter(|n| *n > 0);
 
+        let budget_ms = cli
+            .notification_time_budget_ms
+            .or(file.notification_time_budget_ms)
+            .unwrap_or(20.0);
+        if !(0.0..=60_000.0).contains(&budget_ms) {
+            return Err(ConfigError::Invalid {
+                key: "notification_time_budget_ms",
+                message: format!("{budget_ms} is out of range: use 0 (off) to 60000"),
+            });
+        }
+        let notification_time_budget = Duration::from_secs_f64(budget_ms / 1000.0);
+
         Ok(Settings {
             listen,
             endpoints,
             max_connections_per_source,
+            notification_time_budget,
             workers,
             log_level: cli.log_level.clone().or_else(|| file.log_level.clone()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),

@@ -48,6 +48,12 @@ pub struct Metrics {
     /// notification this follows the number of candidates, not the number
     /// of subscriptions).
     pub evaluations: AtomicU64,
+    /// Notifications whose evaluation stopped at the per-notification time
+    /// budget (some candidate subscriptions were not evaluated).
+    pub notifications_truncated: AtomicU64,
+    /// Connections closed because a frame stayed incomplete too long, or
+    /// because partially received frames exceeded the router's byte budget.
+    pub frames_cut: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters, for logging and tests.
@@ -75,6 +81,10 @@ pub struct Snapshot {
     pub nacks: u64,
     /// See [`Metrics::evaluations`].
     pub evaluations: u64,
+    /// See [`Metrics::notifications_truncated`].
+    pub notifications_truncated: u64,
+    /// See [`Metrics::frames_cut`].
+    pub frames_cut: u64,
 }
 
 /// Adds `n` to a counter.
@@ -107,13 +117,27 @@ impl Metrics {
             protocol_errors: get(&self.protocol_errors),
             nacks: get(&self.nacks),
             evaluations: get(&self.evaluations),
+            notifications_truncated: get(&self.notifications_truncated),
+            frames_cut: get(&self.frames_cut),
         }
     }
 
     /// The counters in the Prometheus text exposition format (0.0.4).
     pub fn render_prometheus(&self) -> String {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 13] = [
+            (
+                "eventd_notifications_truncated_total",
+                "counter",
+                "Notifications whose evaluation stopped at the time budget.",
+                s.notifications_truncated,
+            ),
+            (
+                "eventd_frames_cut_total",
+                "counter",
+                "Connections closed for a stalled or over-budget partial frame.",
+                s.frames_cut,
+            ),
             (
                 "eventd_connections",
                 "gauge",
@@ -362,7 +386,7 @@ mod tests {
         assert!(text.contains("\neventd_notifications_in_total 3\n"));
         assert!(text.contains("\neventd_nacks_total 1\n"));
         assert!(text.contains("\neventd_connections 0\n"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 11);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 13);
     }
 
     #[test]

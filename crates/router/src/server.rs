@@ -87,13 +87,16 @@ impl ServerContext {
     /// A context for `settings` with an empty routing table.
     pub fn new(settings: &Settings) -> Arc<ServerContext> {
         let metrics = Arc::new(Metrics::default());
+        elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         let (shutdown, _) = watch::channel(false);
         let mut domains: Vec<Arc<Domain>> = Vec::new();
         for endpoint in &settings.endpoints {
             if !domains.iter().any(|d| d.name == endpoint.domain) {
+                let broker = Broker::new(Arc::clone(&metrics));
+                broker.set_evaluation_budget(settings.notification_time_budget);
                 domains.push(Arc::new(Domain {
                     name: endpoint.domain.clone(),
-                    broker: Broker::new(Arc::clone(&metrics)),
+                    broker,
                 }));
             }
         }
@@ -182,6 +185,7 @@ impl ServerContext {
     }
 
     fn apply(&self, settings: &Settings) {
+        elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         *self.limits.write() = Arc::new(settings.limits.clone());
         *self.idle_timeout.write() = settings.idle_timeout;
         self.max_connections
@@ -190,6 +194,11 @@ impl ServerContext {
             settings.max_connections_per_source.unwrap_or(0),
             Ordering::Relaxed,
         );
+        for domain in &self.domains {
+            domain
+                .broker
+                .set_evaluation_budget(settings.notification_time_budget);
+        }
     }
 }
 

@@ -73,6 +73,10 @@ struct Connected {
     subscription_keys: Keys,
     /// This client's subscriptions and their keys (public form).
     subscriptions: FxHashMap<i64, Keys>,
+    /// Compiled-regex bytes of each subscription that uses `regex()`, and
+    /// their sum, against the per-connection budget.
+    regex_bytes: FxHashMap<i64, usize>,
+    regex_total: usize,
 }
 
 #[derive(Debug)]
@@ -415,6 +419,8 @@ impl Session {
             notification_keys,
             subscription_keys,
             subscriptions: FxHashMap::default(),
+            regex_bytes: FxHashMap::default(),
+            regex_total: 0,
         }));
         self.outbox.push_reply(frame_of(ConnRply {
             xid: request.xid,
@@ -430,9 +436,29 @@ impl Session {
     ) -> Result<Subscription, SubscriptionError> {
         let limits = Limits {
             max_length: options.subscription_max_length,
+            regex_budget: self.limits.regex_bytes_per_subscription,
             ..Limits::default()
         };
         Subscription::compile(expression, &limits)
+    }
+
+    /// Nacks (and returns false) when `bytes` more compiled-regex bytes,
+    /// replacing `replacing`, would pass the connection's budget.
+    fn regex_budget_allows(&self, c: &Connected, xid: i32, bytes: usize, replacing: usize) -> bool {
+        let after = c.regex_total - replacing + bytes;
+        if bytes == 0 || after <= self.limits.regex_bytes_per_connection {
+            return true;
+        }
+        self.nack(
+            xid,
+            nack::IMPL_LIMIT,
+            format!(
+                "This connection's regular expressions would take {after} bytes, more than the {} allowed per connection",
+                self.limits.regex_bytes_per_connection
+            ),
+            vec![],
+        );
+        false
     }
 
     fn sub_add(&mut self, c: &mut Connected, request: SubAddRqst) -> Step {
@@ -470,6 +496,10 @@ impl Session {
                 return Step::Continue;
             }
         };
+        let regex_bytes = subscription.regex_bytes();
+        if !self.regex_budget_allows(c, request.xid, regex_bytes, 0) {
+            return Step::Continue;
+        }
         let keys = request.keys.to_public_for_subscription();
         let id = self.broker.add_subscription(
             c.client,
@@ -478,6 +508,10 @@ impl Session {
             keys.clone(),
         );
         c.subscriptions.insert(id, keys);
+        if regex_bytes > 0 {
+            c.regex_bytes.insert(id, regex_bytes);
+            c.regex_total += regex_bytes;
+        }
         self.outbox.push_reply(frame_of(SubRply {
             xid: request.xid,
             subscription_id: id,
@@ -532,6 +566,13 @@ impl Session {
                 }
             }
         };
+        let old_regex_bytes = c.regex_bytes.get(&id).copied().unwrap_or(0);
+        let new_regex_bytes = subscription
+            .as_ref()
+            .map_or(old_regex_bytes, Subscription::regex_bytes);
+        if !self.regex_budget_allows(c, request.xid, new_regex_bytes, old_regex_bytes) {
+            return Step::Continue;
+        }
         match self.broker.update_subscription(
             c.client,
             id,
@@ -541,6 +582,12 @@ impl Session {
         ) {
             Ok(()) => {
                 c.subscriptions.insert(id, keys);
+                c.regex_total = c.regex_total - old_regex_bytes + new_regex_bytes;
+                if new_regex_bytes > 0 {
+                    c.regex_bytes.insert(id, new_regex_bytes);
+                } else {
+                    c.regex_bytes.remove(&id);
+                }
                 self.outbox.push_reply(frame_of(SubRply {
                     xid: request.xid,
                     subscription_id: id,
@@ -558,6 +605,9 @@ impl Session {
         {
             self.no_such_subscription(request.xid, id);
             return Step::Continue;
+        }
+        if let Some(bytes) = c.regex_bytes.remove(&id) {
+            c.regex_total -= bytes;
         }
         self.outbox.push_reply(frame_of(SubRply {
             xid: request.xid,

@@ -59,12 +59,20 @@ use crate::limits::Limits;
 /// Parses and checks `source`, returning the root predicate (possibly a
 /// constant: rejecting that is the caller's job). The length limit is the
 /// caller's too, checked before any work is done.
-pub(crate) fn parse(source: &str, limits: &Limits) -> Result<Pred, SubscriptionError> {
+pub(crate) fn parse(
+    source: &str,
+    limits: &Limits,
+) -> Result<(Pred, Vec<std::sync::Arc<crate::regex_cache::SharedRegex>>), SubscriptionError> {
     let mut lexer = Lexer::new(source);
     let current = lexer.next_token()?;
-    Parser {
+    let regexes = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let parser = Parser {
         lexer,
-        checker: Checker { source, limits },
+        checker: Checker {
+            source,
+            limits,
+            regexes: std::rc::Rc::clone(&regexes),
+        },
         current,
         operands: Vec::new(),
         pending: Vec::new(),
@@ -72,8 +80,10 @@ pub(crate) fn parse(source: &str, limits: &Limits) -> Result<Pred, SubscriptionE
         max_depth: limits.effective_max_depth(),
         nodes: 0,
         max_nodes: limits.max_nodes,
-    }
-    .run()
+    };
+    let root = parser.run()?;
+    let compiled = regexes.take();
+    Ok((root, compiled))
 }
 
 /// Any binary operator.
@@ -589,7 +599,7 @@ mod tests {
     use crate::Truth;
 
     fn parsed(src: &str) -> Result<Pred, SubscriptionError> {
-        parse(src, &Limits::default())
+        parse(src, &Limits::default()).map(|(pred, _)| pred)
     }
 
     fn error(src: &str) -> SubscriptionError {
