@@ -4,6 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`logging`] | tracing set-up: one precedence rule (flag, then `RUST_LOG`, then the program's default), stderr or a log file, text or JSON, a reload handle for SIGHUP |
+//! | [`syslog`] | log lines to `/dev/log` (journald or syslogd) as well |
 //! | [`signals`] | waiting for SIGTERM or SIGINT |
 //! | [`limits`] | raising the open-files limit |
 //! | [`duration`] | `3s`, `250ms`, `1m` flags |
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod logging;
 pub mod programs;
 pub mod signals;
+pub mod syslog;
 
 pub use duration::parse_duration;
 pub use help::MANPAGE_HELP_TEMPLATE;

@@ -8,7 +8,8 @@
 //!
 //! Lines go to standard error (colour only on a terminal) or, for programs
 //! with a `-l` log file, are appended to that file (created mode 0640, as
-//! the original scheduler's log). Daemons get timestamps and targets;
+//! the original scheduler's log), and optionally to syslog as well
+//! ([`crate::syslog`]). Daemons get timestamps and targets;
 //! interactive tools get just the message. Every set-up returns a
 //! [`LogReloader`] so a daemon can change its level on SIGHUP.
 
@@ -65,6 +66,9 @@ pub struct LogSetup<'a> {
     pub format: LogFormat,
     /// Append to this file instead of writing to stderr.
     pub file: Option<&'a Path>,
+    /// Also send every line to this syslog socket (normally `/dev/log`;
+    /// see [`crate::syslog`]).
+    pub syslog: Option<&'a Path>,
 }
 
 impl<'a> LogSetup<'a> {
@@ -77,6 +81,7 @@ impl<'a> LogSetup<'a> {
             style: LogStyle::Daemon,
             format: LogFormat::Text,
             file: None,
+            syslog: None,
         }
     }
 }
@@ -148,9 +153,13 @@ pub fn init(setup: &LogSetup<'_>) -> Result<LogReloader, LogFileError> {
         }
         None => fmt_layer(setup, std::io::stderr, std::io::stderr().is_terminal()),
     };
+    let syslog = setup
+        .syslog
+        .map(|path| crate::syslog::SyslogLayer::new(setup.program, path));
     let _ = tracing_subscriber::registry()
         .with(filter_layer)
         .with(output)
+        .with(syslog)
         .try_init();
     Ok(Arc::new(move |directive: &str| {
         let filter = EnvFilter::try_new(directive).map_err(|e| format!("{directive:?}: {e}"))?;

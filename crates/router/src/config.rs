@@ -91,6 +91,14 @@ pub struct FileConfig {
     pub limits: FileLimits,
     /// TLS for `elvin:/secure/...` endpoints.
     pub tls: Option<FileTls>,
+    /// Account to run as once every endpoint is bound (name or uid).
+    pub user: Option<String>,
+    /// Group to run as once every endpoint is bound (name or gid).
+    pub group: Option<String>,
+    /// Also log to the syslog socket (journald or syslogd).
+    pub syslog: Option<bool>,
+    /// The syslog socket (default /dev/log).
+    pub syslog_socket: Option<PathBuf>,
 }
 
 /// The `[limits]` table of the configuration file.
@@ -288,6 +296,23 @@ pub struct Cli {
     #[arg(long)]
     pub tls_require_client_cert: bool,
 
+    /// After binding every endpoint, run as this account (name or uid); needs eventd started as
+    /// root. With --group, that group; otherwise the account's primary group.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// After binding, run with this group (name or gid).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Also send log lines to the system log (/dev/log: journald or syslogd), as well as stderr.
+    #[arg(long)]
+    pub syslog: bool,
+
+    /// The syslog socket for --syslog. [default: /dev/log]
+    #[arg(long, value_name = "PATH")]
+    pub syslog_socket: Option<PathBuf>,
+
     /// Check the configuration, print the resolved settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -395,6 +420,12 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// The configuration file, for SIGHUP.
     pub config_path: Option<PathBuf>,
+    /// Account to switch to after binding.
+    pub user: Option<String>,
+    /// Group to switch to after binding.
+    pub group: Option<String>,
+    /// The syslog socket, when logging to syslog as well.
+    pub syslog: Option<PathBuf>,
 }
 
 /// What a listen URI's own options say about its endpoint.
@@ -782,6 +813,18 @@ impl Settings {
             limits,
             tls,
             config_path: cli.config.clone(),
+            user: cli.user.clone().or_else(|| file.user.clone()),
+            group: cli.group.clone().or_else(|| file.group.clone()),
+            syslog: (cli.syslog || cli.syslog_socket.is_some() || file.syslog == Some(true)).then(
+                || {
+                    cli.syslog_socket
+                        .clone()
+                        .or_else(|| file.syslog_socket.clone())
+                        .unwrap_or_else(|| {
+                            PathBuf::from(tbevents_cli::syslog::DEFAULT_SYSLOG_SOCKET)
+                        })
+                },
+            ),
         })
     }
 }

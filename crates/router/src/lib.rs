@@ -25,6 +25,7 @@
 //! | [`server`] | listeners, signals, reload, statistics, shutdown |
 //! | [`tls`] | rustls server configuration |
 //! | [`metrics`] | counters and the Prometheus responder |
+//! | [`privileges`] | switching to an unprivileged account once the endpoints are bound |
 //!
 //! The speed comes from three choices: each connection's reader handles a
 //! whole read batch synchronously and then flushes every outbox it touched
@@ -40,6 +41,7 @@ pub mod index;
 pub mod metrics;
 pub mod negotiation;
 pub mod outbox;
+pub mod privileges;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -23,6 +23,7 @@ fn init_logging(settings: &Settings) -> LogReloader {
             LogFormat::Text => tbevents_cli::LogFormat::Text,
             LogFormat::Json => tbevents_cli::LogFormat::Json,
         },
+        syslog: settings.syslog.as_deref(),
         ..tbevents_cli::LogSetup::new("eventd", "info")
     };
     // Only a log file can fail to open, and eventd logs to stderr.

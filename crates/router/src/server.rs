@@ -480,6 +480,8 @@ pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::
         }
         None => None,
     };
+    // Every socket is bound: give up root before serving anyone.
+    crate::privileges::drop_after_bind(&settings)?;
     let stats_task = settings.stats_interval.map(|interval| {
         let metrics = Arc::clone(&ctx.metrics);
         tokio::spawn(async move {

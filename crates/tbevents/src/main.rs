@@ -17,6 +17,7 @@ mod bench;
 mod bins;
 mod custody;
 mod demo;
+mod eventsys;
 mod experiments;
 mod linktest;
 mod table;
@@ -26,7 +27,9 @@ mod view;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tbevents_control::proxy::Operation;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -48,7 +51,7 @@ tbevents demo\n  \
 tbevents create -e testbed/web examples/demo.ns\n  \
 tbevents swapin -e testbed/web --map client=pc12:10.0.0.12\n  \
 tbevents events -e testbed/web\n  \
-event-sched -k /proj/testbed/exp/web/tbdata/eventkey testbed web\n  \
+tbevents eventsys replay -e testbed/web\n  \
 tbevents swapout -e testbed/web"
 )]
 struct Cli {
@@ -56,6 +59,11 @@ struct Cli {
     /// mysql://user:password@host:port/database).
     #[arg(long, global = true, value_name = "URL")]
     store: Option<String>,
+
+    /// Scheduler control configuration (root only; default
+    /// /etc/tbevents/control.toml, see docs/eventsys.md).
+    #[arg(long, global = true, value_name = "PATH")]
+    control_config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -96,8 +104,8 @@ EXAMPLE:\n  tbevents create -e testbed/web --path /tmp/web examples/demo.ns"
         /// The NS file.
         nsfile: PathBuf,
     },
-    /// Record the physical mapping of every virtual node and make the
-    /// experiment active.
+    /// Record the physical mapping of every virtual node, make the
+    /// experiment active and start its event scheduler.
     #[command(after_help = "Without --map, each virtual node gets node id \
 `tb<idx>-<vnode>` and a loopback control address 127.<x>.<y>.<z> unique to the experiment \
 (so a whole experiment runs on one machine). --map overrides single nodes.\n\n\
@@ -109,14 +117,19 @@ EXAMPLE:\n  tbevents swapin -e testbed/web --map client=pc12:10.0.0.12 --map rou
         /// A mapping vnode=node_id:control_ip (repeatable).
         #[arg(long = "map", value_name = "VNODE=NODE:IP")]
         map: Vec<String>,
+        /// Do not start the experiment's event scheduler.
+        #[arg(long = "no-eventsys")]
+        no_eventsys: bool,
     },
-    /// Remove the physical mapping and set the state to `swapped`.
+    /// Stop the event scheduler, remove the physical mapping and set the
+    /// state to `swapped`.
     Swapout {
         /// The experiment, pid/eid.
         #[arg(short = 'e', long = "experiment", value_name = "PID/EID")]
         experiment: String,
     },
-    /// Show the experiment's state, or set it.
+    /// Show the experiment's state (and whether its event scheduler runs),
+    /// or set it.
     #[command(
         after_help = "States: new, prerunning, swapped, queued, swapping, activating, \
 active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restarting."
@@ -130,6 +143,22 @@ active, terminating, ended, modify_parse, modify_reparse, modify_reswap, restart
     },
     /// List every experiment.
     List,
+    /// Start, stop or restart the experiment's event scheduler (as its
+    /// swapper, through the root-side proxy), or show whether it runs.
+    #[command(
+        after_help = "`replay` stops the scheduler and starts it again, so the \
+experiment's events run again from a new time zero. Each operation is safe to repeat. Users run \
+this through sudo and tbevents-eventsys-proxy; see docs/eventsys.md.\n\n\
+EXAMPLES:\n  tbevents eventsys start -e testbed/web\n  tbevents eventsys replay -e testbed/web"
+    )]
+    Eventsys {
+        /// start, stop, replay or status.
+        #[arg(value_enum)]
+        operation: tbevents_control::proxy::Operation,
+        /// The experiment, pid/eid.
+        #[arg(short = 'e', long = "experiment", value_name = "PID/EID")]
+        experiment: String,
+    },
     /// Show the experiment's agents (with the HOST their events carry) and
     /// event groups.
     Agents {
@@ -220,6 +249,7 @@ EXAMPLE:\n  tbevents snapshot -e testbed/web --to /var/lib/tbevents/snap/testbed
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let store = cli.store.as_deref();
+    let control = cli.control_config.as_deref();
     let result = match cli.command {
         Command::Create {
             experiment,
@@ -250,11 +280,42 @@ fn main() -> ExitCode {
             password,
             database,
         } => custody::mysql_grants(account, &user, &host, &password, &database),
-        Command::Swapin { experiment, map } => experiments::swapin(store, &experiment, &map),
-        Command::Swapout { experiment } => experiments::swapout(store, &experiment),
-        Command::State { experiment, state } => {
-            experiments::state(store, &experiment, state.as_deref())
+        Command::Swapin {
+            experiment,
+            map,
+            no_eventsys,
+        } => experiments::swapin(store, &experiment, &map).and_then(|()| {
+            if no_eventsys {
+                Ok(())
+            } else {
+                eventsys::lifecycle_step(control, Operation::Start, &experiment).with_context(
+                    || {
+                        format!(
+                            "{experiment} is active but its event scheduler did not start; fix \
+                             the cause and run `tbevents eventsys start -e {experiment}`"
+                        )
+                    },
+                )
+            }
+        }),
+        Command::Swapout { experiment } => {
+            // Swap out even when the stop fails, then report both.
+            let stopped = eventsys::lifecycle_step(control, Operation::Stop, &experiment);
+            experiments::swapout(store, &experiment).and(stopped)
         }
+        Command::State { experiment, state } => {
+            experiments::state(store, &experiment, state.as_deref()).map(|()| {
+                if state.is_none()
+                    && let Some(line) = eventsys::state_line(control, &experiment)
+                {
+                    println!("{line}");
+                }
+            })
+        }
+        Command::Eventsys {
+            operation,
+            experiment,
+        } => eventsys::command(control, operation, &experiment),
         Command::List => experiments::list(store),
         Command::Agents { experiment } => experiments::agents(store, &experiment),
         Command::Events { experiment } => experiments::events(store, &experiment),

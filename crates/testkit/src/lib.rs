@@ -333,6 +333,99 @@ impl Router {
     }
 }
 
+/// Serialises `useradd`/`userdel` within one test binary (they lock
+/// /etc/passwd and fail rather than wait long).
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// A Unix user with its own user group, made for one test with `useradd`
+/// and removed (with its group) when dropped. Tests that need one run as
+/// root; [`TestUser::skip_reason`] says when they cannot.
+pub struct TestUser {
+    /// The account name: `tbe<test process id><tag>`.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its user group's gid.
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// Why test users cannot be made here (not root, no `useradd`), if so.
+    pub fn skip_reason() -> Option<&'static str> {
+        let uid = Command::new("id").arg("-u").output().ok();
+        let is_root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !is_root {
+            return Some("not running as root");
+        }
+        if Command::new("useradd").arg("--help").output().is_err() {
+            return Some("useradd is not installed");
+        }
+        None
+    }
+
+    /// Makes the user `tbe<pid><tag>` (a stale one of that name is removed
+    /// first).
+    pub fn create(tag: &str) -> TestUser {
+        let name = format!("tbe{}{tag}", std::process::id());
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("userdel").arg(&name).output();
+        let _ = Command::new("groupdel").arg(&name).output();
+        let out = Command::new("useradd")
+            .args([
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(&name)
+            .output()
+            .expect("run useradd");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id")
+                .arg(flag)
+                .arg(&name)
+                .output()
+                .expect("run id");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("id {flag} {name} printed no number"))
+        };
+        TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("userdel").arg(&self.name).output();
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
+/// Runs `command` to completion; returns whether it succeeded and its
+/// standard output followed by its standard error, as text.
+pub fn run_to_text(command: &mut Command) -> (bool, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// The MariaDB server tests use, without a database: `TBEVENTS_TEST_MYSQL`,
 /// else the machines' server at 127.0.0.1:3306 (root, no password).
 pub fn mysql_server() -> String {

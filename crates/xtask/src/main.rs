@@ -1,0 +1,102 @@
+//! `cargo xtask`: project tasks that are programs rather than shell
+//! scripts, so they run wherever cargo does. Today: `install`, the
+//! deployment kit (docs/deploy.md).
+
+mod install;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "tbevents project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build (release) and install the programs, example configuration,
+    /// systemd units and documentation.
+    #[command(after_help = "EXAMPLES:\n  \
+sudo cargo xtask install\n  \
+cargo xtask install --destdir /tmp/stage --prefix /usr --unitdir /lib/systemd/system\n\n\
+See docs/deploy.md.")]
+    Install {
+        /// Staging directory prepended to every path (for packages).
+        #[arg(long, value_name = "DIR", env = "DESTDIR")]
+        destdir: Option<PathBuf>,
+        /// Installation prefix: programs in PREFIX/bin and PREFIX/sbin.
+        #[arg(long, value_name = "DIR", default_value = "/usr/local")]
+        prefix: PathBuf,
+        /// Configuration root: files go to SYSCONFDIR/tbevents.
+        #[arg(long, value_name = "DIR", default_value = "/etc")]
+        sysconfdir: PathBuf,
+        /// systemd unit directory.
+        #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+        unitdir: PathBuf,
+        /// Install the programs in DIR instead of building them.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let Task::Install {
+        destdir,
+        prefix,
+        sysconfdir,
+        unitdir,
+        from,
+    } = Cli::parse().command;
+    let root = install::workspace_root();
+    let result = (|| -> anyhow::Result<()> {
+        for (flag, path) in [
+            ("--prefix", &prefix),
+            ("--sysconfdir", &sysconfdir),
+            ("--unitdir", &unitdir),
+        ] {
+            if !path.is_absolute() {
+                anyhow::bail!("{flag} must be an absolute path, not {}", path.display());
+            }
+        }
+        let from = match from {
+            Some(dir) => dir,
+            None => install::build_release(&root)?,
+        };
+        let layout = install::Layout {
+            destdir: destdir.unwrap_or_default(),
+            prefix,
+            sysconfdir,
+            unitdir,
+        };
+        let report = install::install(&root, &from, &layout)?;
+        for path in &report.written {
+            println!("installed {}", path.display());
+        }
+        for path in &report.kept {
+            println!(
+                "kept {} (the new example is {}.new)",
+                path.display(),
+                path.display()
+            );
+        }
+        for name in &report.skipped {
+            println!("skipped {name} (not in this build)");
+        }
+        println!(
+            "\nnext: systemctl daemon-reload; systemctl enable --now tbevents-eventd \
+             tbevents-eventd-control (see docs/deploy.md)"
+        );
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
