@@ -16,6 +16,7 @@
 mod bench;
 mod bins;
 mod demo;
+mod effects;
 mod experiments;
 mod linktest;
 mod table;

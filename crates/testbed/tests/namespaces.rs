@@ -215,17 +215,17 @@ fn up_builds_the_topology_events_reach_nodes_and_down_removes_everything() {
     let source = udp_probe(&c, &b, Ipv4Addr::new(10, 1, 2, 3)).expect("c reaches b over lan0");
     assert_eq!(source.ip(), Ipv4Addr::new(10, 1, 2, 4));
     // The round-trip probe answers across the link.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel();
     let probe = tbevents_testbed::probe::start(
         &a,
         &b,
         Ipv4Addr::new(10, 1, 1, 3),
         Duration::from_millis(50),
-        tx,
+        move |result| tx.send(result).is_ok(),
     )
     .unwrap();
     for expected in 0..3 {
-        let result = rx.blocking_recv().unwrap();
+        let result = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(result.seq, expected);
         let rtt = result.rtt.expect("an unshaped veth link loses nothing");
         assert!(rtt < Duration::from_millis(500), "{rtt:?}");
