@@ -19,7 +19,7 @@ const PROC_READ_LIMIT: u64 = 64 * 1024 * 1024;
 /// TCP state code of a listening socket in `/proc/net/tcp`.
 const TCP_LISTEN: &str = "0A";
 
-/// Reads a text file of at most [`PROC_READ_LIMIT`] bytes.
+/// Reads a text file of at most `PROC_READ_LIMIT` bytes.
 pub fn read_small(path: &Path) -> std::io::Result<String> {
     let mut text = String::new();
     std::fs::File::open(path)?

@@ -3,7 +3,7 @@
 //! controller says.
 //!
 //! Shape: one task reads the experiment's LINKTEST events; a run is a
-//! second task ([`NodeRun`]) that owns the run's sockets and probe tasks.
+//! second task (`NodeRun`) that owns the run's sockets and probe tasks.
 //! KILL or STOP aborts that task, which drops every socket and probe with
 //! it, so nothing of a cancelled run is left running; the daemon itself
 //! stays up for the next run, as the original's did. The daemon runs no

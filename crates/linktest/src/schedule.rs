@@ -103,7 +103,7 @@ pub fn steps(topo: &Topology, start: u8, stop: u8) -> Vec<Step> {
                 }
             }
             3 => {
-                let testable = pairs(topo, |e| loss_testable(e));
+                let testable = pairs(topo, loss_testable);
                 for round in rounds(topo, &testable) {
                     let edges: Vec<usize> = round.iter().flat_map(|&(f, r)| [f, r]).collect();
                     push(3, Action::LossSend(edges.clone()));

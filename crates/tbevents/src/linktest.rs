@@ -46,7 +46,7 @@ pub struct LinktestArgs {
     /// Event server port.
     #[arg(short = 'p', long, value_name = "PORT")]
     port: Option<u16>,
-    /// The experiment's key file (default: <experiment dir>/tbdata/eventkey).
+    /// The experiment's key file (default: tbdata/eventkey in the experiment directory).
     #[arg(short = 'k', long = "keyfile", value_name = "FILE")]
     keyfile: Option<PathBuf>,
     /// Give up on the whole run after this many seconds.

@@ -63,7 +63,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create an experiment from an NS file: parse it, store its rows, and
-    /// write a new event key to <dir>/tbdata/eventkey (mode 0640).
+    /// write a new event key to DIR/tbdata/eventkey (mode 0640).
     #[command(
         after_help = "The experiment directory defaults to /proj/<pid>/exp/<eid>. \
 The new experiment is left in state `swapped`; `tbevents swapin` makes it active.\n\n\
@@ -79,7 +79,7 @@ EXAMPLE:\n  tbevents create -e testbed/web --path /tmp/web examples/demo.ns"
         /// Creating user (default: the current Unix user).
         #[arg(long, value_name = "UID")]
         uid: Option<String>,
-        /// Experiment directory (default: /proj/<pid>/exp/<eid>).
+        /// Experiment directory (default: /proj/PID/exp/EID).
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
         /// The NS file.

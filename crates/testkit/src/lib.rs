@@ -64,7 +64,7 @@ const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 /// An unused TCP port on 127.0.0.1 (free when this returns; tests bind it
 /// right away).
 ///
-/// Ports come from [`TEST_PORTS`], walked from an offset that depends on
+/// Ports come from `TEST_PORTS`, walked from an offset that depends on
 /// the process id, so concurrent test processes start far apart and one
 /// process never hands out the same port twice in a row.
 pub fn free_port() -> u16 {
