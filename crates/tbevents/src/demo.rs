@@ -433,7 +433,10 @@ async fn watch(
     let tevc_line = tevc_example(&agents_only, lab.port, &key, &expt);
     lab.hand_over()?;
     let (mut testbed, testbed_line) = match testbed_unavailable(args) {
-        Some(reason) => (None, format!("not used: {reason}; the view shows the events only")),
+        Some(reason) => (
+            None,
+            format!("not used: {reason}; the view shows the events only"),
+        ),
         None => match DemoTestbed::start(lab, id, &key, targets).await {
             Ok(testbed) => {
                 let line = testbed.describe();
@@ -614,7 +617,11 @@ impl MeasureTargets {
         let chosen = links
             .iter()
             .filter(duplex)
-            .find(|(_, members)| members.iter().any(|m| tbevents_testbed::plan::needs_shaping(m)))
+            .find(|(_, members)| {
+                members
+                    .iter()
+                    .any(|m| tbevents_testbed::plan::needs_shaping(m))
+            })
             .or_else(|| links.iter().find(duplex));
         let link = chosen.and_then(|(name, members)| {
             let address = members[1].ip.parse().ok()?;
@@ -666,11 +673,8 @@ impl DemoTestbed {
             .and_then(|path| path.parent())
             .map(Path::to_owned)
             .context("no program directory")?;
-        let mut config = tbevents_testbed::Config::new(
-            store_url,
-            format!("127.0.0.1:{}", lab.port),
-            bin_dir,
-        );
+        let mut config =
+            tbevents_testbed::Config::new(store_url, format!("127.0.0.1:{}", lab.port), bin_dir);
         config.state_dir = lab.dir.path().join("testbed");
         config.log_dir = Some(lab.dir.path().join("logs"));
         // Programs run as the same unprivileged user as the scheduler.
@@ -792,7 +796,10 @@ fn watch_sink_reports(
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let uri = format!("elvin://127.0.0.1:{}", tbevents_testbed::plan::NODE_ROUTER_PORT);
+                let uri = format!(
+                    "elvin://127.0.0.1:{}",
+                    tbevents_testbed::plan::NODE_ROUTER_PORT
+                );
                 let handle = EventHandle::register_with_keyfile(&uri, &key).await?;
                 let tuple = AddressTuple::new()
                     .expt(&expt)

@@ -138,7 +138,10 @@ mod tests {
             loss: 0.02,
         });
         let line = e.close_window();
-        assert_eq!(line, "access rtt 100.0 ms (3/4 answered)  null0 19.95 Mb/s loss 2.0%");
+        assert_eq!(
+            line,
+            "access rtt 100.0 ms (3/4 answered)  null0 19.95 Mb/s loss 2.0%"
+        );
         assert_eq!(e.latest(), Some(line.as_str()));
         e.record(Measurement::Probe(ProbeResult { seq: 4, rtt: None }));
         assert!(e.close_window().starts_with("access rtt - (0/1 answered)"));

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use crate::netns;
+use anyhow::Context as _;
 
 /// A probe unanswered this long is lost.
 pub const LOST_AFTER: Duration = Duration::from_secs(1);

@@ -31,6 +31,10 @@ pub const DEFAULT_STATE_DIR: &str = "/run/tbevents/testbed";
 pub const FORWARDER: &str = "tbevents-ctlfwd";
 /// State file format version.
 const STATE_VERSION: u32 = 1;
+/// What an agent logs once it is subscribed (the agent runtime's line).
+const AGENT_READY: &str = "waiting for events";
+/// The agent programs (as opposed to routers and proxies).
+const AGENT_PROGRAMS: [&str; 3] = ["program-agent", "trafgen", "delay-agent"];
 /// How long a router or the forwarder may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -389,7 +393,15 @@ impl Build<'_> {
         for agent in &plan.agents {
             self.start_agent(state, agent)?;
         }
-        // Agents that die at once (bad flags, unreadable key) are a
+        // An event sent before an agent subscribed would be lost: `up`
+        // returns once every agent says it is waiting for events (the
+        // agent runtime's start-up line, see docs/agents.md).
+        for record in state.processes.iter().filter(|r| r.vnode.is_some()) {
+            if AGENT_PROGRAMS.contains(&record.program.as_str()) {
+                wait_for_log(record, AGENT_READY)?;
+            }
+        }
+        // Anything that died at once (bad flags, unreadable key) is a
         // failed `up`, not a silent one.
         for record in &state.processes {
             if !record.alive() {

@@ -7,6 +7,7 @@
 //! fails. Traffic stays inside the test's namespaces.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,10 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
+        Lab::with_topology(tag, TOPOLOGY)
+    }
+
+    fn with_topology(tag: &str, topology: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let store_url = format!("sqlite:{}", dir.path().join("store.db").display());
         let store = tbevents_store::open(&store_url).unwrap();
@@ -56,7 +61,7 @@ impl Lab {
                 exp_dir.to_str().unwrap(),
             ))
             .unwrap();
-        let virt = tbevents_ns::parse_str(TOPOLOGY, "test.ns").unwrap();
+        let virt = tbevents_ns::parse_str(topology, "test.ns").unwrap();
         store.load_virtual(&id, &virt).unwrap();
         let key = tbevents_store::generate_event_key();
         let key_path = tbevents_store::write_event_key_file(&exp_dir, &key).unwrap();
@@ -72,6 +77,9 @@ impl Lab {
             })
             .collect();
         store.record_swapin(&id, &mapping).unwrap();
+        store
+            .set_state(&id, tbevents_store::ExperimentState::Active)
+            .unwrap();
         drop(store);
         let router = Router::start(&[]);
         // The programs the testbed starts, next to each other.
@@ -79,6 +87,9 @@ impl Lab {
         tbevents_testkit::bin_path("evproxy");
         let forwarder = PathBuf::from(env!("CARGO_BIN_EXE_tbevents-ctlfwd"));
         assert_eq!(eventd.parent(), forwarder.parent());
+        if virt.programs.iter().any(|_| true) {
+            tbevents_testkit::bin_path("program-agent");
+        }
         let mut config = Config::new(
             store_url,
             format!("127.0.0.1:{}", router.port),
@@ -344,4 +355,97 @@ fn up_after_a_crash_cleans_the_leftovers_and_succeeds() {
     tbevents_testbed::down(&lab.config, &lab.id).unwrap();
     assert!(lab.namespaces().is_empty());
     assert!(second.processes.iter().all(|r| !r.alive()));
+}
+
+/// A node whose program reports where it runs.
+const PROGRAM: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set where [$a program-agent -command {/bin/sh -c "readlink /proc/self/ns/net; id -u; cat /proc/net/dev"}]
+$ns at 0.3 "$where start"
+$ns run
+"#;
+
+fn chown_tree(path: &std::path::Path, user: &nix::unistd::User) {
+    nix::unistd::chown(path, Some(user.uid), Some(user.gid)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), user);
+        }
+    }
+}
+
+#[test]
+fn an_ns_at_program_start_runs_the_program_inside_the_node_namespace() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("SKIPPED: no user `nobody` to run programs and the scheduler as");
+        return;
+    };
+    let mut lab = Lab::with_topology("prog", PROGRAM);
+    lab.config.user = Some("nobody".into());
+    // The program's user must reach its log directory, and the scheduler
+    // (never root) runs as nobody and reads the store and the key.
+    chown_tree(lab._dir.path(), &nobody);
+    let state = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    assert!(
+        state
+            .processes
+            .iter()
+            .any(|r| r.program == "program-agent" && r.vnode.as_deref() == Some("a") && r.alive()),
+        "{state:#?}"
+    );
+    let mut sched = std::process::Command::new(tbevents_testkit::bin_path("event-sched"));
+    sched
+        .args(["-s", "127.0.0.1", "-p", &lab.router.port.to_string(), "-k"])
+        .arg(&lab.key)
+        .args([
+            "--store",
+            &lab.config.store_url,
+            "--start-delay",
+            "0.2",
+            "--poll-interval",
+            "0.1",
+            &lab.id.pid,
+            &lab.id.eid,
+        ])
+        .uid(nobody.uid.as_raw())
+        .gid(nobody.gid.as_raw());
+    let sched = tbevents_testkit::Proc::spawn("event-sched", sched);
+
+    let logs = state.log_dir.join("a");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logs.join("where.status.1").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the program did not run\n--- event-sched\n{}\n--- program-agent\n{}",
+            sched.stderr(),
+            std::fs::read_to_string(state.log_dir.join("a-program-agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = std::fs::read_to_string(logs.join("where.out.1")).unwrap();
+    let mut lines = output.lines();
+    // Same network namespace as the node's: the inode of /run/netns/<ns>.
+    let node_ns = state.node_namespace("a").unwrap();
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&node_ns).unwrap());
+    assert_eq!(
+        lines.next(),
+        Some(format!("net:[{inode}]").as_str()),
+        "{output}"
+    );
+    // As the experiment's user, never root.
+    assert_eq!(lines.next(), Some(nobody.uid.as_raw().to_string().as_str()));
+    // Seeing the node's interfaces, not the host's.
+    assert!(output.contains("eth0:"), "{output}");
+    let status = std::fs::read_to_string(logs.join("where.status.1")).unwrap();
+    assert!(status.contains("EXIT_CODE=0"), "{status}");
+    tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(lab.namespaces().is_empty());
 }
