@@ -528,6 +528,23 @@ async fn watch(
             received = tokio::time::timeout(slice, events.recv()) => match received {
                 Ok(Some(event)) => {
                     let received = now_micros();
+                    // Sink reports are measurements: the effect lines show
+                    // them, instead of a line each per second.
+                    if let Some(testbed) = testbed.as_mut()
+                        && event.objtype() == Some("TRAFGEN")
+                        && event.get_string("EVENTTYPE") == Some("REPORT")
+                    {
+                        if let Some((rate_kbps, loss)) =
+                            crate::effects::parse_report(event.get_string("ARGS").unwrap_or(""))
+                        {
+                            testbed.effects.record(Measurement::Sink {
+                                name: event.objname().unwrap_or("").to_owned(),
+                                rate_kbps,
+                                loss,
+                            });
+                        }
+                        continue;
+                    }
                     let seen = view.observe(event.attributes(), received);
                     // Beside the event: what was measured just before it.
                     match testbed.as_ref().and_then(|t| t.effects.latest()) {
