@@ -396,7 +396,12 @@ fn tevc_example(virt: &VirtualExperiment, port: u16, key: &Path, expt: &str) -> 
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let (source, virt) = load_ns(args.nsfile.as_deref())?;
-    let id = ExperimentId::new(DEMO_PID, DEMO_EID);
+    // On the testbed the experiment's name carries the process id: its
+    // namespaces are named after it, and two demos must never share them.
+    let id = match testbed_unavailable(&args) {
+        Some(_) => ExperimentId::new(DEMO_PID, DEMO_EID),
+        None => ExperimentId::new(DEMO_PID, format!("{DEMO_EID}-{}", std::process::id())),
+    };
     let mut lab = Lab::start(args.port).await?;
     let outcome = {
         let lab_ref = &mut lab;
