@@ -150,7 +150,7 @@ pub fn find_by_arguments(needles: &[&str]) -> Vec<i32> {
                 let args: Vec<&[u8]> = bytes.split(|b| *b == 0).collect();
                 needles
                     .iter()
-                    .all(|needle| args.iter().any(|arg| *arg == needle.as_bytes()))
+                    .all(|needle| args.contains(&needle.as_bytes()))
             })
         })
         .collect()
