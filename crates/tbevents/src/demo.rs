@@ -687,14 +687,7 @@ impl DemoTestbed {
         targets: MeasureTargets,
     ) -> anyhow::Result<DemoTestbed> {
         let store_url = lab.store_url.clone();
-        let plan = tbevents_testbed::plan_for(&store_url, id)?;
-        let programs = plan.programs();
-        let found = bins::find_siblings(&programs)?;
-        let bin_dir = found
-            .first()
-            .and_then(|path| path.parent())
-            .map(Path::to_owned)
-            .context("no program directory")?;
+        let bin_dir = crate::testbed::program_dir(&store_url, id)?;
         let mut config =
             tbevents_testbed::Config::new(store_url, format!("127.0.0.1:{}", lab.port), bin_dir);
         config.state_dir = lab.dir.path().join("testbed");
