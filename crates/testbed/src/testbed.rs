@@ -217,6 +217,28 @@ fn resolve_user(
     Ok(name)
 }
 
+/// Fails unless the event server accepts connections: without it no node
+/// would ever get an event, and `up` would only time out later.
+fn check_server(server: &str) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs as _;
+    let addresses: Vec<std::net::SocketAddr> = server
+        .to_socket_addrs()
+        .with_context(|| format!("the event server `{server}` is not HOST:PORT"))?
+        .collect();
+    let mut last = None;
+    for address in &addresses {
+        match std::net::TcpStream::connect_timeout(address, Duration::from_secs(2)) {
+            Ok(_) => return Ok(()),
+            Err(error) => last = Some(error),
+        }
+    }
+    bail!(
+        "the experiment's event server {server} does not accept connections ({}); start it \
+         first (eventd --listen elvin://{server}) or name the right one with --server",
+        last.map_or_else(|| "no address".to_owned(), |e| e.to_string())
+    )
+}
+
 /// The experiment's plan, read from the store (for callers that want to
 /// look before they build, such as finding the programs it needs).
 pub fn plan_for(store_url: &str, id: &ExperimentId) -> anyhow::Result<Plan> {
@@ -260,6 +282,7 @@ pub fn up(config: &Config, id: &ExperimentId) -> anyhow::Result<State> {
         .clone()
         .unwrap_or_else(|| Path::new(&experiment.path).join("logs").join("testbed"));
 
+    check_server(&config.server)?;
     clean(config, id, &plan.prefix)?;
 
     std::fs::DirBuilder::new()

@@ -449,3 +449,22 @@ fn an_ns_at_program_start_runs_the_program_inside_the_node_namespace() {
     tbevents_testbed::down(&lab.config, &lab.id).unwrap();
     assert!(lab.namespaces().is_empty());
 }
+
+#[test]
+fn up_without_an_event_server_says_so_and_makes_nothing() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    let mut lab = Lab::new("noserver");
+    // A port nothing listens on.
+    lab.config.server = format!("127.0.0.1:{}", tbevents_testkit::free_port());
+    let error = format!(
+        "{:#}",
+        tbevents_testbed::up(&lab.config, &lab.id).unwrap_err()
+    );
+    assert!(error.contains("does not accept connections"), "{error}");
+    assert!(error.contains("--server"), "{error}");
+    assert!(lab.namespaces().is_empty());
+    assert!(!lab.config.state_file(&lab.id).exists());
+}
