@@ -468,3 +468,34 @@ fn up_without_an_event_server_says_so_and_makes_nothing() {
     assert!(lab.namespaces().is_empty());
     assert!(!lab.config.state_file(&lab.id).exists());
 }
+
+#[test]
+fn checksum_offload_can_be_turned_off_inside_a_namespace() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces)");
+        return;
+    }
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = netns::ip(&["netns", "del", &self.0]);
+        }
+    }
+    let ns = Ns(format!("tbt{}csum", std::process::id()));
+    netns::ip(&["netns", "add", &ns.0]).unwrap();
+    netns::ip(&[
+        "-n", &ns.0, "link", "add", "x0", "type", "veth", "peer", "name", "x1",
+    ])
+    .unwrap();
+    assert!(
+        netns::tx_checksum_offload(&ns.0, "x0").unwrap(),
+        "veths start with offload on"
+    );
+    netns::full_checksums(&ns.0, "x0").unwrap();
+    assert!(!netns::tx_checksum_offload(&ns.0, "x0").unwrap());
+    assert!(
+        netns::tx_checksum_offload(&ns.0, "x1").unwrap(),
+        "only the one asked for"
+    );
+    assert!(netns::full_checksums(&ns.0, "nosuch").is_err());
+}
