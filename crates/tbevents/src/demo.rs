@@ -690,7 +690,9 @@ impl DemoTestbed {
         let bin_dir = crate::testbed::program_dir(&store_url, id)?;
         let mut config =
             tbevents_testbed::Config::new(store_url, format!("127.0.0.1:{}", lab.port), bin_dir);
-        config.state_dir = lab.dir.path().join("testbed");
+        // The machine-wide state directory, so a demo that was killed
+        // before it could clean up is found and removed by the next one.
+        sweep_dead_demos(&config);
         config.log_dir = Some(lab.dir.path().join("logs"));
         // Programs run as the same unprivileged user as the scheduler.
         config.user = Some("nobody".to_owned());
@@ -771,6 +773,39 @@ impl Drop for DemoTestbed {
             && let Err(error) = tbevents_testbed::down(&self.config, &self.id)
         {
             eprintln!("tbevents demo: removing the testbed failed: {error:#}");
+        }
+    }
+}
+
+/// Removes the testbeds of earlier demos whose process is gone (killed
+/// with SIGKILL, or the machine's power cut before they cleaned up): their
+/// state files are `tbdemo_demo-<pid>.json` in the state directory.
+fn sweep_dead_demos(config: &tbevents_testbed::Config) {
+    let Ok(entries) = std::fs::read_dir(&config.state_dir) else {
+        return;
+    };
+    let start = format!("{DEMO_PID}_{DEMO_EID}-");
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&start)
+            .and_then(|rest| rest.strip_suffix(".json"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if tbevents_testbed::process::pid_alive(pid) {
+            continue;
+        }
+        let id = ExperimentId::new(DEMO_PID, format!("{DEMO_EID}-{pid}"));
+        match tbevents_testbed::down(config, &id) {
+            Ok(removed) => println!(
+                "tbevents demo: removed the testbed of an earlier demo (process {pid}, {} namespaces)",
+                removed.namespaces.len()
+            ),
+            Err(error) => eprintln!(
+                "tbevents demo: could not remove the testbed of an earlier demo (process {pid}): {error:#}"
+            ),
         }
     }
 }

@@ -257,6 +257,53 @@ fn as_root_the_demo_runs_on_the_testbed_and_shows_measured_effects() {
     let dir = tempfile::tempdir().unwrap();
     let ns = dir.path().join("testbed.ns");
     std::fs::write(&ns, TESTBED_NS).unwrap();
+
+    // First a demo that dies without cleaning up (SIGKILL) once its
+    // testbed is up: the next demo must remove what it left.
+    let killed_port = tbevents_testkit::free_port();
+    let mut killed = Command::new(env!("CARGO_BIN_EXE_tbevents"))
+        .args(["demo", "--start-delay", "30", "--port"])
+        .arg(killed_port.to_string())
+        .arg(&ns)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed_prefix =
+        tbevents_testbed::names::prefix_for(&format!("tbdemo/demo-{}", killed.id()));
+    let mut killed_lines = BufReader::new(killed.stdout.take().unwrap()).lines();
+    let header = killed_lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("  testbed  "))
+        .expect("the first demo printed its testbed line");
+    assert!(header.contains("2 namespaces"), "{header}");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let ours = |prefix: &str| -> Vec<String> {
+        tbevents_testbed::netns::list()
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    };
+    assert_eq!(
+        ours(&killed_prefix).len(),
+        2,
+        "the killed demo left its namespaces"
+    );
+    // Its router and scheduler were orphaned, not part of any testbed:
+    // stop them by pid (found by the port only they use).
+    let port_arg = format!("elvin://127.0.0.1:{killed_port}");
+    let port_text = killed_port.to_string();
+    let orphans: Vec<i32> = tbevents_testbed::process::find_by_arguments(&["--listen", &port_arg])
+        .into_iter()
+        .chain(tbevents_testbed::process::find_by_arguments(&[
+            "-p", &port_text,
+        ]))
+        .collect();
+    tbevents_testbed::process::stop_all(&orphans, Duration::from_secs(3));
+
     let port = tbevents_testkit::free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_tbevents"))
         .args(["demo", "--start-delay", "1", "--grace", "1.5", "--port"])
@@ -300,11 +347,11 @@ fn as_root_the_demo_runs_on_the_testbed_and_shows_measured_effects() {
         "{text}"
     );
     assert!(text.contains("testbed: removed"), "{text}");
+    assert!(
+        text.contains("removed the testbed of an earlier demo"),
+        "{text}"
+    );
+    assert!(ours(&killed_prefix).is_empty());
     // Nothing is left.
-    let left: Vec<String> = tbevents_testbed::netns::list()
-        .unwrap()
-        .into_iter()
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(ours(&prefix).is_empty());
 }
