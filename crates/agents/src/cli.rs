@@ -41,8 +41,8 @@ pub struct CommonArgs {
 
     /// The HOST value this node answers to: its control IP, as the
     /// scheduler addresses it. Events with HOST `*` are for every node.
-    /// Default: the node's control IP from the store's swap-in mapping;
-    /// without one, every HOST is accepted.
+    /// Default (also for an empty value): the node's control IP from the
+    /// store's swap-in mapping; without one, every HOST is accepted.
     #[arg(long = "host", value_name = "ADDR", value_parser = parse_host)]
     pub host: Option<String>,
 
@@ -70,6 +70,11 @@ impl CommonArgs {
         self.experiment.to_string()
     }
 
+    /// `--host`, unless absent or empty.
+    pub fn host(&self) -> Option<String> {
+        self.host.clone().filter(|h| !h.is_empty())
+    }
+
     /// The router's URI.
     pub fn server_uri(&self) -> String {
         tbevents_event::server_uri(&self.server, Some(self.port))
@@ -84,10 +89,11 @@ pub fn parse_experiment(text: &str) -> Result<ExperimentId, String> {
     Ok(id)
 }
 
-/// A HOST value: non-empty, no spaces or commas (they would split it in
-/// the subscription), and not `*` (which every node answers anyway).
+/// A HOST value: no spaces or commas (they would split it in the
+/// subscription), and not `*` (which every node answers anyway). Empty
+/// means "not given".
 pub fn parse_host(text: &str) -> Result<String, String> {
-    if text.is_empty() || text == "*" {
+    if text == "*" {
         return Err("give this node's control address, for example 10.0.0.2".to_owned());
     }
     if text
@@ -160,7 +166,11 @@ mod tests {
                 "{bad}"
             );
         }
-        for bad in ["*", "", "a b", "a,b"] {
+        let empty =
+            Probe::try_parse_from(["x", "-e", "p/e", "-k", "/k", "--vnode", "n", "--host", ""])
+                .unwrap();
+        assert_eq!(empty.common.host(), None);
+        for bad in ["*", "a b", "a,b"] {
             assert!(
                 Probe::try_parse_from([
                     "x", "-e", "p/e", "-k", "/k", "--vnode", "n", "--host", bad

@@ -3,28 +3,23 @@
 //! Agents log one line per thing they did (an event acted on, a program
 //! started or finished, a sink's measured rate), so stderr is their
 //! activity log; whoever starts them (the testbed, an init script)
-//! decides where it goes. `-d` raises the level; `RUST_LOG`, when set,
-//! replaces the level chosen by `-d`.
+//! decides where it goes. As in every tbevents program
+//! (`tbevents_cli::logging`), an explicit `-d` beats `RUST_LOG`, which
+//! beats the default `info`.
 
-use std::io::IsTerminal;
+use tbevents_cli::{LogStyle, init_logging};
 
-use tracing_subscriber::EnvFilter;
+/// The level `-d` given `debug` times asks for, if any.
+pub fn debug_level(debug: u8) -> Option<&'static str> {
+    match debug {
+        0 => None,
+        1 => Some("info,tbevents_agents=debug"),
+        _ => Some("debug,tbevents_agents=trace"),
+    }
+}
 
-/// Installs the global subscriber (a second call does nothing).
-pub fn init(debug: u8) {
-    let default = match debug {
-        0 => "info",
-        1 => "info,tbevents_agents=debug",
-        _ => "debug,tbevents_agents=trace",
-    };
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|value| !value.is_empty())
-        .and_then(|value| EnvFilter::try_new(value).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Installs the global subscriber for `program` (a second call does
+/// nothing).
+pub fn init(program: &str, debug: u8) {
+    init_logging(program, debug_level(debug), "info", LogStyle::Daemon);
 }

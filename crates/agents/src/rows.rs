@@ -156,6 +156,7 @@ mod tests {
             vnode: n.into(),
             vname: v.into(),
             command: "true".into(),
+            ..Default::default()
         };
         let member = |lan: &str, n: &str| VirtLanMember {
             vname: lan.into(),

@@ -345,23 +345,20 @@ pub fn list(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-/// Resolves when the process is asked to stop (SIGTERM or SIGINT).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+/// Resolves when the process is asked to stop (SIGTERM or SIGINT). Call
+/// it once, before serving, so a signal that arrives early is not lost.
+/// Needs a tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let signals = tbevents_cli::termination();
+    async move {
+        match signals {
+            Ok(signal) => {
+                let name = signal.await;
+                tracing::info!("{name} received");
             }
-        }
-        _ => {
-            // Without signal handlers the process ends by the default
-            // action of the signal, which is also a stop.
-            std::future::pending::<()>().await;
+            // Without handlers the default action of the signal stops
+            // the process anyway.
+            Err(_) => std::future::pending::<()>().await,
         }
     }
 }

@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, arg, fire, next_for, nobody_uid, uid_of, wait_until, watch};
+use tbevents_store::VirtProgram;
 use tbevents_testkit::{Proc, signals};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -299,4 +300,47 @@ async fn the_agent_survives_a_router_restart() {
     let done = next_for(&mut completes, "whoami", WAIT).await;
     assert_eq!(arg(&done, "ERROR").as_deref(), Some("0"), "{done:?}");
     assert!(agent.try_wait().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rows_directory_timeout_and_expected_exit_code_apply() {
+    let row = |name: &str, command: &str, dir: &str, timeout: u32, expected: u8| VirtProgram {
+        vnode: common::NODE.into(),
+        vname: name.into(),
+        command: command.into(),
+        dir: dir.into(),
+        timeout,
+        expected_exit_code: expected,
+    };
+    let fx = Fixture::with_rows(
+        vec![
+            row("where", "pwd", "/usr", 0, 0),
+            row("slow", "sleep 30", "", 1, 0),
+            row("seven", "exit 7", "", 0, 7),
+        ],
+        Vec::new(),
+        Vec::new(),
+    );
+    let logdir = fx.logdir("logs");
+    let _agent = start_agent(&fx, &logdir, &[]);
+    let sender = fx.keyed().await;
+    let mut completes = watch(&sender, "COMPLETE", 1).await;
+
+    fire(&sender, "PROGRAM", "where", "START", "").await;
+    next_for(&mut completes, "where", WAIT).await;
+    assert_eq!(
+        std::fs::read_to_string(logdir.join("where.out.1")).unwrap(),
+        "/usr\n"
+    );
+    fire(&sender, "PROGRAM", "slow", "START", "").await;
+    let done = next_for(&mut completes, "slow", WAIT).await;
+    assert_eq!(
+        arg(&done, "TIMEOUT_FIRED").as_deref(),
+        Some("1"),
+        "{done:?}"
+    );
+    fire(&sender, "PROGRAM", "seven", "START", "").await;
+    let done = next_for(&mut completes, "seven", WAIT).await;
+    assert_eq!(arg(&done, "ERROR").as_deref(), Some("0"), "{done:?}");
+    assert_eq!(arg(&done, "EXIT_CODE").as_deref(), Some("7"));
 }

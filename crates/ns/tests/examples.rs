@@ -243,12 +243,14 @@ fn every_form_agents_programs_traffic_groups() {
             VirtProgram {
                 vnode: "a".into(),
                 vname: "prog0".into(),
-                command: "echo hello; sleep 1".into()
+                command: "echo hello; sleep 1".into(),
+                ..Default::default()
             },
             VirtProgram {
                 vnode: "n-2".into(),
                 vname: "prog1".into(),
-                command: "/bin/ls -l /tmp".into()
+                command: "/bin/ls -l /tmp".into(),
+                ..Default::default()
             },
         ]
     );

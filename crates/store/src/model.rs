@@ -311,6 +311,13 @@ pub struct VirtProgram {
     pub vname: String,
     /// The command line the program agent runs.
     pub command: String,
+    /// Working directory for its runs (`dir`, a later Emulab column); empty
+    /// for the agent's default.
+    pub dir: String,
+    /// Seconds after which a run is stopped (`timeout`); 0 for none.
+    pub timeout: u32,
+    /// The exit code that counts as success (`expected_exit_code`).
+    pub expected_exit_code: u8,
 }
 
 /// A traffic generator (`virt_trafgens`).

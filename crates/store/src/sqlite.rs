@@ -865,8 +865,8 @@ fn write_programs(
 ) -> Result<(), StoreError> {
     let mut stmt = tx
         .prepare_cached(
-            "INSERT INTO virt_programs (pid, eid, vnode, vname, command) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO virt_programs (pid, eid, vnode, vname, command, dir, timeout, \
+             expected_exit_code) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .or_db(cx)?;
     for program in programs {
@@ -876,7 +876,10 @@ fn write_programs(
                 id.eid,
                 program.vnode,
                 program.vname,
-                program.command
+                program.command,
+                program.dir,
+                program.timeout,
+                program.expected_exit_code
             ]),
             cx,
             || declared_twice("program", &program.vname, &program.vnode),
@@ -1324,8 +1327,8 @@ impl ExperimentStore for SqliteStore {
 
             let programs: Vec<VirtProgram> = tx
                 .prepare_cached(
-                    "SELECT vnode, vname, command FROM virt_programs \
-                     WHERE pid = ?1 AND eid = ?2 ORDER BY rowid",
+                    "SELECT vnode, vname, command, dir, timeout, expected_exit_code \
+                     FROM virt_programs WHERE pid = ?1 AND eid = ?2 ORDER BY rowid",
                 )
                 .and_then(|mut stmt| {
                     stmt.query_map(key, |row| {
@@ -1333,6 +1336,9 @@ impl ExperimentStore for SqliteStore {
                             vnode: row.get(0)?,
                             vname: row.get(1)?,
                             command: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                            dir: row.get(3)?,
+                            timeout: row.get(4)?,
+                            expected_exit_code: row.get(5)?,
                         })
                     })?
                     .collect()
@@ -2015,7 +2021,7 @@ mod tests {
         insert_old_member(&path, &id, "b", 50);
 
         let store = SqliteStore::open(&path).expect("reopen upgrades");
-        assert_eq!(store.schema_version().expect("version"), 3);
+        assert_eq!(store.schema_version().expect("version"), latest_version());
         let members = store.virtual_experiment(&id).expect("read").lan_members;
         let expected = |vnode: &str, q_limit: u32| VirtLanMember {
             vname: "link0".into(),
@@ -2044,6 +2050,45 @@ mod tests {
     }
 
     #[test]
+    fn version_3_programs_keep_their_rows_and_gain_default_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v3.db");
+        let id = ExperimentId::new("proj", "progs");
+        {
+            let old = SqliteStore::open_at_version(&path, 3).expect("open at version 3");
+            old.create_experiment(&NewExperiment::new(id.clone(), "proj", "alice", "/proj/x"))
+                .expect("create");
+        }
+        let conn = Connection::open(&path).expect("raw open");
+        conn.execute(
+            "INSERT INTO virt_programs (pid, eid, vnode, vname, command) \
+             VALUES (?1, ?2, 'n0', 'p0', '/bin/true')",
+            params![id.pid, id.eid],
+        )
+        .expect("raw insert");
+        drop(conn);
+
+        let store = SqliteStore::open(&path).expect("reopen upgrades");
+        assert_eq!(store.schema_version().expect("version"), latest_version());
+        let mut virt = store.virtual_experiment(&id).expect("read");
+        assert_eq!(
+            virt.programs,
+            vec![VirtProgram {
+                vnode: "n0".into(),
+                vname: "p0".into(),
+                command: "/bin/true".into(),
+                ..VirtProgram::default()
+            }]
+        );
+        // The new columns are written and read like the old ones.
+        virt.programs[0].dir = "/tmp".into();
+        virt.programs[0].timeout = 60;
+        virt.programs[0].expected_exit_code = 2;
+        store.load_virtual(&id, &virt).expect("load after upgrade");
+        assert_eq!(store.virtual_experiment(&id).expect("read"), virt);
+    }
+
+    #[test]
     fn a_queue_column_added_by_hand_does_not_break_the_upgrade() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("handmade.db");
@@ -2063,7 +2108,7 @@ mod tests {
             .expect("hand-made column");
         }
         let store = SqliteStore::open(&path).expect("upgrade skips the existing column");
-        assert_eq!(store.schema_version().expect("version"), 3);
+        assert_eq!(store.schema_version().expect("version"), latest_version());
         let members = store.virtual_experiment(&id).expect("read").lan_members;
         assert_eq!(members.len(), 1);
         assert!(members[0].q_red, "the hand-made column's value is kept");

@@ -127,6 +127,9 @@ fn full_virtual() -> VirtualExperiment {
             vnode: "nodeB".into(),
             vname: "prog0".into(),
             command: "/bin/echo 'hé llo' \"$HOME\"".into(),
+            dir: "/tmp/run".into(),
+            timeout: 30,
+            expected_exit_code: 3,
         }],
         trafgens: vec![VirtTrafgen {
             vnode: "nodeA".into(),

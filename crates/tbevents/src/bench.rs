@@ -155,6 +155,7 @@ fn synthetic(count: usize, time: impl Fn(usize) -> f64) -> VirtualExperiment {
             vnode: format!("n{}", a % NODES),
             vname: format!("prog{a}"),
             command: "/bin/true".into(),
+            ..Default::default()
         })
         .collect();
     let events = (0..count)

@@ -47,7 +47,7 @@ fn parse_grace(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.common.debug);
+    logging::init("program-agent", cli.common.debug);
     runtime::exit("program-agent", run(cli))
 }
 
@@ -67,12 +67,8 @@ fn run(cli: Cli) -> Result<(), String> {
     privilege::become_user(&user).map_err(|e| e.to_string())?;
     program::check_logdir(&common.logdir, &user)?;
 
-    let host = common.host.clone().or(node.control_ip.clone());
-    let programs: Vec<(String, String)> = node
-        .programs
-        .into_iter()
-        .map(|p| (p.vname, p.command))
-        .collect();
+    let host = common.host().or(node.control_ip.clone());
+    let programs = node.programs;
     let config = ProgramConfig {
         expt: common.expt(),
         vnode: common.vnode.clone(),
@@ -83,7 +79,7 @@ fn run(cli: Cli) -> Result<(), String> {
     // Names are checked (file-name safe) before subscribing.
     let names: Vec<String> = programs
         .iter()
-        .map(|(name, _)| name.clone())
+        .map(|p| p.vname.clone())
         .filter(|name| program::usable_name(name))
         .collect();
     let spec = AgentSpec {

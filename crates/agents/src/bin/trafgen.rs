@@ -50,7 +50,7 @@ fn parse_interval(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.common.debug);
+    logging::init("trafgen", cli.common.debug);
     runtime::exit("trafgen", run(cli))
 }
 
@@ -63,7 +63,7 @@ fn run(cli: Cli) -> Result<(), String> {
     for error in errors {
         tracing::error!("{error}; skipping it");
     }
-    let host = common.host.clone().or(node.control_ip.clone());
+    let host = common.host().or(node.control_ip.clone());
     let report = ReportConfig {
         interval: Duration::from_secs_f64(cli.report_interval),
         events: cli.report_events,

@@ -7,9 +7,10 @@
 //! OBJNAME, with a command line. A program's **settings** are its command,
 //! working directory, timeout and expected exit code:
 //!
-//! - they start as the row's command, the user's home directory (or
-//!   `/tmp` when the home directory does not exist), no timeout and exit
-//!   code 0;
+//! - they start as the row's `command`, `dir`, `timeout` and
+//!   `expected_exit_code` (NS: `-dir`, `-timeout`, `-expected-exit-code`);
+//!   without a directory, the user's home directory (or `/tmp` when the
+//!   home directory does not exist); timeout 0 means none;
 //! - `MODIFY` changes them for every later start;
 //! - `START` may carry any of them (`COMMAND=`, `DIR=`, `TIMEOUT=`,
 //!   `EXPECTED_EXIT_CODE=`) for **that run only**: a one-off command does
@@ -64,6 +65,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tbevents_event::ArgsBuilder;
+use tbevents_store::VirtProgram;
 use tokio::sync::mpsc;
 
 use crate::args::{BadArgs, EventArgs, bad, split_command, warn_unknown};
@@ -186,6 +188,31 @@ pub fn usable_name(name: &str) -> bool {
         && name.len() <= 200
 }
 
+/// A program's settings from its row: the row's directory (or
+/// `default_dir` when the row has none, or one that is not absolute),
+/// timeout (0: none) and expected exit code.
+pub fn initial_settings(row: &VirtProgram, default_dir: &Path) -> Settings {
+    let dir = if row.dir.starts_with('/') {
+        PathBuf::from(&row.dir)
+    } else {
+        if !row.dir.is_empty() {
+            tracing::warn!(
+                "{}: the directory {:?} is not absolute; using {}",
+                row.vname,
+                row.dir,
+                default_dir.display()
+            );
+        }
+        default_dir.to_path_buf()
+    };
+    Settings {
+        command: row.command.clone(),
+        dir,
+        timeout: (row.timeout > 0).then(|| Duration::from_secs(u64::from(row.timeout))),
+        expected_exit_code: i32::from(row.expected_exit_code),
+    }
+}
+
 /// The directory programs start in by default: the user's home, or `/tmp`.
 pub fn default_dir(user: &RunAs) -> PathBuf {
     let home = PathBuf::from(&user.home);
@@ -197,27 +224,23 @@ pub fn default_dir(user: &RunAs) -> PathBuf {
 }
 
 impl ProgramAgent {
-    /// An agent for `programs` (name, command). Names unusable in file
-    /// names are left out with an error line.
-    pub fn new(config: ProgramConfig, agent: Agent, programs: Vec<(String, String)>) -> Self {
+    /// An agent for the node's `virt_programs` rows. Names unusable in
+    /// file names are left out with an error line.
+    pub fn new(config: ProgramConfig, agent: Agent, programs: Vec<VirtProgram>) -> Self {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let dir = default_dir(&config.user);
         let mut table = BTreeMap::new();
-        for (name, command) in programs {
-            if !usable_name(&name) {
-                tracing::error!(program = %name, "program name cannot be used in a log file name; ignoring this program");
+        for row in programs {
+            if !usable_name(&row.vname) {
+                tracing::error!(program = %row.vname, "program name cannot be used in a log file name; ignoring this program");
                 continue;
             }
-            let last_run = run::highest_run(&config.logdir, &name);
+            let last_run = run::highest_run(&config.logdir, &row.vname);
+            let settings = initial_settings(&row, &dir);
             table.insert(
-                name,
+                row.vname,
                 Program {
-                    settings: Settings {
-                        command,
-                        dir: dir.clone(),
-                        timeout: None,
-                        expected_exit_code: 0,
-                    },
+                    settings,
                     run: None,
                     last_run,
                 },
@@ -543,6 +566,37 @@ mod tests {
         ] {
             assert!(SettingsChange::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn settings_start_from_the_row() {
+        let row = VirtProgram {
+            vnode: "n0".into(),
+            vname: "p".into(),
+            command: "ls".into(),
+            dir: "/var".into(),
+            timeout: 30,
+            expected_exit_code: 2,
+        };
+        let s = initial_settings(&row, Path::new("/home/u"));
+        assert_eq!(s.dir, PathBuf::from("/var"));
+        assert_eq!(s.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(s.expected_exit_code, 2);
+        let plain = VirtProgram {
+            dir: String::new(),
+            timeout: 0,
+            ..row.clone()
+        };
+        let s = initial_settings(&plain, Path::new("/home/u"));
+        assert_eq!((s.dir, s.timeout), (PathBuf::from("/home/u"), None));
+        let relative = VirtProgram {
+            dir: "rel".into(),
+            ..row
+        };
+        assert_eq!(
+            initial_settings(&relative, Path::new("/h")).dir,
+            PathBuf::from("/h")
+        );
     }
 
     #[test]

@@ -45,6 +45,24 @@ impl Fixture {
         trafgens: Vec<VirtTrafgen>,
         events: Vec<StaticEvent>,
     ) -> Fixture {
+        let programs = programs
+            .iter()
+            .map(|(name, command)| VirtProgram {
+                vnode: NODE.into(),
+                vname: (*name).into(),
+                command: (*command).into(),
+                ..Default::default()
+            })
+            .collect();
+        Fixture::with_rows(programs, trafgens, events)
+    }
+
+    /// A fresh experiment with these rows (programs on their own vnodes).
+    pub fn with_rows(
+        programs: Vec<VirtProgram>,
+        trafgens: Vec<VirtTrafgen>,
+        events: Vec<StaticEvent>,
+    ) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         // The agent's user (nobody, when root) must reach the log dirs.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -67,19 +85,12 @@ impl Fixture {
         };
         let virt = VirtualExperiment {
             nodes: vec![node("n0"), node("n1")],
-            programs: programs
-                .iter()
-                .map(|(name, command)| VirtProgram {
-                    vnode: NODE.into(),
-                    vname: (*name).into(),
-                    command: (*command).into(),
-                })
-                .collect(),
+
             agents: programs
                 .iter()
-                .map(|(name, _)| VirtAgent {
-                    vname: (*name).into(),
-                    vnode: NODE.into(),
+                .map(|p| VirtAgent {
+                    vname: p.vname.clone(),
+                    vnode: p.vnode.clone(),
                     objtype: "PROGRAM".into(),
                 })
                 .chain(trafgens.iter().map(|t| VirtAgent {
@@ -88,6 +99,7 @@ impl Fixture {
                     objtype: "TRAFGEN".into(),
                 }))
                 .collect(),
+            programs,
             trafgens,
             events,
             simulator_name: "ns".into(),

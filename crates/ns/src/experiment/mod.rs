@@ -161,7 +161,66 @@ struct ProgramData {
     obj: ObjId,
     node: Option<usize>,
     command: String,
+    /// `-dir` / `set dir`: the run's working directory (empty: default).
+    dir: String,
+    /// `-timeout` / `set timeout`: seconds, 0 for none.
+    timeout: u32,
+    /// `-expected-exit-code` / `set expected-exit-code`.
+    expected_exit_code: u8,
 }
+
+impl ProgramData {
+    fn new(obj: ObjId, node: Option<usize>) -> Self {
+        ProgramData {
+            obj,
+            node,
+            command: String::new(),
+            dir: String::new(),
+            timeout: 0,
+            expected_exit_code: 0,
+        }
+    }
+
+    /// Sets one of the settings a program agent takes (`command`, `dir`,
+    /// `timeout`, `expected-exit-code`, Emulab's later names); `Ok(false)`
+    /// when `field` is none of them.
+    fn set(&mut self, field: &str, value: &str) -> KindResult<bool> {
+        match field {
+            "command" => {
+                check_command_length(value)?;
+                self.command = value.to_owned();
+            }
+            "dir" => {
+                check_command_length(value)?;
+                if !value.starts_with('/') {
+                    return Err(NsErrorKind::InvalidValue {
+                        what: "program dir".into(),
+                        value: value.to_owned(),
+                        reason: "it must be an absolute directory path such as /tmp".into(),
+                    });
+                }
+                self.dir = value.to_owned();
+            }
+            "timeout" => {
+                let seconds =
+                    units::parse_integer_in("program timeout", value, 0, MAX_PROGRAM_TIMEOUT)?;
+                self.timeout = u32::try_from(seconds).unwrap_or(u32::MAX);
+            }
+            "expected-exit-code" => {
+                let code = units::parse_integer_in("program expected-exit-code", value, 0, 255)?;
+                self.expected_exit_code = u8::try_from(code).unwrap_or(u8::MAX);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Longest program timeout accepted, in seconds (one year).
+const MAX_PROGRAM_TIMEOUT: u64 = 365 * 86_400;
+
+/// The program settings `-option VALUE` and `set FIELD VALUE` accept.
+const PROGRAM_FIELDS: &str = "command, dir, timeout, expected-exit-code";
 
 #[derive(Clone, Debug)]
 struct TrafficData {
@@ -528,11 +587,7 @@ impl Experiment {
                     let id = self
                         .create(ObjKind::Program(self.programs.len()), line)
                         .at_line(line)?;
-                    self.programs.push(ProgramData {
-                        obj: id,
-                        node: None,
-                        command: String::new(),
-                    });
+                    self.programs.push(ProgramData::new(id, None));
                     id
                 } else {
                     let id = self
@@ -892,37 +947,40 @@ impl Experiment {
             .to_string();
         match method {
             "program-agent" => {
-                let mut command = String::new();
+                // The object is created only once every option is valid.
+                let mut settings = ProgramData::new(0, Some(n));
                 let mut rest = args;
                 while let [option, value, tail @ ..] = rest {
-                    match option.value.as_str() {
-                        "-command" => command = value.value.clone(),
-                        other => {
-                            return Err(NsError::at(
-                                line,
-                                NsErrorKind::Unsupported(format!(
-                                    "program-agent option '{other}' (supported: -command)"
-                                )),
-                            ));
-                        }
+                    let known = option
+                        .value
+                        .strip_prefix('-')
+                        .map(|field| settings.set(field, &value.value))
+                        .transpose()
+                        .at_line(line)?;
+                    if known != Some(true) {
+                        return Err(NsError::at(
+                            line,
+                            NsErrorKind::Unsupported(format!(
+                                "program-agent option '{}' (supported: -command, -dir, -timeout, -expected-exit-code)",
+                                option.value
+                            )),
+                        ));
                     }
                     rest = tail;
                 }
                 if !rest.is_empty() {
                     return Err(NsError::at(
                         line,
-                        usage(&format!("${node_name} program-agent ?-command COMMAND?")),
+                        usage(&format!(
+                            "${node_name} program-agent ?-command COMMAND? ?-dir DIR? ?-timeout SECS? ?-expected-exit-code N?"
+                        )),
                     ));
                 }
-                check_command_length(&command).at_line(line)?;
                 let id = self
                     .create(ObjKind::Program(self.programs.len()), line)
                     .at_line(line)?;
-                self.programs.push(ProgramData {
-                    obj: id,
-                    node: Some(n),
-                    command,
-                });
+                settings.obj = id;
+                self.programs.push(settings);
                 Ok(self.name_of(id).to_string())
             }
             other => Err(NsError::at(
@@ -975,31 +1033,29 @@ impl Experiment {
             return Err(self.no_such_method(
                 id,
                 method,
-                "set node NODE, set command COMMAND",
+                "set node NODE, set command|dir|timeout|expected-exit-code VALUE",
                 line,
             ));
         };
-        match field.value.as_str() {
-            "node" => {
-                let n = self.node_arg(&value.value).at_line(line)?;
-                if let Some(program) = self.programs.get_mut(p) {
-                    program.node = Some(n);
-                }
+        if field.value == "node" {
+            let n = self.node_arg(&value.value).at_line(line)?;
+            if let Some(program) = self.programs.get_mut(p) {
+                program.node = Some(n);
             }
-            "command" => {
-                check_command_length(&value.value).at_line(line)?;
-                if let Some(program) = self.programs.get_mut(p) {
-                    program.command = value.value.clone();
-                }
-            }
-            other => {
-                return Err(NsError::at(
-                    line,
-                    NsErrorKind::Unsupported(format!(
-                        "Program field '{other}' (supported: node, command)"
-                    )),
-                ));
-            }
+            return Ok(value.value.clone());
+        }
+        let known = match self.programs.get_mut(p) {
+            Some(program) => program.set(&field.value, &value.value).at_line(line)?,
+            None => false,
+        };
+        if !known {
+            return Err(NsError::at(
+                line,
+                NsErrorKind::Unsupported(format!(
+                    "Program field '{}' (supported: node, {PROGRAM_FIELDS})",
+                    field.value
+                )),
+            ));
         }
         Ok(value.value.clone())
     }
