@@ -499,3 +499,116 @@ fn checksum_offload_can_be_turned_off_inside_a_namespace() {
     );
     assert!(netns::full_checksums(&ns.0, "nosuch").is_err());
 }
+
+/// A link the events change: shaped, through a delay node.
+const SHAPED: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+$ns at 1000 "$link0 delay 50ms"
+$ns run
+"#;
+
+/// Median round-trip time of `count` answered probes from a to b's
+/// address on link0 (probes lost in between are skipped).
+fn median_rtt(from: &str, to: &str, count: usize) -> Duration {
+    let (tx, rx) = mpsc::channel();
+    let probe = tbevents_testbed::probe::start(
+        from,
+        to,
+        Ipv4Addr::new(10, 1, 1, 3),
+        Duration::from_millis(50),
+        move |result| tx.send(result).is_ok(),
+    )
+    .unwrap();
+    let mut rtts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rtts.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "too few probes answered: {rtts:?}"
+        );
+        if let Ok(result) = rx.recv_timeout(Duration::from_secs(5))
+            && let Some(rtt) = result.rtt
+        {
+            rtts.push(rtt);
+        }
+    }
+    drop(probe);
+    rtts.sort_unstable();
+    rtts[rtts.len() / 2]
+}
+
+#[test]
+fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    if !std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../linkshape")).is_dir() {
+        eprintln!("SKIPPED: delay-agent (crates/linkshape) is not in this workspace yet");
+        return;
+    }
+    tbevents_testkit::bin_path("delay-agent");
+    let lab = Lab::with_topology("shaped", SHAPED);
+    let state = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    let p = lab.prefix();
+    let mut expected = vec![
+        format!("{p}-d-link0"),
+        format!("{p}-n-a"),
+        format!("{p}-n-b"),
+    ];
+    expected.sort();
+    assert_eq!(lab.namespaces(), expected);
+    assert!(
+        state
+            .processes
+            .iter()
+            .any(|r| r.program == "delay-agent" && r.alive())
+    );
+    let (a, b) = (format!("{p}-n-a"), format!("{p}-n-b"));
+    let before = median_rtt(&a, &b, 5);
+    assert!(before < Duration::from_millis(20), "{before:?}");
+
+    // DELAY=50ms on the link, as the scheduler would send it (HOST *).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let send = |eventtype: &'static str, args: &'static str| {
+        runtime.block_on(async {
+            let handle = EventHandle::register_with_keyfile(&lab.router.uri(), &lab.key)
+                .await
+                .unwrap();
+            let tuple = AddressTuple::new()
+                .expt(lab.id.to_string())
+                .host("*")
+                .objtype("LINK")
+                .objname("link0")
+                .eventtype(eventtype)
+                .scheduler(0);
+            let mut event = handle.new_notification(&tuple);
+            event.put("ARGS", args);
+            handle.notify(&mut event).await.unwrap();
+            let _ = handle.unregister().await;
+        })
+    };
+    send("MODIFY", "DELAY=50ms");
+    // Both directions get 50 ms: about 100 ms round trip (± 10 %), once
+    // the change has reached the delay node.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let rtt = median_rtt(&a, &b, 5);
+        if rtt > Duration::from_millis(90) || Instant::now() > deadline {
+            break rtt;
+        }
+    };
+    assert!(
+        after > Duration::from_millis(90) && after < Duration::from_millis(110),
+        "{after:?}"
+    );
+    tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(lab.namespaces().is_empty());
+}
