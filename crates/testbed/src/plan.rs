@@ -390,8 +390,8 @@ pub fn plan(
                 let shaper = ShaperPlan {
                     link: (*lan).to_owned(),
                     namespace: delay.clone(),
-                    side_a: "a".into(),
-                    side_b: "b".into(),
+                    side_a: "sidea".into(),
+                    side_b: "sideb".into(),
                 };
                 veths.push(VethPlan {
                     lan: (*lan).to_owned(),
@@ -399,11 +399,11 @@ pub fn plan(
                         full_checksums: true,
                         ..a_end
                     },
-                    b: end(&delay, "a".into(), None),
+                    b: end(&delay, "sidea".into(), None),
                 });
                 veths.push(VethPlan {
                     lan: (*lan).to_owned(),
-                    a: end(&delay, "b".into(), None),
+                    a: end(&delay, "sideb".into(), None),
                     b: VethEnd {
                         full_checksums: true,
                         ..b_end
@@ -446,18 +446,18 @@ pub fn plan(
                         full_checksums: true,
                         ..node_end
                     },
-                    b: end(&delay, "a".into(), None),
+                    b: end(&delay, "sidea".into(), None),
                 });
                 veths.push(VethPlan {
                     lan: (*lan).to_owned(),
-                    a: end(&delay, "b".into(), None),
+                    a: end(&delay, "sideb".into(), None),
                     b: port,
                 });
                 let shaper = ShaperPlan {
                     link,
                     namespace: delay,
-                    side_a: "a".into(),
-                    side_b: "b".into(),
+                    side_a: "sidea".into(),
+                    side_b: "sideb".into(),
                 };
                 agents.push(delay_agent(&namespaces, shaper));
             } else {
@@ -735,7 +735,7 @@ mod tests {
                 shaper.side_a.as_str(),
                 shaper.side_b.as_str()
             ),
-            ("link0", "a", "b")
+            ("link0", "sidea", "sideb")
         );
         // Routes: client reaches the LAN via the router; servers reach the
         // access link via the router; the router needs none.

@@ -33,6 +33,8 @@ pub const FORWARDER: &str = "tbevents-ctlfwd";
 const STATE_VERSION: u32 = 1;
 /// What an agent logs once it is subscribed (the agent runtime's line).
 const AGENT_READY: &str = "waiting for events";
+/// What `delay-agent` prints on standard output once it is subscribed.
+const DELAY_AGENT_READY: &str = "delay-agent: ready";
 /// The agent programs (as opposed to routers and proxies).
 const AGENT_PROGRAMS: [&str; 3] = ["program-agent", "trafgen", "delay-agent"];
 /// How long a router or the forwarder may take to come up.
@@ -390,12 +392,21 @@ impl Build<'_> {
                     netns::ip(&["-n", ns, "addr", "add", address, "dev", &end.interface])?;
                 }
                 if let Some(bridge) = &end.bridge {
-                    netns::ip(&["-n", ns, "link", "set", &end.interface, "master", bridge])?;
+                    netns::ip(&[
+                        "-n",
+                        ns,
+                        "link",
+                        "set",
+                        "dev",
+                        &end.interface,
+                        "master",
+                        bridge,
+                    ])?;
                 }
                 if end.full_checksums {
                     netns::full_checksums(ns, &end.interface)?;
                 }
-                netns::ip(&["-n", ns, "link", "set", &end.interface, "up"])?;
+                netns::ip(&["-n", ns, "link", "set", "dev", &end.interface, "up"])?;
             }
         }
         for route in &plan.routes {
@@ -420,7 +431,11 @@ impl Build<'_> {
         // returns once every agent says it is waiting for events (the
         // agent runtime's start-up line, see docs/agents.md).
         for record in state.processes.iter().filter(|r| r.vnode.is_some()) {
-            if AGENT_PROGRAMS.contains(&record.program.as_str()) {
+            if record.program == "delay-agent" {
+                // delay-agent logs to its own file under -l and says
+                // "ready" on standard output once subscribed.
+                wait_for_log(record, DELAY_AGENT_READY)?;
+            } else if AGENT_PROGRAMS.contains(&record.program.as_str()) {
                 wait_for_log(record, AGENT_READY)?;
             }
         }
