@@ -117,7 +117,7 @@ pub struct CreateOptions<'a> {
     pub gid: Option<&'a str>,
     /// Creating user (default: the current Unix user).
     pub uid: Option<&'a str>,
-    /// Experiment directory (default: /proj/<pid>/exp/<eid>).
+    /// Experiment directory (default: /proj/PID/exp/EID).
     pub path: Option<PathBuf>,
     /// Also keep the key in the store.
     pub store_key: bool,

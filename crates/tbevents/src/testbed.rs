@@ -57,7 +57,7 @@ EXAMPLE:\n  tbevents testbed up -e testbed/web --server 127.0.0.1:2917"
         /// Run programs as this user (default: the experiment's swapper).
         #[arg(short = 'u', long, value_name = "USER")]
         user: Option<String>,
-        /// Log directory (default: <experiment dir>/logs/testbed).
+        /// Log directory (default: logs/testbed in the experiment directory).
         #[arg(long, value_name = "DIR")]
         log_dir: Option<PathBuf>,
     },

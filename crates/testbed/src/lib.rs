@@ -13,7 +13,7 @@
 //! The modules, in the order `up` uses them:
 //!
 //! - [`names`]: the prefix every made thing carries, and interface names;
-//! - [`plan`]: what to build, computed from the rows alone (pure, tested
+//! - [`plan`](mod@plan): what to build, computed from the rows alone (pure, tested
 //!   without root);
 //! - [`netns`]: `ip`, work inside a namespace, processes started there;
 //! - [`forward`]: the control forwarder that lets nodes reach the event

@@ -5,7 +5,7 @@
 //! (`virt_nodes`, `virt_lans`, `virt_programs`, `virt_trafgens`) and its
 //! swap-in mapping, so it can be checked in unit tests without root, and so
 //! that a bad experiment is refused before any namespace exists. The
-//! [`crate::build`] module then carries the plan out.
+//! [`crate::testbed`] module then carries the plan out.
 //!
 //! The shape follows an Emulab swap-in:
 //!
