@@ -203,3 +203,86 @@ fn units_pass_systemd_analyze_verify() {
         "systemd-analyze verify warned:\n{text}"
     );
 }
+
+/// Stages an install of stand-in programs; returns (tempdir, stage).
+fn staged_install() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build");
+    fake_build(&build, false);
+    let stage = dir.path().join("stage");
+    install(&[
+        "--destdir",
+        stage.to_str().unwrap(),
+        "--prefix",
+        "/usr",
+        "--from",
+        build.to_str().unwrap(),
+    ]);
+    (dir, stage)
+}
+
+#[test]
+fn router_examples_pass_eventd_check_config() {
+    // The real program, not just its library parser: --check-config also
+    // resolves the settings the way a start would.
+    let (_dir, stage) = staged_install();
+    let eventd = tbevents_testkit::bin_path("eventd");
+    let etc = stage.join("etc/tbevents");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&etc).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if !(name.starts_with("eventd") && name.ends_with(".toml")) {
+            continue;
+        }
+        let (ok, text) = run_to_text(
+            Command::new(&eventd)
+                .arg("--check-config")
+                .arg("-c")
+                .arg(&path),
+        );
+        assert!(ok, "eventd --check-config -c {name}: {text}");
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "eventd.toml, eventd-control.toml, eventd-node.toml");
+}
+
+#[test]
+fn dry_run_reports_every_path_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build");
+    fake_build(&build, false);
+    let stage = dir.path().join("stage");
+    let out = install(&[
+        "--dry-run",
+        "--destdir",
+        stage.to_str().unwrap(),
+        "--prefix",
+        "/usr",
+        "--unitdir",
+        "/lib/systemd/system",
+        "--from",
+        build.to_str().unwrap(),
+    ]);
+    assert!(!stage.exists(), "a dry run created {}", stage.display());
+    for path in [
+        "usr/bin/eventd",
+        "usr/sbin/tbevents-eventsys-proxy",
+        "etc/tbevents/eventd.toml",
+        "lib/systemd/system/tbevents-eventd.service",
+    ] {
+        let line = format!("would install {}", stage.join(path).display());
+        assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    }
+    assert!(out.contains("nothing was built or written"), "{out}");
+
+    // Without --from it plans from the workspace's binary targets
+    // (cargo metadata) and builds nothing.
+    let out = install(&["--dry-run", "--destdir", stage.to_str().unwrap()]);
+    assert!(!stage.exists(), "a dry run created {}", stage.display());
+    let line = format!(
+        "would install {}",
+        stage.join("usr/local/bin/event-sched").display()
+    );
+    assert!(out.contains(&line), "no {line:?} in:\n{out}");
+}
