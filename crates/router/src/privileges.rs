@@ -160,7 +160,10 @@ mod tests {
         let groups = NOBODY.replace("Groups:\t65534 ", "Groups:\t0 65534");
         assert_eq!(leftover_privileges(&groups, true), ["group 0"]);
         let caps = NOBODY.replace("CapEff:\t0000000000000000", "CapEff:\t0000000000000400");
-        assert_eq!(leftover_privileges(&caps, true), ["capabilities CapEff=0x400"]);
+        assert_eq!(
+            leftover_privileges(&caps, true),
+            ["capabilities CapEff=0x400"]
+        );
     }
 
     #[test]

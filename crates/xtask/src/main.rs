@@ -70,10 +70,7 @@ fn main() -> ExitCode {
         let (from, planned) = match (from, dry_run) {
             (Some(dir), _) => (dir, Vec::new()),
             (None, false) => (install::build_release(&root)?, Vec::new()),
-            (None, true) => (
-                install::release_dir(&root),
-                install::workspace_bins(&root)?,
-            ),
+            (None, true) => (install::release_dir(&root), install::workspace_bins(&root)?),
         };
         let layout = install::Layout {
             destdir: destdir.unwrap_or_default(),

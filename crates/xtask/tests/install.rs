@@ -238,13 +238,16 @@ fn router_examples_pass_eventd_check_config() {
         let (ok, text) = run_to_text(
             Command::new(&eventd)
                 .arg("--check-config")
-                .arg("-c")
+                .arg("--config")
                 .arg(&path),
         );
-        assert!(ok, "eventd --check-config -c {name}: {text}");
+        assert!(ok, "eventd --check-config --config {name}: {text}");
         checked += 1;
     }
-    assert_eq!(checked, 3, "eventd.toml, eventd-control.toml, eventd-node.toml");
+    assert_eq!(
+        checked, 3,
+        "eventd.toml, eventd-control.toml, eventd-node.toml"
+    );
 }
 
 #[test]
