@@ -76,6 +76,10 @@ pub struct FileConfig {
     pub max_connections_per_source: Option<usize>,
     /// Milliseconds one notification may spend in evaluation; 0: no limit.
     pub notification_time_budget_ms: Option<f64>,
+    /// Seconds a packet may stay incomplete before the connection is cut.
+    pub frame_timeout: Option<f64>,
+    /// Bytes of partially received packets all connections together may hold.
+    pub partial_frame_budget: Option<usize>,
     /// Seconds an unconnected channel may go without ConnRqst or UNotify.
     pub idle_timeout: Option<f64>,
     /// Seconds allowed for sending Disconn to every client at shutdown.
@@ -218,6 +222,14 @@ pub struct Cli {
     /// Milliseconds one notification may spend being evaluated against subscriptions; past it the remaining candidates are skipped and counted. 0 turns the limit off. [default: 20]
     #[arg(long, value_name = "MS")]
     pub notification_time_budget_ms: Option<f64>,
+
+    /// Seconds a packet may stay incomplete (its bytes trickling in) before the connection is closed. [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub frame_timeout: Option<f64>,
+
+    /// Bytes of partially received packets all connections together may hold; a connection that would pass it is closed. [default: 268435456]
+    #[arg(long, value_name = "BYTES")]
+    pub partial_frame_budget: Option<usize>,
 
     /// Seconds a channel may stay open without sending ConnRqst or UNotify. [default: 15]
     #[arg(long, value_name = "SECONDS")]
@@ -382,6 +394,10 @@ pub struct Settings {
     pub max_connections_per_source: Option<usize>,
     /// Most time one notification may spend in evaluation (zero: no limit).
     pub notification_time_budget: Duration,
+    /// Longest a packet may stay incomplete.
+    pub frame_timeout: Duration,
+    /// Most bytes of partially received packets, all connections together.
+    pub partial_frame_budget: usize,
     /// Runtime worker threads.
     pub workers: usize,
     /// Log filter directive, if set by flag or file (otherwise RUST_LOG or `info`).
@@ -759,11 +775,23 @@ impl Settings {
         }
         let notification_time_budget = Duration::from_secs_f64(budget_ms / 1000.0);
 
+        let frame_timeout = seconds(
+            "frame_timeout",
+            cli.frame_timeout.or(file.frame_timeout).unwrap_or(30.0),
+            false,
+        )?;
+        let partial_frame_budget = cli
+            .partial_frame_budget
+            .or(file.partial_frame_budget)
+            .unwrap_or(256 << 20);
+
         Ok(Settings {
             listen,
             endpoints,
             max_connections_per_source,
             notification_time_budget,
+            frame_timeout,
+            partial_frame_budget,
             workers,
             log_level: cli.log_level.clone().or_else(|| file.log_level.clone()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),

@@ -116,6 +116,42 @@ fn idle_deadline(session: &Session, idle_timeout: Duration) -> Option<tokio::tim
         .map(|since| tokio::time::Instant::from_std(since + idle_timeout))
 }
 
+/// The incomplete packet a connection is receiving: since when (counted
+/// from the last completed packet, since a client streaming packets back to
+/// back always has one in flight) and how many of its bytes are charged to
+/// the router's budget for partial packets.
+#[derive(Default)]
+struct PartialFrame {
+    since: Option<tokio::time::Instant>,
+    charged: usize,
+}
+
+impl PartialFrame {
+    /// Updates after `process_frames` turned a buffer of `before` bytes into
+    /// `after`; false when the router's budget is passed.
+    fn update(&mut self, ctx: &ServerContext, before: usize, after: usize) -> bool {
+        let within = ctx.charge_partial(self.charged, after);
+        self.charged = after;
+        if after == 0 {
+            self.since = None;
+        } else if self.since.is_none() || after < before {
+            self.since = Some(tokio::time::Instant::now());
+        }
+        within
+    }
+
+    /// When the packet times out, if one is incomplete.
+    fn deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        self.since.map(|since| since + timeout)
+    }
+
+    /// Gives the charged bytes back.
+    fn release(&mut self, ctx: &ServerContext) {
+        ctx.charge_partial(self.charged, 0);
+        self.charged = 0;
+    }
+}
+
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
@@ -152,6 +188,8 @@ pub async fn serve_tcp(
     let mut buf: Vec<u8> = Vec::new();
     let mut read_size = FIRST_READ;
     let mut nodelay = limits_nodelay;
+    let mut partial = PartialFrame::default();
+    let frame_timeout = ctx.frame_timeout();
 
     let ending = 'reading: loop {
         if *shutdown.borrow() {
@@ -193,6 +231,13 @@ pub async fn serve_tcp(
                 session.idle_timeout(idle_timeout.as_secs_f64());
                 break Ending::Close;
             }
+            _ = tokio::time::sleep_until(partial.deadline(frame_timeout).unwrap_or_else(far_future)), if partial.since.is_some() => {
+                session.cut_partial_frame(format!(
+                    "A packet stayed incomplete for {} seconds",
+                    frame_timeout.as_secs_f64()
+                ));
+                break Ending::Close;
+            }
             ready = stream.readable() => {
                 if ready.is_err() {
                     break Ending::Gone;
@@ -215,9 +260,16 @@ pub async fn serve_tcp(
                     if n == spare {
                         read_size = (read_size * 2).min(READ_CHUNK);
                     }
+                    let before = buf.len();
                     let step = process_frames(&mut session, &mut buf, &mut scratch);
                     scratch.finish_batch(&ctx.metrics);
                     outbox.flush_soon();
+                    if !partial.update(&ctx, before, buf.len()) {
+                        session.cut_partial_frame(
+                            "The router's budget for partially received packets is spent".into(),
+                        );
+                        break 'reading Ending::Close;
+                    }
                     // A client may ask for TCP_NODELAY (TCP.Send-Immediately
                     // 1); asking for 0 only permits coalescing, and the
                     // router already coalesces its writes, so it never
@@ -250,6 +302,7 @@ pub async fn serve_tcp(
     };
     session.end();
     drop(buf);
+    partial.release(&ctx);
     if let Ending::Close = ending {
         finish_tcp(&stream, &outbox, ctx.shutdown_timeout()).await;
     } else {
@@ -341,6 +394,8 @@ pub async fn serve_tls(
     let mut scratch = RouteScratch::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut read_size = FIRST_READ;
+    let mut partial = PartialFrame::default();
+    let frame_timeout = ctx.frame_timeout();
 
     let ending = loop {
         if *shutdown.borrow() {
@@ -382,6 +437,13 @@ pub async fn serve_tls(
                 session.idle_timeout(idle_timeout.as_secs_f64());
                 break Ending::Close;
             }
+            _ = tokio::time::sleep_until(partial.deadline(frame_timeout).unwrap_or_else(far_future)), if partial.since.is_some() => {
+                session.cut_partial_frame(format!(
+                    "A packet stayed incomplete for {} seconds",
+                    frame_timeout.as_secs_f64()
+                ));
+                break Ending::Close;
+            }
             read = reader.read_buf(&mut buf) => read,
         };
         match read {
@@ -390,10 +452,17 @@ pub async fn serve_tls(
                 if n == spare {
                     read_size = (read_size * 2).min(READ_CHUNK);
                 }
+                let before = buf.len();
                 let step = process_frames(&mut session, &mut buf, &mut scratch);
                 scratch.finish_batch(&ctx.metrics);
                 outbox.flush_soon();
                 if step == Step::Close {
+                    break Ending::Close;
+                }
+                if !partial.update(&ctx, before, buf.len()) {
+                    session.cut_partial_frame(
+                        "The router's budget for partially received packets is spent".into(),
+                    );
                     break Ending::Close;
                 }
                 if buf.is_empty() && buf.capacity() > READ_CHUNK {
@@ -403,6 +472,7 @@ pub async fn serve_tls(
         }
     };
     session.end();
+    partial.release(&ctx);
     match ending {
         Ending::Close => {
             wake.notify_one();

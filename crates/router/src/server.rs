@@ -62,6 +62,12 @@ pub struct ServerContext {
     /// Open connections per source address, when capped.
     per_source: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     max_per_source: AtomicUsize,
+    /// Bytes of partially received packets held by all connections, and
+    /// the most allowed.
+    partial_bytes: AtomicUsize,
+    partial_budget: AtomicUsize,
+    /// Longest a packet may stay incomplete.
+    frame_timeout: RwLock<Duration>,
     /// The counters.
     pub metrics: Arc<Metrics>,
     limits: RwLock<Arc<ConnectionLimits>>,
@@ -110,6 +116,9 @@ impl ServerContext {
             domains,
             per_source: parking_lot::Mutex::new(std::collections::HashMap::new()),
             max_per_source: AtomicUsize::new(settings.max_connections_per_source.unwrap_or(0)),
+            partial_bytes: AtomicUsize::new(0),
+            partial_budget: AtomicUsize::new(settings.partial_frame_budget),
+            frame_timeout: RwLock::new(settings.frame_timeout),
             metrics,
             limits: RwLock::new(Arc::new(settings.limits.clone())),
             idle_timeout: RwLock::new(settings.idle_timeout),
@@ -154,6 +163,25 @@ impl ServerContext {
         }
     }
 
+    /// Records that a connection now holds `now` bytes of an incomplete
+    /// packet instead of `before`; `false` when that takes the router past
+    /// its budget for partial packets (the caller closes the connection and
+    /// then releases what it held with `now = 0`).
+    pub fn charge_partial(&self, before: usize, now: usize) -> bool {
+        if now >= before {
+            let total = self.partial_bytes.fetch_add(now - before, Ordering::AcqRel) + now - before;
+            now == before || total <= self.partial_budget.load(Ordering::Relaxed)
+        } else {
+            self.partial_bytes.fetch_sub(before - now, Ordering::AcqRel);
+            true
+        }
+    }
+
+    /// Longest a packet may stay incomplete.
+    pub fn frame_timeout(&self) -> Duration {
+        *self.frame_timeout.read()
+    }
+
     /// The limits for a connection starting now.
     pub fn limits(&self) -> Arc<ConnectionLimits> {
         Arc::clone(&self.limits.read())
@@ -185,6 +213,9 @@ impl ServerContext {
     }
 
     fn apply(&self, settings: &Settings) {
+        self.partial_budget
+            .store(settings.partial_frame_budget, Ordering::Relaxed);
+        *self.frame_timeout.write() = settings.frame_timeout;
         elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         *self.limits.write() = Arc::new(settings.limits.clone());
         *self.idle_timeout.write() = settings.idle_timeout;

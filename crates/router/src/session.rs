@@ -345,6 +345,14 @@ impl Session {
         )
     }
 
+    /// Closes the connection because a packet stayed incomplete too long,
+    /// or because partially received packets passed the router's budget.
+    pub fn cut_partial_frame(&mut self, reason: String) -> Step {
+        tracing::warn!(conn = self.conn_id, peer = %self.peer, %reason, "closing connection");
+        metrics::add(&self.broker.metrics().frames_cut, 1);
+        self.close_with(disconn::PROTOCOL_VIOLATION, reason)
+    }
+
     /// Closes the connection because its send queue overflowed under the
     /// `fail`/`none` drop policy.
     pub fn send_queue_overflow(&mut self) -> Step {
