@@ -25,22 +25,34 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-/// Programs installed in `PREFIX/bin`: (name, required). The optional ones
-/// come from crates that a build may not have.
-pub const PROGRAMS: &[(&str, bool)] = &[
-    ("eventd", true),
-    ("tevc", true),
-    ("eventdebug", true),
-    ("evproxy", true),
-    ("tbevents-relay", true),
-    ("event-sched", true),
-    ("tbevents", true),
-    ("eventd-bench", true),
-    ("program-agent", false),
-    ("trafgen", false),
-    ("linktest", false),
-    ("tbevents-rpc", false),
+/// Programs every install has (an install without them is refused).
+/// Everything else in `PREFIX/bin` comes from the workspace's binary
+/// targets ([`workspace_bins`]), so a crate added later (delay-agent, the
+/// RPC server) is installed without this file learning its name.
+pub const REQUIRED_PROGRAMS: &[&str] = &[
+    "eventd",
+    "tevc",
+    "eventdebug",
+    "evproxy",
+    "tbevents-relay",
+    "event-sched",
+    "tbevents",
+    "eventd-bench",
 ];
+
+/// Programs this kit has units or documents for that a build may lack
+/// (installed when the build has them).
+pub const OPTIONAL_PROGRAMS: &[&str] = &[
+    "program-agent",
+    "trafgen",
+    "linktest",
+    "delay-agent",
+    "tbevents-rpc",
+];
+
+/// Binary targets that are not for a site: the build tool itself, and the
+/// emulated testbed's control-network forwarder (tests only).
+pub const NOT_INSTALLED: &[&str] = &["xtask", "tbevents-ctlfwd"];
 
 /// Programs installed in `PREFIX/sbin` (run by root only).
 pub const ADMIN_PROGRAMS: &[&str] = &["tbevents-eventsys-proxy"];
@@ -61,6 +73,8 @@ pub struct Layout {
     pub unitdir: PathBuf,
     /// Report what would be written, and write nothing.
     pub dry_run: bool,
+    /// The workspace's binary targets ([`workspace_bins`]).
+    pub workspace_bins: Vec<String>,
     /// Programs a release build would produce (for a dry run without
     /// `--from`): they count as present although not built yet.
     pub planned: Vec<String>,
@@ -197,17 +211,29 @@ pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Repo
     let present = |source: &Path, name: &str| {
         source.is_file() || layout.planned.iter().any(|planned| planned == name)
     };
-    for (name, required) in PROGRAMS {
+    let mut programs: Vec<&str> = REQUIRED_PROGRAMS.to_vec();
+    programs.extend(OPTIONAL_PROGRAMS);
+    programs.extend(
+        layout
+            .workspace_bins
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !NOT_INSTALLED.contains(name) && !ADMIN_PROGRAMS.contains(name)),
+    );
+    programs.sort_unstable();
+    programs.dedup();
+    let mut installed = Vec::new();
+    for name in programs {
         let source = from.join(name);
         if !present(&source, name) {
-            if *required {
+            if REQUIRED_PROGRAMS.contains(&name) {
                 bail!(
                     "{name} is missing from {}: build it (cargo build --release) or name the \
                      directory with --from",
                     from.display()
                 );
             }
-            report.skipped.push((*name).to_owned());
+            report.skipped.push(name.to_owned());
             continue;
         }
         copy_program(
@@ -215,6 +241,7 @@ pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Repo
             &layout.staged(&layout.bindir().join(name)),
             &mut report,
         )?;
+        installed.push(name);
     }
     for name in ADMIN_PROGRAMS {
         let source = from.join(name);
@@ -243,7 +270,7 @@ pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Repo
     for entry in sorted_dir(&deploy.join("systemd"))? {
         let name = file_name(&entry)?;
         if let Some((_, program)) = UNIT_NEEDS.iter().find(|(unit, _)| *unit == name)
-            && report.skipped.iter().any(|s| s == program)
+            && !installed.contains(program)
         {
             continue;
         }

@@ -67,10 +67,11 @@ fn main() -> ExitCode {
                 anyhow::bail!("{flag} must be an absolute path, not {}", path.display());
             }
         }
+        let workspace_bins = install::workspace_bins(&root)?;
         let (from, planned) = match (from, dry_run) {
             (Some(dir), _) => (dir, Vec::new()),
             (None, false) => (install::build_release(&root)?, Vec::new()),
-            (None, true) => (install::release_dir(&root), install::workspace_bins(&root)?),
+            (None, true) => (install::release_dir(&root), workspace_bins.clone()),
         };
         let layout = install::Layout {
             destdir: destdir.unwrap_or_default(),
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
             sysconfdir,
             unitdir,
             dry_run,
+            workspace_bins,
             planned,
         };
         let report = install::install(&root, &from, &layout)?;

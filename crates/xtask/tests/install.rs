@@ -288,4 +288,21 @@ fn dry_run_reports_every_path_and_writes_nothing() {
         stage.join("usr/local/bin/event-sched").display()
     );
     assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    // Every binary target a site uses, found without a list: delay-agent
+    // came with a later crate.
+    let line = format!(
+        "would install {}",
+        stage.join("usr/local/bin/delay-agent").display()
+    );
+    assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    assert!(
+        !out.contains("tbevents-ctlfwd"),
+        "a test-only program:\n{out}"
+    );
+    // A unit only with its program.
+    assert_eq!(
+        out.contains("tbevents-rpc.service"),
+        out.contains("bin/tbevents-rpc\n"),
+        "{out}"
+    );
 }
