@@ -57,20 +57,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn destdir_install_lays_out_programs_configuration_units_and_docs() {
-    let dir = tempfile::tempdir().unwrap();
-    let build = dir.path().join("build");
-    fake_build(&build, false);
-    let stage = dir.path().join("stage");
-    install(&[
-        "--destdir",
-        stage.to_str().unwrap(),
-        "--prefix",
-        "/usr",
-        "--unitdir",
-        "/lib/systemd/system",
-        "--from",
-        build.to_str().unwrap(),
-    ]);
+    let (_dir, build, stage) = staged_install(&["--unitdir", "/lib/systemd/system"]);
     for program in [
         "eventd",
         "event-sched",
@@ -204,28 +191,31 @@ fn units_pass_systemd_analyze_verify() {
     );
 }
 
-/// Stages an install of stand-in programs; returns (tempdir, stage).
-fn staged_install() -> (tempfile::TempDir, PathBuf) {
+/// Installs stand-in programs under `--destdir STAGE --prefix /usr` plus
+/// `extra`; returns (the temporary directory, the build, the stage).
+fn staged_install(extra: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let build = dir.path().join("build");
     fake_build(&build, false);
     let stage = dir.path().join("stage");
-    install(&[
+    let mut args = vec![
         "--destdir",
         stage.to_str().unwrap(),
         "--prefix",
         "/usr",
         "--from",
         build.to_str().unwrap(),
-    ]);
-    (dir, stage)
+    ];
+    args.extend_from_slice(extra);
+    install(&args);
+    (dir, build, stage)
 }
 
 #[test]
 fn router_examples_pass_eventd_check_config() {
     // The real program, not just its library parser: --check-config also
     // resolves the settings the way a start would.
-    let (_dir, stage) = staged_install();
+    let (_dir, _build, stage) = staged_install(&[]);
     let eventd = tbevents_testkit::bin_path("eventd");
     let etc = stage.join("etc/tbevents");
     let mut checked = 0;
