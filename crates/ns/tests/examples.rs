@@ -629,13 +629,13 @@ fn demo_tells_its_story() {
                 1.0,
                 "fetch",
                 "START",
-                "COMMAND=/usr/local/bin/fetch-loop http://server1/"
+                "COMMAND=/bin/sh -c \"while sleep 1; do date +%T; done\""
             ),
             (
                 1.0,
                 "recorder",
                 "START",
-                "COMMAND=tcpdump -i any -w /local/logs/demo.pcap"
+                "COMMAND=vmstat 1"
             ),
             (
                 3.0,

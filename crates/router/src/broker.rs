@@ -424,7 +424,7 @@ impl Broker {
                 // Checking the clock every 32 evaluations keeps its cost
                 // out of the common case (a handful of candidates).
                 if budget_us != 0
-                    && evaluations % 32 == 0
+                    && evaluations.is_multiple_of(32)
                     && started.elapsed().as_micros() as u64 > budget_us
                 {
                     truncated = true;
@@ -443,7 +443,7 @@ impl Broker {
                 + 1;
             // One line for the first and then one per thousand: an attack
             // must not flood the log as well.
-            if total == 1 || total % 1000 == 0 {
+            if total == 1 || total.is_multiple_of(1000) {
                 tracing::warn!(
                     evaluations,
                     budget_us,

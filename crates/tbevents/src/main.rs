@@ -18,6 +18,7 @@ mod bins;
 mod custody;
 mod demo;
 mod eventsys;
+mod effects;
 mod experiments;
 mod linktest;
 mod table;

@@ -85,6 +85,18 @@ fn server(flag: Option<String>) -> String {
     }
 }
 
+/// The directory holding every program the experiment's testbed needs
+/// (next to `tbevents`; in a source tree, missing ones are built once).
+pub fn program_dir(store_url: &str, id: &tbevents_store::ExperimentId) -> anyhow::Result<PathBuf> {
+    let plan = tbevents_testbed::plan_for(store_url, id)?;
+    let found = bins::find_siblings(&plan.programs())?;
+    found
+        .first()
+        .and_then(|path| path.parent())
+        .map(PathBuf::from)
+        .context("no program directory")
+}
+
 /// Runs a testbed subcommand.
 pub fn run(store_url: Option<&str>, args: TestbedArgs) -> anyhow::Result<()> {
     let store_url = tbevents_store::resolve_store_url(store_url)?;
@@ -97,14 +109,7 @@ pub fn run(store_url: Option<&str>, args: TestbedArgs) -> anyhow::Result<()> {
         } => {
             let id = parse_experiment(&common.experiment)?;
             tbevents_testbed::require_root()?;
-            let plan = tbevents_testbed::plan_for(&store_url, &id)?;
-            let programs = plan.programs();
-            let found = bins::find_siblings(&programs)?;
-            let bin_dir = found
-                .first()
-                .and_then(|p| p.parent())
-                .map(PathBuf::from)
-                .context("no program directory")?;
+            let bin_dir = program_dir(&store_url, &id)?;
             let mut config = Config::new(store_url, server(server_flag), bin_dir);
             config.state_dir = common.state_dir;
             config.user = user;

@@ -96,9 +96,9 @@ pub async fn serve(
             }
         });
     }
-    // The listeners never finish on their own: the first to end is an error.
-    if let Some(result) = tasks.join_next().await {
-        result.context("a listener task failed")?;
+    // Listener tasks loop until the process ends; one that ends panicked.
+    if let Some(Err(error)) = tasks.join_next().await {
+        return Err(error).context("a listener task failed");
     }
     Ok(())
 }

@@ -134,9 +134,30 @@ pub fn full_checksums(name: &str, interface: &str) -> anyhow::Result<()> {
     run_in(name, move || ethtool_set_tx_csum(&interface, false))
 }
 
+/// Whether transmit checksum offload is on for `interface` in namespace
+/// `name` (`ethtool -k IFACE`'s `tx-checksumming`).
+pub fn tx_checksum_offload(name: &str, interface: &str) -> anyhow::Result<bool> {
+    let interface = interface.to_owned();
+    run_in(name, move || {
+        ethtool_value(&interface, ETHTOOL_GTXCSUM, 0).map(|v| v != 0)
+    })
+}
+
 /// `ETHTOOL_STXCSUM` on the current thread's namespace.
 fn ethtool_set_tx_csum(interface: &str, on: bool) -> anyhow::Result<()> {
-    const ETHTOOL_STXCSUM: u32 = 0x17;
+    ethtool_value(interface, ETHTOOL_STXCSUM, u32::from(on))
+        .map(|_| ())
+        .with_context(|| format!("cannot turn off checksum offload on {interface}"))
+}
+
+/// Get transmit checksumming (`ETHTOOL_GTXCSUM`).
+const ETHTOOL_GTXCSUM: u32 = 0x16;
+/// Set transmit checksumming (`ETHTOOL_STXCSUM`).
+const ETHTOOL_STXCSUM: u32 = 0x17;
+
+/// One `SIOCETHTOOL` request with a `struct ethtool_value`, in the current
+/// thread's namespace; returns the value's data field afterwards.
+fn ethtool_value(interface: &str, cmd: u32, data: u32) -> anyhow::Result<u32> {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,
@@ -152,10 +173,7 @@ fn ethtool_set_tx_csum(interface: &str, on: bool) -> anyhow::Result<()> {
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
         bail!("`{interface}` is not an interface name");
     }
-    let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: u32::from(on),
-    };
+    let mut value = EthtoolValue { cmd, data };
     let mut request = IfReq {
         name: [0; libc::IFNAMSIZ],
         data: &mut value,
@@ -164,9 +182,10 @@ fn ethtool_set_tx_csum(interface: &str, on: bool) -> anyhow::Result<()> {
     for (slot, byte) in request.name.iter_mut().zip(bytes) {
         *slot = *byte as libc::c_char;
     }
-    // SAFETY: a plain datagram socket, closed below; the ioctl reads the
-    // request and the value it points to, both alive for the call.
-    let result = unsafe {
+    // SAFETY: a plain datagram socket, closed below; the ioctl reads and
+    // writes the request and the value it points to, both alive for the
+    // call.
+    unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(std::io::Error::last_os_error())
@@ -175,9 +194,12 @@ fn ethtool_set_tx_csum(interface: &str, on: bool) -> anyhow::Result<()> {
         let r = libc::ioctl(fd, libc::SIOCETHTOOL, &mut request as *mut IfReq);
         let error = std::io::Error::last_os_error();
         libc::close(fd);
-        if r < 0 { Err(error) } else { Ok(()) }
-    };
-    result.with_context(|| format!("cannot turn off checksum offload on {interface}"))
+        if r < 0 {
+            return Err(error)
+                .with_context(|| format!("ethtool request {cmd:#x} on {interface} failed"));
+        }
+    }
+    Ok(value.data)
 }
 
 /// Makes a [`Command`] run inside namespace `name`, in a new session (so

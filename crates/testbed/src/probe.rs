@@ -15,10 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use tokio::sync::mpsc::UnboundedSender;
-
 use crate::netns;
+use anyhow::Context as _;
 
 /// A probe unanswered this long is lost.
 pub const LOST_AFTER: Duration = Duration::from_secs(1);
@@ -51,14 +49,18 @@ impl Drop for RttProbe {
 }
 
 /// Starts probing `target` (an address in namespace `to`) from namespace
-/// `from` every `interval`; each probe's outcome goes to `results`.
-pub fn start(
+/// `from` every `interval`; each probe's outcome is handed to `results`,
+/// which returns false to stop probing.
+pub fn start<F>(
     from: &str,
     to: &str,
     target: Ipv4Addr,
     interval: Duration,
-    results: UnboundedSender<ProbeResult>,
-) -> anyhow::Result<RttProbe> {
+    mut results: F,
+) -> anyhow::Result<RttProbe>
+where
+    F: FnMut(ProbeResult) -> bool + Send + 'static,
+{
     let responder = netns::run_in(to, move || {
         UdpSocket::bind((target, 0))
             .with_context(|| format!("cannot bind a probe responder on {target}"))
@@ -88,7 +90,7 @@ pub fn start(
     let probe_stop = Arc::clone(&stop);
     let probe = std::thread::Builder::new()
         .name("probe".into())
-        .spawn(move || run_prober(&prober, target, interval, &probe_stop, &results))?;
+        .spawn(move || run_prober(&prober, target, interval, &probe_stop, &mut results))?;
     Ok(RttProbe {
         stop,
         threads: vec![echo, probe],
@@ -100,7 +102,7 @@ fn run_prober(
     target: SocketAddr,
     interval: Duration,
     stop: &AtomicBool,
-    results: &UnboundedSender<ProbeResult>,
+    results: &mut dyn FnMut(ProbeResult) -> bool,
 ) {
     let mut pending: HashMap<u64, Instant> = HashMap::new();
     let mut seq = 0u64;
@@ -133,7 +135,7 @@ fn run_prober(
                     seq: answered,
                     rtt: Some(sent.elapsed()),
                 };
-                if results.send(outcome).is_err() {
+                if !results(outcome) {
                     return;
                 }
             }
@@ -145,7 +147,7 @@ fn run_prober(
             .collect();
         for seq in lost {
             pending.remove(&seq);
-            if results.send(ProbeResult { seq, rtt: None }).is_err() {
+            if !results(ProbeResult { seq, rtt: None }) {
                 return;
             }
         }

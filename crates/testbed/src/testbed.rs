@@ -31,6 +31,10 @@ pub const DEFAULT_STATE_DIR: &str = "/run/tbevents/testbed";
 pub const FORWARDER: &str = "tbevents-ctlfwd";
 /// State file format version.
 const STATE_VERSION: u32 = 1;
+/// What an agent logs once it is subscribed (the agent runtime's line).
+const AGENT_READY: &str = "waiting for events";
+/// The agent programs (as opposed to routers and proxies).
+const AGENT_PROGRAMS: [&str; 3] = ["program-agent", "trafgen", "delay-agent"];
 /// How long a router or the forwarder may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -213,6 +217,28 @@ fn resolve_user(
     Ok(name)
 }
 
+/// Fails unless the event server accepts connections: without it no node
+/// would ever get an event, and `up` would only time out later.
+fn check_server(server: &str) -> anyhow::Result<()> {
+    use std::net::ToSocketAddrs as _;
+    let addresses: Vec<std::net::SocketAddr> = server
+        .to_socket_addrs()
+        .with_context(|| format!("the event server `{server}` is not HOST:PORT"))?
+        .collect();
+    let mut last = None;
+    for address in &addresses {
+        match std::net::TcpStream::connect_timeout(address, Duration::from_secs(2)) {
+            Ok(_) => return Ok(()),
+            Err(error) => last = Some(error),
+        }
+    }
+    bail!(
+        "the experiment's event server {server} does not accept connections ({}); start it \
+         first (eventd --listen elvin://{server}) or name the right one with --server",
+        last.map_or_else(|| "no address".to_owned(), |e| e.to_string())
+    )
+}
+
 /// The experiment's plan, read from the store (for callers that want to
 /// look before they build, such as finding the programs it needs).
 pub fn plan_for(store_url: &str, id: &ExperimentId) -> anyhow::Result<Plan> {
@@ -256,6 +282,7 @@ pub fn up(config: &Config, id: &ExperimentId) -> anyhow::Result<State> {
         .clone()
         .unwrap_or_else(|| Path::new(&experiment.path).join("logs").join("testbed"));
 
+    check_server(&config.server)?;
     clean(config, id, &plan.prefix)?;
 
     std::fs::DirBuilder::new()
@@ -389,7 +416,15 @@ impl Build<'_> {
         for agent in &plan.agents {
             self.start_agent(state, agent)?;
         }
-        // Agents that die at once (bad flags, unreadable key) are a
+        // An event sent before an agent subscribed would be lost: `up`
+        // returns once every agent says it is waiting for events (the
+        // agent runtime's start-up line, see docs/agents.md).
+        for record in state.processes.iter().filter(|r| r.vnode.is_some()) {
+            if AGENT_PROGRAMS.contains(&record.program.as_str()) {
+                wait_for_log(record, AGENT_READY)?;
+            }
+        }
+        // Anything that died at once (bad flags, unreadable key) is a
         // failed `up`, not a silent one.
         for record in &state.processes {
             if !record.alive() {

@@ -7,6 +7,7 @@
 //! fails. Traffic stays inside the test's namespaces.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,10 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
+        Lab::with_topology(tag, TOPOLOGY)
+    }
+
+    fn with_topology(tag: &str, topology: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let store_url = format!("sqlite:{}", dir.path().join("store.db").display());
         let store = tbevents_store::open(&store_url).unwrap();
@@ -56,7 +61,7 @@ impl Lab {
                 exp_dir.to_str().unwrap(),
             ))
             .unwrap();
-        let virt = tbevents_ns::parse_str(TOPOLOGY, "test.ns").unwrap();
+        let virt = tbevents_ns::parse_str(topology, "test.ns").unwrap();
         store.load_virtual(&id, &virt).unwrap();
         let key = tbevents_store::generate_event_key();
         let key_path = tbevents_store::write_event_key_file(&exp_dir, &key).unwrap();
@@ -72,6 +77,9 @@ impl Lab {
             })
             .collect();
         store.record_swapin(&id, &mapping).unwrap();
+        store
+            .set_state(&id, tbevents_store::ExperimentState::Active)
+            .unwrap();
         drop(store);
         let router = Router::start(&[]);
         // The programs the testbed starts, next to each other.
@@ -79,6 +87,9 @@ impl Lab {
         tbevents_testkit::bin_path("evproxy");
         let forwarder = PathBuf::from(env!("CARGO_BIN_EXE_tbevents-ctlfwd"));
         assert_eq!(eventd.parent(), forwarder.parent());
+        if virt.programs.iter().any(|_| true) {
+            tbevents_testkit::bin_path("program-agent");
+        }
         let mut config = Config::new(
             store_url,
             format!("127.0.0.1:{}", router.port),
@@ -215,17 +226,17 @@ fn up_builds_the_topology_events_reach_nodes_and_down_removes_everything() {
     let source = udp_probe(&c, &b, Ipv4Addr::new(10, 1, 2, 3)).expect("c reaches b over lan0");
     assert_eq!(source.ip(), Ipv4Addr::new(10, 1, 2, 4));
     // The round-trip probe answers across the link.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel();
     let probe = tbevents_testbed::probe::start(
         &a,
         &b,
         Ipv4Addr::new(10, 1, 1, 3),
         Duration::from_millis(50),
-        tx,
+        move |result| tx.send(result).is_ok(),
     )
     .unwrap();
     for expected in 0..3 {
-        let result = rx.blocking_recv().unwrap();
+        let result = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(result.seq, expected);
         let rtt = result.rtt.expect("an unshaped veth link loses nothing");
         assert!(rtt < Duration::from_millis(500), "{rtt:?}");
@@ -344,4 +355,260 @@ fn up_after_a_crash_cleans_the_leftovers_and_succeeds() {
     tbevents_testbed::down(&lab.config, &lab.id).unwrap();
     assert!(lab.namespaces().is_empty());
     assert!(second.processes.iter().all(|r| !r.alive()));
+}
+
+/// A node whose program reports where it runs.
+const PROGRAM: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set where [$a program-agent -command {/bin/sh -c "readlink /proc/self/ns/net; id -u; cat /proc/net/dev"}]
+$ns at 0.3 "$where start"
+$ns run
+"#;
+
+fn chown_tree(path: &std::path::Path, user: &nix::unistd::User) {
+    nix::unistd::chown(path, Some(user.uid), Some(user.gid)).unwrap();
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), user);
+        }
+    }
+}
+
+#[test]
+fn an_ns_at_program_start_runs_the_program_inside_the_node_namespace() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("SKIPPED: no user `nobody` to run programs and the scheduler as");
+        return;
+    };
+    let mut lab = Lab::with_topology("prog", PROGRAM);
+    lab.config.user = Some("nobody".into());
+    // The program's user must reach its log directory, and the scheduler
+    // (never root) runs as nobody and reads the store and the key.
+    chown_tree(lab._dir.path(), &nobody);
+    let state = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    assert!(
+        state
+            .processes
+            .iter()
+            .any(|r| r.program == "program-agent" && r.vnode.as_deref() == Some("a") && r.alive()),
+        "{state:#?}"
+    );
+    let mut sched = std::process::Command::new(tbevents_testkit::bin_path("event-sched"));
+    sched
+        .args(["-s", "127.0.0.1", "-p", &lab.router.port.to_string(), "-k"])
+        .arg(&lab.key)
+        .args([
+            "--store",
+            &lab.config.store_url,
+            "--start-delay",
+            "0.2",
+            "--poll-interval",
+            "0.1",
+            &lab.id.pid,
+            &lab.id.eid,
+        ])
+        .uid(nobody.uid.as_raw())
+        .gid(nobody.gid.as_raw());
+    let sched = tbevents_testkit::Proc::spawn("event-sched", sched);
+
+    let logs = state.log_dir.join("a");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logs.join("where.status.1").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the program did not run\n--- event-sched\n{}\n--- program-agent\n{}",
+            sched.stderr(),
+            std::fs::read_to_string(state.log_dir.join("a-program-agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = std::fs::read_to_string(logs.join("where.out.1")).unwrap();
+    let mut lines = output.lines();
+    // Same network namespace as the node's: the inode of /run/netns/<ns>.
+    let node_ns = state.node_namespace("a").unwrap();
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&node_ns).unwrap());
+    assert_eq!(
+        lines.next(),
+        Some(format!("net:[{inode}]").as_str()),
+        "{output}"
+    );
+    // As the experiment's user, never root.
+    assert_eq!(lines.next(), Some(nobody.uid.as_raw().to_string().as_str()));
+    // Seeing the node's interfaces, not the host's.
+    assert!(output.contains("eth0:"), "{output}");
+    let status = std::fs::read_to_string(logs.join("where.status.1")).unwrap();
+    assert!(status.contains("EXIT_CODE=0"), "{status}");
+    tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(lab.namespaces().is_empty());
+}
+
+#[test]
+fn up_without_an_event_server_says_so_and_makes_nothing() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    let mut lab = Lab::new("noserver");
+    // A port nothing listens on.
+    lab.config.server = format!("127.0.0.1:{}", tbevents_testkit::free_port());
+    let error = format!(
+        "{:#}",
+        tbevents_testbed::up(&lab.config, &lab.id).unwrap_err()
+    );
+    assert!(error.contains("does not accept connections"), "{error}");
+    assert!(error.contains("--server"), "{error}");
+    assert!(lab.namespaces().is_empty());
+    assert!(!lab.config.state_file(&lab.id).exists());
+}
+
+#[test]
+fn checksum_offload_can_be_turned_off_inside_a_namespace() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (network namespaces)");
+        return;
+    }
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = netns::ip(&["netns", "del", &self.0]);
+        }
+    }
+    let ns = Ns(format!("tbt{}csum", std::process::id()));
+    netns::ip(&["netns", "add", &ns.0]).unwrap();
+    netns::ip(&[
+        "-n", &ns.0, "link", "add", "x0", "type", "veth", "peer", "name", "x1",
+    ])
+    .unwrap();
+    assert!(
+        netns::tx_checksum_offload(&ns.0, "x0").unwrap(),
+        "veths start with offload on"
+    );
+    netns::full_checksums(&ns.0, "x0").unwrap();
+    assert!(!netns::tx_checksum_offload(&ns.0, "x0").unwrap());
+    assert!(
+        netns::tx_checksum_offload(&ns.0, "x1").unwrap(),
+        "only the one asked for"
+    );
+    assert!(netns::full_checksums(&ns.0, "nosuch").is_err());
+}
+
+/// A link the events change: shaped, through a delay node.
+const SHAPED: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+$ns at 1000 "$link0 delay 50ms"
+$ns run
+"#;
+
+/// Median round-trip time of `count` answered probes from a to b's
+/// address on link0 (probes lost in between are skipped).
+fn median_rtt(from: &str, to: &str, count: usize) -> Duration {
+    let (tx, rx) = mpsc::channel();
+    let probe = tbevents_testbed::probe::start(
+        from,
+        to,
+        Ipv4Addr::new(10, 1, 1, 3),
+        Duration::from_millis(50),
+        move |result| tx.send(result).is_ok(),
+    )
+    .unwrap();
+    let mut rtts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rtts.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "too few probes answered: {rtts:?}"
+        );
+        if let Ok(result) = rx.recv_timeout(Duration::from_secs(5))
+            && let Some(rtt) = result.rtt
+        {
+            rtts.push(rtt);
+        }
+    }
+    drop(probe);
+    rtts.sort_unstable();
+    rtts[rtts.len() / 2]
+}
+
+#[test]
+fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    if !std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../linkshape")).is_dir() {
+        eprintln!("SKIPPED: delay-agent (crates/linkshape) is not in this workspace yet");
+        return;
+    }
+    tbevents_testkit::bin_path("delay-agent");
+    let lab = Lab::with_topology("shaped", SHAPED);
+    let state = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    let p = lab.prefix();
+    let mut expected = vec![
+        format!("{p}-d-link0"),
+        format!("{p}-n-a"),
+        format!("{p}-n-b"),
+    ];
+    expected.sort();
+    assert_eq!(lab.namespaces(), expected);
+    assert!(
+        state
+            .processes
+            .iter()
+            .any(|r| r.program == "delay-agent" && r.alive())
+    );
+    let (a, b) = (format!("{p}-n-a"), format!("{p}-n-b"));
+    let before = median_rtt(&a, &b, 5);
+    assert!(before < Duration::from_millis(20), "{before:?}");
+
+    // DELAY=50ms on the link, as the scheduler would send it (HOST *).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let send = |eventtype: &'static str, args: &'static str| {
+        runtime.block_on(async {
+            let handle = EventHandle::register_with_keyfile(&lab.router.uri(), &lab.key)
+                .await
+                .unwrap();
+            let tuple = AddressTuple::new()
+                .expt(lab.id.to_string())
+                .host("*")
+                .objtype("LINK")
+                .objname("link0")
+                .eventtype(eventtype)
+                .scheduler(0);
+            let mut event = handle.new_notification(&tuple);
+            event.put("ARGS", args);
+            handle.notify(&mut event).await.unwrap();
+            let _ = handle.unregister().await;
+        })
+    };
+    send("MODIFY", "DELAY=50ms");
+    // Both directions get 50 ms: about 100 ms round trip (± 10 %), once
+    // the change has reached the delay node.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let rtt = median_rtt(&a, &b, 5);
+        if rtt > Duration::from_millis(90) || Instant::now() > deadline {
+            break rtt;
+        }
+    };
+    assert!(
+        after > Duration::from_millis(90) && after < Duration::from_millis(110),
+        "{after:?}"
+    );
+    tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(lab.namespaces().is_empty());
 }
