@@ -631,12 +631,7 @@ fn demo_tells_its_story() {
                 "START",
                 "COMMAND=/bin/sh -c \"while sleep 1; do date +%T; done\""
             ),
-            (
-                1.0,
-                "recorder",
-                "START",
-                "COMMAND=vmstat 1"
-            ),
+            (1.0, "recorder", "START", "COMMAND=vmstat 1"),
             (
                 3.0,
                 "cbr0",
