@@ -12,6 +12,12 @@
 //! An existing configuration file is never overwritten: the new example
 //! goes next to it as `NAME.new`, so re-installing keeps an operator's
 //! edits. Programs, units and documents are replaced.
+//!
+//! `--dry-run` walks the same steps and reports every path without
+//! creating, copying or building anything; the programs a release build
+//! would produce are then the workspace's binary targets as `cargo
+//! metadata` lists them, so a crate added later (the RPC server, say) is
+//! reported without this file learning its name.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,22 +25,34 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-/// Programs installed in `PREFIX/bin`: (name, required). The optional ones
-/// come from crates that a build may not have.
-pub const PROGRAMS: &[(&str, bool)] = &[
-    ("eventd", true),
-    ("tevc", true),
-    ("eventdebug", true),
-    ("evproxy", true),
-    ("tbevents-relay", true),
-    ("event-sched", true),
-    ("tbevents", true),
-    ("eventd-bench", true),
-    ("program-agent", false),
-    ("trafgen", false),
-    ("linktest", false),
-    ("tbevents-rpc", false),
+/// Programs every install has (an install without them is refused).
+/// Everything else in `PREFIX/bin` comes from the workspace's binary
+/// targets ([`workspace_bins`]), so a crate added later (delay-agent, the
+/// RPC server) is installed without this file learning its name.
+pub const REQUIRED_PROGRAMS: &[&str] = &[
+    "eventd",
+    "tevc",
+    "eventdebug",
+    "evproxy",
+    "tbevents-relay",
+    "event-sched",
+    "tbevents",
+    "eventd-bench",
 ];
+
+/// Programs this kit has units or documents for that a build may lack
+/// (installed when the build has them).
+pub const OPTIONAL_PROGRAMS: &[&str] = &[
+    "program-agent",
+    "trafgen",
+    "linktest",
+    "delay-agent",
+    "tbevents-rpc",
+];
+
+/// Binary targets that are not for a site: the build tool itself, and the
+/// emulated testbed's control-network forwarder (tests only).
+pub const NOT_INSTALLED: &[&str] = &["xtask", "tbevents-ctlfwd"];
 
 /// Programs installed in `PREFIX/sbin` (run by root only).
 pub const ADMIN_PROGRAMS: &[&str] = &["tbevents-eventsys-proxy"];
@@ -53,6 +71,13 @@ pub struct Layout {
     pub sysconfdir: PathBuf,
     /// systemd unit directory.
     pub unitdir: PathBuf,
+    /// Report what would be written, and write nothing.
+    pub dry_run: bool,
+    /// The workspace's binary targets ([`workspace_bins`]).
+    pub workspace_bins: Vec<String>,
+    /// Programs a release build would produce (for a dry run without
+    /// `--from`): they count as present although not built yet.
+    pub planned: Vec<String>,
 }
 
 impl Layout {
@@ -107,15 +132,67 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("the release build failed ({status}); fix it and run `cargo xtask install` again");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(release_dir(root))
+}
+
+/// Where `cargo build --release` puts the programs.
+pub fn release_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("release"))
+        .unwrap_or_else(|| root.join("target"))
+        .join("release")
+}
+
+/// The binary targets of the workspace's packages, from `cargo metadata`.
+pub fn workspace_bins(root: &Path) -> anyhow::Result<Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root)
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    bins_in_metadata(&output.stdout)
+}
+
+/// The `bin` targets named in `cargo metadata` output, sorted.
+pub fn bins_in_metadata(json: &[u8]) -> anyhow::Result<Vec<String>> {
+    let metadata: serde_json::Value =
+        serde_json::from_slice(json).context("cargo metadata printed something other than JSON")?;
+    let mut bins: Vec<String> = metadata["packages"]
+        .as_array()
+        .context("cargo metadata has no package list")?
+        .iter()
+        .filter_map(|package| package["targets"].as_array())
+        .flatten()
+        .filter(|target| {
+            target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"))
+        })
+        .filter_map(|target| target["name"].as_str().map(str::to_owned))
+        .collect();
+    bins.sort();
+    bins.dedup();
+    Ok(bins)
 }
 
 /// What an install did, for the summary and the tests.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// Nothing was written: the paths are what an install would write.
+    pub dry_run: bool,
     /// Every file written (staged paths).
     pub written: Vec<PathBuf>,
     /// Configuration files kept, with the `.new` written beside them.
@@ -126,19 +203,37 @@ pub struct Report {
 
 /// Installs from `from` (a directory of built programs) into `layout`.
 pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Report> {
-    let mut report = Report::default();
+    let mut report = Report {
+        dry_run: layout.dry_run,
+        ..Report::default()
+    };
     let deploy = root.join("deploy");
-    for (name, required) in PROGRAMS {
+    let present = |source: &Path, name: &str| {
+        source.is_file() || layout.planned.iter().any(|planned| planned == name)
+    };
+    let mut programs: Vec<&str> = REQUIRED_PROGRAMS.to_vec();
+    programs.extend(OPTIONAL_PROGRAMS);
+    programs.extend(
+        layout
+            .workspace_bins
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !NOT_INSTALLED.contains(name) && !ADMIN_PROGRAMS.contains(name)),
+    );
+    programs.sort_unstable();
+    programs.dedup();
+    let mut installed = Vec::new();
+    for name in programs {
         let source = from.join(name);
-        if !source.is_file() {
-            if *required {
+        if !present(&source, name) {
+            if REQUIRED_PROGRAMS.contains(&name) {
                 bail!(
                     "{name} is missing from {}: build it (cargo build --release) or name the \
                      directory with --from",
                     from.display()
                 );
             }
-            report.skipped.push((*name).to_owned());
+            report.skipped.push(name.to_owned());
             continue;
         }
         copy_program(
@@ -146,10 +241,11 @@ pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Repo
             &layout.staged(&layout.bindir().join(name)),
             &mut report,
         )?;
+        installed.push(name);
     }
     for name in ADMIN_PROGRAMS {
         let source = from.join(name);
-        if !source.is_file() {
+        if !present(&source, name) {
             bail!("{name} is missing from {}", from.display());
         }
         copy_program(
@@ -174,7 +270,7 @@ pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Repo
     for entry in sorted_dir(&deploy.join("systemd"))? {
         let name = file_name(&entry)?;
         if let Some((_, program)) = UNIT_NEEDS.iter().find(|(unit, _)| *unit == name)
-            && report.skipped.iter().any(|s| s == program)
+            && !installed.contains(program)
         {
             continue;
         }
@@ -238,6 +334,10 @@ fn make_parent(path: &Path) -> anyhow::Result<()> {
 }
 
 fn write(path: &Path, text: &str, mode: u32, report: &mut Report) -> anyhow::Result<()> {
+    if report.dry_run {
+        report.written.push(path.to_owned());
+        return Ok(());
+    }
     make_parent(path)?;
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -247,6 +347,10 @@ fn write(path: &Path, text: &str, mode: u32, report: &mut Report) -> anyhow::Res
 }
 
 fn copy_program(source: &Path, target: &Path, report: &mut Report) -> anyhow::Result<()> {
+    if report.dry_run {
+        report.written.push(target.to_owned());
+        return Ok(());
+    }
     make_parent(target)?;
     // Replace rather than overwrite in place: a running program keeps its
     // old file, and "text file busy" cannot happen.
@@ -259,4 +363,23 @@ fn copy_program(source: &Path, target: &Path, report: &mut Report) -> anyhow::Re
         .with_context(|| format!("cannot move {} into place", target.display()))?;
     report.written.push(target.to_owned());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bins_in_metadata;
+
+    #[test]
+    fn metadata_bins_are_the_bin_targets_only() {
+        let json = br#"{"packages": [
+            {"name": "elvin-router", "targets": [
+                {"name": "elvin_router", "kind": ["lib"]},
+                {"name": "eventd", "kind": ["bin"]},
+                {"name": "fanout", "kind": ["bench"]}]},
+            {"name": "tbevents-rpc", "targets": [{"name": "tbevents-rpc", "kind": ["bin"]}]}
+        ]}"#;
+        assert_eq!(bins_in_metadata(json).unwrap(), ["eventd", "tbevents-rpc"]);
+        assert!(bins_in_metadata(b"not json").is_err());
+        assert!(bins_in_metadata(b"{}").is_err());
+    }
 }

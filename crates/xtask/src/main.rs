@@ -40,6 +40,10 @@ See docs/deploy.md.")]
         /// Install the programs in DIR instead of building them.
         #[arg(long, value_name = "DIR")]
         from: Option<PathBuf>,
+        /// Print every path that would be installed; build and write
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         sysconfdir,
         unitdir,
         from,
+        dry_run,
     } = Cli::parse().command;
     let root = install::workspace_root();
     let result = (|| -> anyhow::Result<()> {
@@ -62,29 +67,43 @@ fn main() -> ExitCode {
                 anyhow::bail!("{flag} must be an absolute path, not {}", path.display());
             }
         }
-        let from = match from {
-            Some(dir) => dir,
-            None => install::build_release(&root)?,
+        let workspace_bins = install::workspace_bins(&root)?;
+        let (from, planned) = match (from, dry_run) {
+            (Some(dir), _) => (dir, Vec::new()),
+            (None, false) => (install::build_release(&root)?, Vec::new()),
+            (None, true) => (install::release_dir(&root), workspace_bins.clone()),
         };
         let layout = install::Layout {
             destdir: destdir.unwrap_or_default(),
             prefix,
             sysconfdir,
             unitdir,
+            dry_run,
+            workspace_bins,
+            planned,
         };
         let report = install::install(&root, &from, &layout)?;
+        let (installed, kept) = if dry_run {
+            ("would install", "would keep")
+        } else {
+            ("installed", "kept")
+        };
         for path in &report.written {
-            println!("installed {}", path.display());
+            println!("{installed} {}", path.display());
         }
         for path in &report.kept {
             println!(
-                "kept {} (the new example is {}.new)",
+                "{kept} {} (the new example is {}.new)",
                 path.display(),
                 path.display()
             );
         }
         for name in &report.skipped {
             println!("skipped {name} (not in this build)");
+        }
+        if dry_run {
+            println!("\ndry run: nothing was built or written");
+            return Ok(());
         }
         println!(
             "\nnext: systemctl daemon-reload; systemctl enable --now tbevents-eventd \

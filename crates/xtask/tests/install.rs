@@ -57,20 +57,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn destdir_install_lays_out_programs_configuration_units_and_docs() {
-    let dir = tempfile::tempdir().unwrap();
-    let build = dir.path().join("build");
-    fake_build(&build, false);
-    let stage = dir.path().join("stage");
-    install(&[
-        "--destdir",
-        stage.to_str().unwrap(),
-        "--prefix",
-        "/usr",
-        "--unitdir",
-        "/lib/systemd/system",
-        "--from",
-        build.to_str().unwrap(),
-    ]);
+    let (_dir, build, stage) = staged_install(&["--unitdir", "/lib/systemd/system"]);
     for program in [
         "eventd",
         "event-sched",
@@ -201,5 +188,111 @@ fn units_pass_systemd_analyze_verify() {
     assert!(
         text.trim().is_empty(),
         "systemd-analyze verify warned:\n{text}"
+    );
+}
+
+/// Installs stand-in programs under `--destdir STAGE --prefix /usr` plus
+/// `extra`; returns (the temporary directory, the build, the stage).
+fn staged_install(extra: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build");
+    fake_build(&build, false);
+    let stage = dir.path().join("stage");
+    let mut args = vec![
+        "--destdir",
+        stage.to_str().unwrap(),
+        "--prefix",
+        "/usr",
+        "--from",
+        build.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    install(&args);
+    (dir, build, stage)
+}
+
+#[test]
+fn router_examples_pass_eventd_check_config() {
+    // The real program, not just its library parser: --check-config also
+    // resolves the settings the way a start would.
+    let (_dir, _build, stage) = staged_install(&[]);
+    let eventd = tbevents_testkit::bin_path("eventd");
+    let etc = stage.join("etc/tbevents");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&etc).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if !(name.starts_with("eventd") && name.ends_with(".toml")) {
+            continue;
+        }
+        let (ok, text) = run_to_text(
+            Command::new(&eventd)
+                .arg("--check-config")
+                .arg("--config")
+                .arg(&path),
+        );
+        assert!(ok, "eventd --check-config --config {name}: {text}");
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 3,
+        "eventd.toml, eventd-control.toml, eventd-node.toml"
+    );
+}
+
+#[test]
+fn dry_run_reports_every_path_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build");
+    fake_build(&build, false);
+    let stage = dir.path().join("stage");
+    let out = install(&[
+        "--dry-run",
+        "--destdir",
+        stage.to_str().unwrap(),
+        "--prefix",
+        "/usr",
+        "--unitdir",
+        "/lib/systemd/system",
+        "--from",
+        build.to_str().unwrap(),
+    ]);
+    assert!(!stage.exists(), "a dry run created {}", stage.display());
+    for path in [
+        "usr/bin/eventd",
+        "usr/sbin/tbevents-eventsys-proxy",
+        "etc/tbevents/eventd.toml",
+        "lib/systemd/system/tbevents-eventd.service",
+    ] {
+        let line = format!("would install {}", stage.join(path).display());
+        assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    }
+    assert!(out.contains("nothing was built or written"), "{out}");
+
+    // Without --from it plans from the workspace's binary targets
+    // (cargo metadata) and builds nothing.
+    let out = install(&["--dry-run", "--destdir", stage.to_str().unwrap()]);
+    assert!(!stage.exists(), "a dry run created {}", stage.display());
+    let line = format!(
+        "would install {}",
+        stage.join("usr/local/bin/event-sched").display()
+    );
+    assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    // Every binary target a site uses, found without a list: delay-agent
+    // came with a later crate.
+    let line = format!(
+        "would install {}",
+        stage.join("usr/local/bin/delay-agent").display()
+    );
+    assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    assert!(
+        !out.contains("tbevents-ctlfwd"),
+        "a test-only program:\n{out}"
+    );
+    // A unit only with its program.
+    assert_eq!(
+        out.contains("tbevents-rpc.service"),
+        out.contains("bin/tbevents-rpc\n"),
+        "{out}"
     );
 }
