@@ -138,6 +138,8 @@ pub enum AgentKind {
     Trafgen,
     /// `delay-agent --backend shaper`: a delay node's link.
     DelayAgent,
+    /// `linktest`: the node's linktest daemon (every node with a link).
+    Linktest,
 }
 
 impl AgentKind {
@@ -147,6 +149,7 @@ impl AgentKind {
             AgentKind::ProgramAgent => "program-agent",
             AgentKind::Trafgen => "trafgen",
             AgentKind::DelayAgent => "delay-agent",
+            AgentKind::Linktest => "linktest",
         }
     }
 
@@ -155,6 +158,7 @@ impl AgentKind {
         match self {
             AgentKind::ProgramAgent | AgentKind::Trafgen => "tbevents-agents",
             AgentKind::DelayAgent => "tbevents-linkshape",
+            AgentKind::Linktest => "tbevents-linktest",
         }
     }
 }
@@ -496,6 +500,10 @@ pub fn plan(
                 AgentKind::Trafgen,
                 virt.trafgens.iter().any(|t| t.vnode == node.vname),
             ),
+            (
+                AgentKind::Linktest,
+                virt.lan_members.iter().any(|m| m.vnode == node.vname),
+            ),
         ];
         for (kind, wanted) in kinds {
             if wanted {
@@ -726,9 +734,21 @@ mod tests {
         assert_eq!(plan.veths[1].b.namespace, format!("{p}-n-router"));
         assert_eq!(plan.veths[2].b.bridge.as_deref(), Some("br0"));
         assert_eq!(plan.veths[2].a.interface, "eth1");
-        // One delay agent, bridging a and b.
-        assert_eq!(plan.agents.len(), 1);
-        let shaper = plan.agents[0].shaper.as_ref().unwrap();
+        // One delay agent, bridging a and b, and a linktest daemon on each
+        // of the four nodes.
+        let kinds: Vec<AgentKind> = plan.agents.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == AgentKind::DelayAgent)
+                .count(),
+            1
+        );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == AgentKind::Linktest).count(),
+            4
+        );
+        let shaper = plan.agents.iter().find_map(|a| a.shaper.as_ref()).unwrap();
         assert_eq!(
             (
                 shaper.link.as_str(),
@@ -778,7 +798,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.veths.len(), 4);
-        assert!(plan.agents.is_empty());
+        // No programs, traffic or shaping: only the linktest daemons.
+        assert!(plan.agents.iter().all(|a| a.kind == AgentKind::Linktest));
         assert!(plan.routes.is_empty());
         assert!(plan.namespaces.iter().all(|n| !n.forwarding));
     }

@@ -33,10 +33,12 @@ pub const FORWARDER: &str = "tbevents-ctlfwd";
 const STATE_VERSION: u32 = 1;
 /// What an agent logs once it is subscribed (the agent runtime's line).
 const AGENT_READY: &str = "waiting for events";
+/// What the linktest daemon logs once it is subscribed.
+const LINKTEST_READY: &str = "linktest daemon ready";
 /// What `delay-agent` prints on standard output once it is subscribed.
 const DELAY_AGENT_READY: &str = "delay-agent: ready";
 /// The agent programs (as opposed to routers and proxies).
-const AGENT_PROGRAMS: [&str; 3] = ["program-agent", "trafgen", "delay-agent"];
+const AGENT_PROGRAMS: [&str; 4] = ["program-agent", "trafgen", "delay-agent", "linktest"];
 /// How long a router or the forwarder may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -431,7 +433,9 @@ impl Build<'_> {
         // returns once every agent says it is waiting for events (the
         // agent runtime's start-up line, see docs/agents.md).
         for record in state.processes.iter().filter(|r| r.vnode.is_some()) {
-            if record.program == "delay-agent" {
+            if record.program == "linktest" {
+                wait_for_log(record, LINKTEST_READY)?;
+            } else if record.program == "delay-agent" {
                 // delay-agent logs to its own file under -l and says
                 // "ready" on standard output once subscribed.
                 wait_for_log(record, DELAY_AGENT_READY)?;
@@ -565,6 +569,32 @@ impl Build<'_> {
         std::fs::create_dir_all(&agent_logs)
             .with_context(|| format!("cannot create {}", agent_logs.display()))?;
         let mut command = netns::command_in(&agent.namespace, self.program(program)?)?;
+        if agent.kind == AgentKind::Linktest {
+            // The linktest daemon talks to the experiment's event server
+            // itself (through the control forwarder): its reports must
+            // reach `tbevents linktest`, and a node's own router only
+            // carries events down.
+            command
+                .arg("-s")
+                .arg(BOSS_ADDRESS.to_string())
+                .arg("-p")
+                .arg(NODE_ROUTER_PORT.to_string())
+                .arg("-e")
+                .arg(self.expt)
+                .arg("-k")
+                .arg(self.key)
+                .arg("--vnode")
+                .arg(&agent.vnode);
+            let log = self.log_path(state, &format!("{}-{program}", agent.vnode));
+            let record = process::spawn(
+                command,
+                program,
+                Some(&agent.namespace),
+                Some(&agent.vnode),
+                &log,
+            )?;
+            return self.record(state, record);
+        }
         command
             .arg("-s")
             .arg("127.0.0.1")
@@ -614,6 +644,8 @@ impl Build<'_> {
                         shaper.link, shaper.side_a, shaper.side_b
                     ));
             }
+            // Started above, with its own flags.
+            AgentKind::Linktest => {}
         }
         let log = self.log_path(state, &format!("{}-{program}", agent.vnode));
         let record = process::spawn(

@@ -568,6 +568,17 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
             .iter()
             .any(|r| r.program == "delay-agent" && r.alive())
     );
+    // Every node runs a linktest daemon, subscribed (up waits for it), so
+    // `tbevents linktest` can check the testbed's links.
+    for node in ["a", "b"] {
+        assert!(
+            state
+                .processes
+                .iter()
+                .any(|r| r.program == "linktest" && r.vnode.as_deref() == Some(node) && r.alive()),
+            "no linktest daemon on {node}"
+        );
+    }
     let (a, b) = (format!("{p}-n-a"), format!("{p}-n-b"));
     let before = median_rtt(&a, &b, 5);
     assert!(before < Duration::from_millis(20), "{before:?}");
