@@ -4,8 +4,8 @@
 //! the store the same way, through [`resolve_store_url`]: an explicit URL
 //! (a command-line flag) wins, then the `TBEVENTS_STORE` environment
 //! variable, then [`DEFAULT_STORE_URL`]. [`open`] then turns the URL into a
-//! boxed [`ExperimentStore`], so a future `mysql://` or XML-RPC backend only
-//! adds a branch here.
+//! boxed [`ExperimentStore`], so each backend (SQLite, `mysql://`, and the planned XML-RPC one) is
+//! one branch here.
 //!
 //! Accepted forms (anything else is refused with a message that lists them):
 //! * `sqlite:/abs/path.db` and `sqlite:///abs/path.db`: a file by absolute path;
@@ -63,7 +63,7 @@ impl StoreUrl {
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => {}
             "mysql" => return Ok(StoreUrl::Mysql(url.to_owned())),
-            "http" | "https" | "xmlrpc" | "ssh" => {
+            "http" | "https" | "xmlrpc" | "xmlrpc+https" | "xmlrpc+ssh" | "ssh" => {
                 return Err(refuse("the XML-RPC backend is not part of this build yet"));
             }
             _ => return Err(refuse(&format!("unknown scheme `{scheme}`"))),

@@ -109,6 +109,45 @@ impl Lab {
         names::prefix_for(&self.id.to_string())
     }
 
+    /// `tbevents linktest` over this testbed, as the experiment's user
+    /// (nobody: the lab hands it the store, the key and the experiment
+    /// directory first); returns the exit status and the JSON summary.
+    fn linktest(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let dir = self._dir.path();
+        let nobody = "65534:65534";
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let store = self.config.store_url.trim_start_matches("sqlite:");
+        // SQLite needs the store's directory too, for its lock files.
+        for (flags, path) in [
+            ("-R", store),
+            ("-R", dir.join("exp").to_str().unwrap()),
+            ("-h", dir.to_str().unwrap()),
+        ] {
+            let status = std::process::Command::new("chown")
+                .args([flags, nobody, path])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let port = self.router.port.to_string();
+        let mut cmd = std::process::Command::new(tbevents_testkit::bin_path("tbevents"));
+        cmd.args(["--store", &self.config.store_url, "linktest", "-e"])
+            .arg(self.id.to_string())
+            .args(["-s", "127.0.0.1", "-p", &port, "--json"])
+            .args(args)
+            .uid(65534)
+            .gid(65534);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {stdout}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json)
+    }
+
     /// Namespaces with this experiment's prefix.
     fn namespaces(&self) -> Vec<String> {
         let prefix = self.prefix();
@@ -552,6 +591,7 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
         return;
     }
     tbevents_testkit::bin_path("delay-agent");
+    tbevents_testkit::bin_path("linktest");
     let lab = Lab::with_topology("shaped", SHAPED);
     let state = tbevents_testbed::up(&lab.config, &lab.id).unwrap();
     let p = lab.prefix();
@@ -619,6 +659,27 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
     assert!(
         after > Duration::from_millis(90) && after < Duration::from_millis(110),
         "{after:?}"
+    );
+    // The store still says 0 ms: linktest, run on the testbed (a daemon on
+    // each node, the controller as the experiment's user), reports the
+    // link's latency at level 1, in the error file of b (which pings a
+    // across link0). (crates/linktest's own tests cover the passing case
+    // and every level on quieter topologies.)
+    let (code, json) = lab.linktest(&["--level", "1"]);
+    assert_eq!(json["cancelled"], serde_json::Value::Null, "{json:#}");
+    assert_eq!(code, 1, "{json:#}");
+    let errors = &json["errors"]["b"][0];
+    assert_eq!(errors["test"], "Latency (Round Trip)", "{json:#}");
+    assert_eq!(
+        errors["link"], "a to b (100 Mbps, 0ms, 0% loss)",
+        "{json:#}"
+    );
+    assert!(
+        errors["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Probable latency misconfiguration"),
+        "{json:#}"
     );
     tbevents_testbed::down(&lab.config, &lab.id).unwrap();
     assert!(lab.namespaces().is_empty());
