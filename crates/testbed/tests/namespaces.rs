@@ -621,7 +621,8 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
     }
     let (a, b) = (format!("{p}-n-a"), format!("{p}-n-b"));
     let before = median_rtt(&a, &b, 5);
-    assert!(before < Duration::from_millis(20), "{before:?}");
+    // Well under the 100 ms to come, even on a loaded machine.
+    assert!(before < Duration::from_millis(40), "{before:?}");
 
     // DELAY=50ms on the link, as the scheduler would send it (HOST *).
     let runtime = tokio::runtime::Builder::new_current_thread()
