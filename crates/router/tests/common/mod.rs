@@ -107,22 +107,13 @@ impl<S: Read + Write + Timeouts> Client<S> {
     /// The next packet, or `None` at EOF or if nothing complete arrives
     /// within `timeout`.
     pub fn recv_within(&mut self, timeout: Duration) -> Option<Packet> {
-        let body = self.recv_body_within(timeout)?;
-        Some(
-            Packet::decode(&body)
-                .unwrap_or_else(|e| panic!("router sent an undecodable packet: {e}")),
-        )
-    }
-
-    /// The body of the next frame, undecoded, or `None` at EOF or if nothing
-    /// complete arrives within `timeout`.
-    pub fn recv_body_within(&mut self, timeout: Duration) -> Option<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some((body, used)) = split_frame(&self.buf, usize::MAX / 2).unwrap() {
-                let body = body.to_vec();
+                let packet = Packet::decode(body)
+                    .unwrap_or_else(|e| panic!("router sent an undecodable packet: {e}"));
                 self.buf.drain(..used);
-                return Some(body);
+                return Some(packet);
             }
             if self.eof {
                 return None;
