@@ -247,14 +247,7 @@ pub async fn run(
         server: options.server.clone(),
         error,
     };
-    let handle = EventHandle::register_with(
-        &options.server,
-        RegisterOptions::new()
-            .key_file(&prepared.key_file)
-            .map_err(router_error)?,
-    )
-    .await
-    .map_err(router_error)?;
+    let handle = register(options.server.as_str(), &prepared.key_file).await?;
     let events = handle
         .subscribe(&protocol::subscription(&expt))
         .await
@@ -313,6 +306,20 @@ pub async fn run(
         .write_error_files(&prepared.results)
         .map_err(io_error(&prepared.results))?;
     Ok(summary)
+}
+
+/// Connects to `server` with the experiment's key.
+async fn register(server: &str, key_file: &Path) -> Result<EventHandle, ControlError> {
+    let router_error = |error| ControlError::Router {
+        server: server.to_owned(),
+        error,
+    };
+    let options = RegisterOptions::new()
+        .key_file(key_file)
+        .map_err(router_error)?;
+    EventHandle::register_with(server, options)
+        .await
+        .map_err(router_error)
 }
 
 /// Removes the previous run's `*.error` files.
@@ -494,14 +501,7 @@ pub async fn stop(options: &RunOptions, wait: Duration) -> Result<Option<i32>, C
         server: options.server.clone(),
         error,
     };
-    let handle = EventHandle::register_with(
-        &options.server,
-        RegisterOptions::new()
-            .key_file(&prepared.key_file)
-            .map_err(router_error)?,
-    )
-    .await
-    .map_err(router_error)?;
+    let handle = register(options.server.as_str(), &prepared.key_file).await?;
     let mut kill = Message::Kill { run: None }.to_event(&expt, |t| handle.new_notification(t));
     handle.notify(&mut kill).await.map_err(router_error)?;
     let _ = handle.unregister().await;

@@ -291,7 +291,16 @@ async fn accept_loop(endpoint: Endpoint, ctx: Arc<ServerContext>) {
         };
         // Each endpoint has its own limit, so a flood on the public port
         // cannot lock out the control bus.
-        if endpoint.open.load(Ordering::Acquire) >= endpoint.max_connections {
+        let refusal = if endpoint.open.load(Ordering::Acquire) >= endpoint.max_connections {
+            Some(
+                "this endpoint's max_connections is reached (raise max_connections, or ;max_connections=N on the listen URI)",
+            )
+        } else if !ctx.admit_source(peer.ip()) {
+            Some("this address has max_connections_per_source connections open")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             metrics::add(&ctx.metrics.connections_refused, 1);
             let now = Instant::now();
             if last_refusal_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
@@ -300,24 +309,8 @@ async fn accept_loop(endpoint: Endpoint, ctx: Arc<ServerContext>) {
                     %peer,
                     endpoint = %endpoint.uri,
                     domain = %endpoint.domain.name,
-                    max_connections = endpoint.max_connections,
                     refused_total = ctx.metrics.connections_refused.load(Ordering::Relaxed),
-                    "refusing connection: this endpoint's max_connections is reached (raise max_connections, or ;max_connections=N on the listen URI)"
-                );
-            }
-            drop(stream);
-            continue;
-        }
-        if !ctx.admit_source(peer.ip()) {
-            metrics::add(&ctx.metrics.connections_refused, 1);
-            let now = Instant::now();
-            if last_refusal_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                last_refusal_log = Some(now);
-                tracing::warn!(
-                    %peer,
-                    endpoint = %endpoint.uri,
-                    max_connections_per_source = ctx.max_per_source.load(Ordering::Relaxed),
-                    "refusing connection: this address has max_connections_per_source connections open"
+                    "refusing connection: {reason}"
                 );
             }
             drop(stream);

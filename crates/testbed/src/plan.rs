@@ -111,9 +111,11 @@ pub struct ShaperPlan {
     pub link: String,
     /// The delay node's namespace.
     pub namespace: String,
-    /// The node side's interface.
+    /// The node side's interface, as `delay-agent --link` takes it:
+    /// `VNODE=IFACE` when the node behind it is known, so the agent starts
+    /// with the link's stored settings and answers `<link>-<vnode>` events.
     pub side_a: String,
-    /// The far side's interface.
+    /// The far side's interface, likewise.
     pub side_b: String,
 }
 
@@ -394,8 +396,8 @@ pub fn plan(
                 let shaper = ShaperPlan {
                     link: (*lan).to_owned(),
                     namespace: delay.clone(),
-                    side_a: "sidea".into(),
-                    side_b: "sideb".into(),
+                    side_a: format!("{}=sidea", first.row.vnode),
+                    side_b: format!("{}=sideb", second.row.vnode),
                 };
                 veths.push(VethPlan {
                     lan: (*lan).to_owned(),
@@ -457,10 +459,12 @@ pub fn plan(
                     a: end(&delay, "sideb".into(), None),
                     b: port,
                 });
+                // The LAN's name, with this member behind side A: the agent
+                // answers the LAN's events and `<lan>-<vnode>` ones.
                 let shaper = ShaperPlan {
-                    link,
+                    link: (*lan).to_owned(),
                     namespace: delay,
-                    side_a: "sidea".into(),
+                    side_a: format!("{}=sidea", m.row.vnode),
                     side_b: "sideb".into(),
                 };
                 agents.push(delay_agent(&namespaces, shaper));
@@ -755,7 +759,7 @@ mod tests {
                 shaper.side_a.as_str(),
                 shaper.side_b.as_str()
             ),
-            ("link0", "sidea", "sideb")
+            ("link0", "client=sidea", "router=sideb")
         );
         // Routes: client reaches the LAN via the router; servers reach the
         // access link via the router; the router needs none.

@@ -498,3 +498,48 @@ impl Drop for ScratchDatabase {
         }
     }
 }
+
+/// Replays a fuzz target's tracked seeds (`dir`) through `check`, then
+/// `mutations` deterministic mutations of them (bit flips, insertions,
+/// deletions, splices, from a fixed seed so a failure reproduces): the
+/// fuzz check on the stable toolchain, in every `cargo test` run.
+pub fn replay_fuzz_seeds(dir: &str, mutations: usize, check: impl Fn(&[u8])) {
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| std::fs::read(entry.expect("a seed entry").path()).expect("a readable seed"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 10, "the seeds in {dir} are too few");
+    for input in &inputs {
+        check(input);
+    }
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..mutations {
+        let mut input = inputs[(next() % inputs.len() as u64) as usize].clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = if input.is_empty() {
+                0
+            } else {
+                (next() % input.len() as u64) as usize
+            };
+            match next() % 4 {
+                0 if !input.is_empty() => input[at] ^= 1 << (next() % 8),
+                1 => input.insert(at, next() as u8),
+                2 if !input.is_empty() => {
+                    input.remove(at);
+                }
+                _ => {
+                    let other = &inputs[(next() % inputs.len() as u64) as usize];
+                    input.extend_from_slice(other);
+                }
+            }
+        }
+        check(&input);
+    }
+}
