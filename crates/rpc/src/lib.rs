@@ -5,5 +5,7 @@
 //! configuration.
 
 pub mod codec;
+pub mod server;
+pub mod service;
 
 pub use codec::{CodecError, MethodCall, MethodResponse, Value};
