@@ -4,8 +4,10 @@
 //! See `docs/rpc.md` for the protocol, the transports and the
 //! configuration.
 
+pub mod client;
 pub mod codec;
 pub mod server;
 pub mod service;
 
+pub use client::{XmlRpcStore, register};
 pub use codec::{CodecError, MethodCall, MethodResponse, Value};

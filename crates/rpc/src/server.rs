@@ -77,7 +77,11 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(reader: &mut R, max_request: us
     loop {
         line.clear();
         let limit = (MAX_HEADERS - header_bytes + 1) as u64;
-        let n = match (&mut *reader).take(limit).read_until(b'\n', &mut line).await {
+        let n = match (&mut *reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             Ok(n) => n,
             Err(e) => return Frame::Bad(Code::BadArgs, format!("read failed: {e}")),
         };
@@ -135,7 +139,10 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(reader: &mut R, max_request: us
     }
     let mut body = vec![0u8; length];
     if let Err(e) = reader.read_exact(&mut body).await {
-        return Frame::Bad(Code::BadArgs, format!("the request body was cut short: {e}"));
+        return Frame::Bad(
+            Code::BadArgs,
+            format!("the request body was cut short: {e}"),
+        );
     }
     Frame::Request { body, http }
 }
@@ -179,12 +186,11 @@ where
             limits.idle_timeout
         };
         first = false;
-        let frame = match tokio::time::timeout(wait, read_frame(&mut reader, limits.max_request))
-            .await
-        {
-            Ok(frame) => frame,
-            Err(_) => return,
-        };
+        let frame =
+            match tokio::time::timeout(wait, read_frame(&mut reader, limits.max_request)).await {
+                Ok(frame) => frame,
+                Err(_) => return,
+            };
         let (response, http, close) = match frame {
             Frame::Closed => return,
             Frame::Bad(code, message) => {
@@ -194,17 +200,17 @@ where
             Frame::Request { body, http } => {
                 last_http = http;
                 match codec::decode_call(&body) {
-                Ok(call) => {
-                    let service = Arc::clone(&service);
-                    let caller = user.clone();
-                    let method = call.method.clone();
-                    let answer =
-                        tokio::task::spawn_blocking(move || service.call(&caller, &call)).await;
-                    let response = answer
-                        .unwrap_or_else(|_| fault(Code::ServerError, "the call failed"));
-                    tracing::debug!(user, method, "answered");
-                    (response, http, false)
-                }
+                    Ok(call) => {
+                        let service = Arc::clone(&service);
+                        let caller = user.clone();
+                        let method = call.method.clone();
+                        let answer =
+                            tokio::task::spawn_blocking(move || service.call(&caller, &call)).await;
+                        let response =
+                            answer.unwrap_or_else(|_| fault(Code::ServerError, "the call failed"));
+                        tracing::debug!(user, method, "answered");
+                        (response, http, false)
+                    }
                     Err(e) => (fault(Code::BadArgs, e.to_string()), http, true),
                 }
             }

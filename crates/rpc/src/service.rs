@@ -241,7 +241,12 @@ impl Service {
         let rows = self.store.groups(id)?;
         let value = rows
             .into_iter()
-            .map(|g| Value::Array(vec![Value::String(g.group_name), Value::String(g.agent_name)]))
+            .map(|g| {
+                Value::Array(vec![
+                    Value::String(g.group_name),
+                    Value::String(g.agent_name),
+                ])
+            })
             .collect();
         Ok(reply(Code::Success, Value::Array(value), ""))
     }
@@ -309,9 +314,10 @@ fn server_error(e: &StoreError) -> MethodResponse {
 /// `proj`/`pid` and `exp`/`eid` from the argument struct, checked.
 fn experiment_arg(args: &Value) -> Result<ExperimentId, MethodResponse> {
     let get = |names: [&str; 2]| -> Result<String, MethodResponse> {
-        let value = names.iter().find_map(|n| args.member(n)).ok_or_else(|| {
-            refuse(Code::BadArgs, format!("Must supply '{}'", names[0]))
-        })?;
+        let value = names
+            .iter()
+            .find_map(|n| args.member(n))
+            .ok_or_else(|| refuse(Code::BadArgs, format!("Must supply '{}'", names[0])))?;
         let text = value
             .as_str()
             .ok_or_else(|| refuse(Code::BadArgs, "Improperly formed proj/exp!"))?;
@@ -326,5 +332,8 @@ fn experiment_arg(args: &Value) -> Result<ExperimentId, MethodResponse> {
             Err(refuse(Code::BadArgs, "Improperly formed proj/exp!"))
         }
     };
-    Ok(ExperimentId::new(get(["proj", "pid"])?, get(["exp", "eid"])?))
+    Ok(ExperimentId::new(
+        get(["proj", "pid"])?,
+        get(["exp", "eid"])?,
+    ))
 }

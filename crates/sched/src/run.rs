@@ -81,6 +81,8 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     };
 
     let url = tbevents_store::resolve_store_url(cli.store.as_deref())?;
+    // On ops the scheduler reads boss's store over XML-RPC (docs/rpc.md).
+    tbevents_rpc::register();
     let store: Arc<dyn ExperimentStore> = {
         let url = url.clone();
         tokio::task::spawn_blocking(move || tbevents_store::open(&url))
