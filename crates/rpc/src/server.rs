@@ -83,6 +83,11 @@ pub async fn read_frame<R: AsyncBufRead + Unpin>(reader: &mut R, max_request: us
             .await
         {
             Ok(n) => n,
+            // A client that hangs up between requests without TLS's
+            // close_notify has simply finished.
+            Err(e) if first && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Frame::Closed;
+            }
             Err(e) => return Frame::Bad(Code::BadArgs, format!("read failed: {e}")),
         };
         if n == 0 {

@@ -185,9 +185,11 @@ impl Service {
         };
         match self.store.memberships(user) {
             Ok(list) => {
-                let member = list
-                    .iter()
-                    .any(|m| m.pid == experiment.id.pid && m.gid == experiment.gid);
+                let member = list.iter().any(|m| {
+                    m.pid == experiment.id.pid
+                        && m.gid == experiment.gid
+                        && m.trust != tbevents_store::Trust::None
+                });
                 if !member {
                     return refuse(
                         Code::Forbidden,
