@@ -113,7 +113,7 @@ pub async fn run(config: &ConnectionsConfig) -> Result<ConnectionsReport, BenchE
 }
 
 /// The router's pid and how it was found (or why it was not).
-fn locate_router(target: &Target, given: Option<u32>) -> (Option<u32>, String) {
+pub(crate) fn locate_router(target: &Target, given: Option<u32>) -> (Option<u32>, String) {
     if let Some(pid) = given {
         return (Some(pid), "given by --router-pid".into());
     }

@@ -123,9 +123,28 @@ struct SubscriptionsArgs {
         default_value = "0,1000,10000,100000"
     )]
     loads: Vec<usize>,
+    /// Measure with none and with N load subscriptions (instead of
+    /// --loads), e.g. --subs 1000000.
+    #[arg(long, value_name = "N", conflicts_with = "loads")]
+    subs: Option<usize>,
+    /// The load subscriptions: `testbed` (experiments of 20 nodes, one of
+    /// them the benchmark's own, as on a real testbed) or `distinct`
+    /// (each in an experiment of its own).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Testbed)]
+    layout: LayoutArg,
+    /// The router's process id, for memory per subscription (default:
+    /// found from the port, when the router runs on this machine).
+    #[arg(long, value_name = "PID")]
+    router_pid: Option<u32>,
     /// Sessions the extra subscriptions are spread over.
     #[arg(long, default_value_t = 100)]
     sub_conns: usize,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LayoutArg {
+    Testbed,
+    Distinct,
 }
 
 #[derive(Debug, Args)]
@@ -303,8 +322,16 @@ async fn run(cli: &Cli) -> Result<Outcome, BenchError> {
         Command::Subscriptions(args) => {
             let config = SubscriptionsConfig {
                 throughput: throughput_config(&args.throughput, &target, timeout)?,
-                loads: args.loads.clone(),
+                loads: match args.subs {
+                    Some(n) => vec![0, n],
+                    None => args.loads.clone(),
+                },
                 sub_conns: args.sub_conns,
+                layout: match args.layout {
+                    LayoutArg::Testbed => subscriptions::Layout::Testbed,
+                    LayoutArg::Distinct => subscriptions::Layout::Distinct,
+                },
+                router_pid: args.router_pid,
             };
             let report = subscriptions::run(&config).await?;
             let violations = report.loads.iter().any(|row| !row.throughput.is_clean());

@@ -10,8 +10,6 @@
 use std::io::Read;
 use std::path::Path;
 
-use nix::sys::resource::{Resource, getrlimit, setrlimit};
-
 use crate::error::BenchError;
 
 /// Largest `/proc` file read (bytes). `/proc/net/tcp` holds one ~150-byte
@@ -21,7 +19,7 @@ const PROC_READ_LIMIT: u64 = 64 * 1024 * 1024;
 /// TCP state code of a listening socket in `/proc/net/tcp`.
 const TCP_LISTEN: &str = "0A";
 
-/// Reads a text file of at most [`PROC_READ_LIMIT`] bytes.
+/// Reads a text file of at most `PROC_READ_LIMIT` bytes.
 pub fn read_small(path: &Path) -> std::io::Result<String> {
     let mut text = String::new();
     std::fs::File::open(path)?
@@ -112,19 +110,16 @@ pub fn find_listener_pid(port: u16) -> Option<u32> {
 /// Raises this process's open-file limit to its hard limit and returns
 /// the new soft limit. Fails with advice if it stays below `needed`.
 pub fn raise_fd_limit(needed: u64) -> Result<u64, BenchError> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
-        .map_err(|e| BenchError::Local(format!("cannot read the open-file limit: {e}")))?;
-    let mut limit = soft;
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        limit = hard;
-    }
-    if limit < needed {
+    let limit = tbevents_cli::limits::raise_open_files(None)
+        .map_err(|e| BenchError::Local(format!("cannot raise the open-file limit: {e}")))?;
+    if limit.now < needed {
         return Err(BenchError::Local(format!(
-            "this test needs {needed} open files but the limit is {limit} (hard limit {hard}); \
-             raise it (ulimit -n {needed}) or ask for fewer connections"
+            "this test needs {needed} open files but the limit is {} (hard limit {}); \
+             raise it (ulimit -n {needed}) or ask for fewer connections",
+            limit.now, limit.hard
         )));
     }
-    Ok(limit)
+    Ok(limit.now)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and the ping notifications of the latency test.
 //!
 //! Throughput is only meaningful for a realistic load, so the events look
-//! like what Emulab's event library sends (emulab-events-A §1.2): the seven
+//! like what Emulab's event library sends (docs/emulab-model.md §1): the seven
 //! address-tuple strings, `SCHEDULER`, `___SENDER___`, `ARGS`,
 //! `time_sec`/`time_usec` and a 20-byte `__hmac__`: 13 attributes and about
 //! 400 bytes on the wire. The bench-specific data rides in fields an Emulab
@@ -70,6 +70,39 @@ pub fn non_matching_subscription(index: usize) -> String {
     format!(
         r#" ( EXPT == "load{index}/exp{index}" ) && ( HOST == "*" || HOST == "10.{a}.{b}.{c}" ) && ( OBJNAME == "agent{index}" ) && SCHEDULER == 0 "#
     )
+}
+
+/// Nodes per experiment in the testbed layout.
+pub const TESTBED_NODES: usize = 20;
+
+/// The `index`th load subscription of a realistic testbed: experiment
+/// `index / 20`, node `index % 20`. Experiment 0 is the benchmark's own
+/// ([`EVENT_EXPT`]): its 20 load subscriptions belong to the other nodes,
+/// so they share the benchmark events' EXPT but never match them. Every
+/// fourth subscription is a program agent's (OBJTYPE PROGRAM, which the
+/// benchmark events are not); the rest are node agents, `HOST == "*" ||
+/// HOST == <node>`. An index that files on EXPT alone visits the whole
+/// experiment for every event; a composite one visits none.
+pub fn testbed_subscription(index: usize) -> String {
+    let experiment = index / TESTBED_NODES;
+    let node = index % TESTBED_NODES;
+    let expt = if experiment == 0 {
+        EVENT_EXPT.to_owned()
+    } else {
+        format!("load{experiment}/exp")
+    };
+    if index % 4 == 3 {
+        format!(
+            r#" ( EXPT == "{expt}" ) && ( OBJTYPE == "PROGRAM" ) && ( OBJNAME == "prog{node}" || OBJNAME == "agent{node}" ) && SCHEDULER == 0 "#
+        )
+    } else {
+        // 10.x.y.(node + 2): never EVENT_HOST (10.0.0.1).
+        let (x, y) = ((experiment >> 8) & 0xff, experiment & 0xff);
+        let host = node + 2;
+        format!(
+            r#" ( EXPT == "{expt}" ) && ( HOST == "*" || HOST == "10.{x}.{y}.{host}" ) && SCHEDULER == 0 "#
+        )
+    }
 }
 
 /// Microseconds since this process first asked, on the monotonic clock.
@@ -432,6 +465,19 @@ mod tests {
             }
             other => panic!("template decoded as {}", other.name()),
         }
+    }
+
+    #[test]
+    fn the_testbed_layout_shares_the_events_experiment_but_never_matches() {
+        let own: Vec<String> = (0..TESTBED_NODES).map(testbed_subscription).collect();
+        assert!(own.iter().all(|s| s.contains(EVENT_EXPT)));
+        assert!(
+            own.iter()
+                .all(|s| !s.contains(&format!("\"{EVENT_HOST}\"")))
+        );
+        assert_eq!(own.iter().filter(|s| s.contains("PROGRAM")).count(), 5);
+        assert!(testbed_subscription(20).contains("load1/exp"));
+        assert!(testbed_subscription(100_000 - 1).contains("load4999/exp"));
     }
 
     #[test]

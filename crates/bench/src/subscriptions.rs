@@ -33,9 +33,35 @@ pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION: usize = 2048;
 /// their subscriptions before the next measurement.
 const SETTLE: Duration = Duration::from_millis(500);
 
+/// Which load subscriptions to install.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Layout {
+    /// A real testbed ([`shape::testbed_subscription`]): experiments of 20
+    /// nodes, one of them the benchmark's own.
+    Testbed,
+    /// Every load subscription in an experiment of its own
+    /// ([`shape::non_matching_subscription`]): the EXPT equality alone
+    /// rejects it.
+    Distinct,
+}
+
+impl Layout {
+    fn subscription(self, index: usize) -> String {
+        match self {
+            Layout::Testbed => shape::testbed_subscription(index),
+            Layout::Distinct => shape::non_matching_subscription(index),
+        }
+    }
+}
+
 /// Settings of a subscriptions run.
 #[derive(Clone, Debug)]
 pub struct SubscriptionsConfig {
+    /// The load subscriptions' layout.
+    pub layout: Layout,
+    /// The router's process id, to report memory per subscription (found
+    /// from the port when `None`).
+    pub router_pid: Option<u32>,
     /// The throughput test run at each load.
     pub throughput: ThroughputConfig,
     /// The loads: numbers of extra non-matching subscriptions.
@@ -57,6 +83,9 @@ pub struct LoadReport {
     pub installed_per_s: f64,
     /// The throughput measured beside them.
     pub throughput: ThroughputReport,
+    /// Router resident memory added by installing them, per subscription,
+    /// in bytes (when the router's process could be found).
+    pub rss_per_subscription_bytes: Option<f64>,
 }
 
 /// Result of a subscriptions run.
@@ -77,8 +106,17 @@ pub async fn run(config: &SubscriptionsConfig) -> Result<SubscriptionsReport, Be
         return Err(BenchError::Config("--sub-conns must be at least 1".into()));
     }
     let mut loads = Vec::with_capacity(config.loads.len());
+    let (pid, _) = crate::connections::locate_router(&config.throughput.target, config.router_pid);
+    let rss = || pid.and_then(|pid| crate::procinfo::resident_kib(pid).ok());
     for &subscriptions in &config.loads {
+        let before = rss();
         let (sessions, install) = install_load(config, subscriptions).await?;
+        let rss_per_subscription_bytes = match (before, rss()) {
+            (Some(before), Some(after)) if subscriptions > 0 => {
+                Some(after.saturating_sub(before) as f64 * 1024.0 / subscriptions as f64)
+            }
+            _ => None,
+        };
         let throughput = throughput::run(&config.throughput).await?;
         let install_s = install.as_secs_f64();
         loads.push(LoadReport {
@@ -91,6 +129,7 @@ pub async fn run(config: &SubscriptionsConfig) -> Result<SubscriptionsReport, Be
                 0.0
             },
             throughput,
+            rss_per_subscription_bytes,
         });
         drop(sessions);
         tokio::time::sleep(SETTLE).await;
@@ -149,7 +188,7 @@ pub async fn install_load(
     for (slot, mut session) in opened.into_iter().enumerate() {
         let expressions: Vec<String> = (slot..subscriptions)
             .step_by(sessions)
-            .map(shape::non_matching_subscription)
+            .map(|index| config.layout.subscription(index))
             .collect();
         installs.spawn(async move {
             let result = session.subscribe_all(&expressions, timeout).await;

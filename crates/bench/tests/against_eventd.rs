@@ -85,6 +85,8 @@ async fn throughput_through_eventd_is_complete_and_ordered() {
 async fn subscriptions_through_eventd() {
     let router = start_eventd().await;
     let config = SubscriptionsConfig {
+        layout: elvin_bench::subscriptions::Layout::Testbed,
+        router_pid: None,
         throughput: throughput_config(&router.uri(), 1, 1, 2_000),
         loads: vec![0, 1_000],
         sub_conns: 10,

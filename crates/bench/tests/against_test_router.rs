@@ -131,6 +131,8 @@ async fn subscriptions_table_has_a_row_per_load() {
     throughput.count = 1_500;
     throughput.warmup = 100;
     let config = SubscriptionsConfig {
+        layout: elvin_bench::subscriptions::Layout::Testbed,
+        router_pid: None,
         throughput,
         loads: vec![0, 300],
         sub_conns: 4,

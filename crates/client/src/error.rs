@@ -19,7 +19,7 @@ use std::time::Duration;
 use elvin_proto::codes;
 use elvin_proto::{DecodeError, EncodeError, FrameError, UriError, Value};
 
-/// What the three ranges of Nack error codes mean (protocol spec §7).
+/// What the three ranges of Nack error codes mean (docs/protocol.md §7).
 ///
 /// Clients are expected to act on the range rather than the exact code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

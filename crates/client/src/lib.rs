@@ -126,6 +126,7 @@ pub mod error;
 pub mod options;
 mod queue;
 mod session;
+mod state;
 pub mod tls;
 mod transport;
 

@@ -30,15 +30,15 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::client::{
-    ConnectionEvent, ConnectionState, Inner, Link, OutFrame, Pending, PendingAction, Phase, Reply,
-    Shared, SubStatus, nack_error,
-};
+use crate::client::{ConnectionEvent, ConnectionState, nack_error};
 use crate::error::{
     ClientError, NackCategory, ProtocolViolation, TimeoutKind, disconn_reason_name,
 };
 use crate::options::Reconnect;
 use crate::queue::{Ended, Notification, SubscriptionId};
+use crate::state::{
+    Inner, Link, OutFrame, Pending, PendingAction, Phase, Reply, Shared, SubStatus,
+};
 use crate::transport::{self, Established, deadline_after};
 
 /// Opens a connection with the client's current connection keys.

@@ -30,12 +30,26 @@ async fn next(sub: &mut elvin_client::Subscription) -> elvin_client::Notificatio
         .expect("subscription ended")
 }
 
-/// Asserts nothing arrives for a short while (after a round trip that
-/// orders everything the router had to send).
-async fn expect_nothing(client: &Client, sub: &mut elvin_client::Subscription) {
-    client.test_connection().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(matches!(sub.try_recv(), Ok(None)), "unexpected delivery");
+/// Asserts that nothing reached `sub` before a sentinel: `producer` sends
+/// `sentinel` (which `sub` matches) after whatever must not arrive, and
+/// since one producer's notifications reach a subscriber in send order, the
+/// next delivery on `sub` must be the sentinel itself.
+async fn expect_only_sentinel(
+    producer: &Client,
+    sub: &mut elvin_client::Subscription,
+    sentinel: &Attributes,
+    deliver_insecure: bool,
+    keys: &Keys,
+) {
+    producer
+        .notify(sentinel, deliver_insecure, keys)
+        .await
+        .unwrap();
+    assert_eq!(
+        *next(sub).await.attributes,
+        *sentinel,
+        "something arrived before the sentinel"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +91,12 @@ async fn two_clients_exchange_notifications_through_eventd() {
     ]);
     producer.notify(&node, true, &Keys::new()).await.unwrap();
     assert_eq!(*next(&mut all).await.attributes, node);
-    expect_nothing(&consumer, &mut links).await;
+    let sentinel = event(&[
+        ("OBJTYPE", Value::String("LINK".into())),
+        ("SCHEDULER", Value::Int32(0)),
+        ("sentinel", Value::Int32(1)),
+    ]);
+    expect_only_sentinel(&producer, &mut links, &sentinel, true, &Keys::new()).await;
 
     producer.close().await.unwrap();
     consumer.close().await.unwrap();
@@ -125,7 +144,8 @@ async fn modify_and_remove_through_eventd() {
         .await
         .unwrap();
     assert_eq!(next(&mut sub).await.attributes.get_i32("n"), Some(2));
-    expect_nothing(&client, &mut sub).await;
+    let sentinel = event(&[("n", Value::Int32(2)), ("sentinel", Value::Int32(1))]);
+    expect_only_sentinel(&client, &mut sub, &sentinel, true, &Keys::new()).await;
 
     // A bad change is refused and the old expression stays in force.
     assert!(
@@ -191,7 +211,8 @@ async fn secure_delivery_with_producer_keys() {
     let got = next(&mut trusted).await;
     assert_eq!(got.attributes.get_i32("n"), Some(1));
     assert!(got.secure);
-    expect_nothing(&consumer, &mut open).await;
+    let sentinel = event(&[("n", Value::Int32(99))]);
+    expect_only_sentinel(&producer, &mut open, &sentinel, true, &Keys::new()).await;
 
     // Unsigned: only the open subscription, as an insecure match.
     producer
@@ -201,7 +222,8 @@ async fn secure_delivery_with_producer_keys() {
     let got = next(&mut open).await;
     assert_eq!(got.attributes.get_i32("n"), Some(2));
     assert!(!got.secure);
-    expect_nothing(&consumer, &mut trusted).await;
+    let sentinel = event(&[("n", Value::Int32(98))]);
+    expect_only_sentinel(&producer, &mut trusted, &sentinel, false, &signed).await;
 }
 
 #[tokio::test]

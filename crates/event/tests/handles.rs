@@ -226,9 +226,19 @@ fn blocking_poll_dispatches_to_the_right_callbacks() {
     // Unsigned events are dropped before any callback runs.
     let unsigned = producer.new_notification(&AddressTuple::new().objname("a"));
     producer.notify_raw(unsigned.attributes()).unwrap();
-    std::thread::sleep(QUIET);
-    assert_eq!(consumer.poll().unwrap(), 0);
-    assert_eq!(seen.lock().unwrap().len(), 3);
+    // A signed sentinel sent after it: once the sentinel's callback has run,
+    // the unsigned event (sent first, same connection, so delivered first)
+    // would have run too if it had not been dropped.
+    send_blocking(&producer, "b");
+    let deadline = Instant::now() + PROMPT;
+    while seen.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        consumer.poll_blocking(Some(QUIET)).unwrap();
+    }
+    assert_eq!(
+        seen.lock().unwrap()[3..],
+        [("AB".to_owned(), "b".to_owned())],
+        "only the signed sentinel ran"
+    );
 
     consumer.unregister().unwrap();
     producer.unregister().unwrap();

@@ -3,7 +3,7 @@
 //! rows, a [`VirtualExperiment`]: nodes, link and LAN members with their
 //! shaping, program agents, CBR traffic generators, event groups, agents,
 //! and the static `$ns at` events with exactly the ARGS strings and
-//! `atstring` Emulab's `ns2ir` wrote (spec emulab-events-B §8).
+//! `atstring` Emulab's `ns2ir` wrote (docs/emulab-model.md §9).
 //!
 //! ```
 //! let exp = tbevents_ns::parse_str(
@@ -72,7 +72,7 @@
 //!   `$cbr attach-agent AGENT`, `$cbr set packetSize_|rate_|interval_|iptos_ V`,
 //!   `$ns connect SOURCE SINK`;
 //! * `$ns event-group [list ...]`, `new EventGroup $ns` with `$g add ...`;
-//! * `$ns at TIME "EVENT[;EVENT...]"` with every form of spec B §8 (see the
+//! * `$ns at TIME "EVENT[;EVENT...]"` with every form of docs/emulab-model.md §9 (see the
 //!   `experiment::events` module).
 //!
 //! Objects are named after the variable they are first stored in (`n0`;
@@ -85,7 +85,7 @@
 //!   `Application/Telnet`, `make-simulated`) and every later (HEAD) NS
 //!   extension are refused with a clear error.
 //! * An event-group event no longer drops the events after it in the same
-//!   `$ns at` string (spec B §8 \[AMBIG\]); each member gets one row, whose
+//!   `$ns at` string (docs/emulab-model.md §9 \[AMBIG\]); each member gets one row, whose
 //!   `atstring` is the member's form of the event (`cbr0 start`).
 //! * `$ns at T "$ns bandwidth ..."`, which Emulab stored as a row no agent
 //!   could receive (so the scheduler failed to start), is an error.

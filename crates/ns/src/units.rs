@@ -1,7 +1,7 @@
 //! Reading the quantities NS files write: bandwidths, delays, loss rates,
 //! event times and the small numeric parameters of queues and CBR sources.
 //!
-//! Bandwidth follows Emulab's `parse_bw` exactly (spec B §8): a number and a
+//! Bandwidth follows Emulab's `parse_bw` exactly (docs/emulab-model.md §9): a number and a
 //! unit, `b`/`bps` (bits, divided by 1000), `k`/`kb`/`kbps`, `M`/`Mb`/`Mbps`
 //! (×1000), `G`/`Gb`/`Gbps` (×1e6); no unit means bits; the result is whole
 //! kbit/s (fractions dropped) and anything under 10 kbit/s is refused. Units

@@ -243,12 +243,14 @@ fn every_form_agents_programs_traffic_groups() {
             VirtProgram {
                 vnode: "a".into(),
                 vname: "prog0".into(),
-                command: "echo hello; sleep 1".into()
+                command: "echo hello; sleep 1".into(),
+                ..Default::default()
             },
             VirtProgram {
                 vnode: "n-2".into(),
                 vname: "prog1".into(),
-                command: "/bin/ls -l /tmp".into()
+                command: "/bin/ls -l /tmp".into(),
+                ..Default::default()
             },
         ]
     );
@@ -627,14 +629,9 @@ fn demo_tells_its_story() {
                 1.0,
                 "fetch",
                 "START",
-                "COMMAND=/usr/local/bin/fetch-loop http://server1/"
+                "COMMAND=/bin/sh -c \"while sleep 1; do date +%T; done\""
             ),
-            (
-                1.0,
-                "recorder",
-                "START",
-                "COMMAND=tcpdump -i any -w /local/logs/demo.pcap"
-            ),
+            (1.0, "recorder", "START", "COMMAND=vmstat 1"),
             (
                 3.0,
                 "cbr0",

@@ -255,6 +255,38 @@ fn old_style_program_and_its_events() {
 }
 
 #[test]
+fn program_settings_from_options_and_set() {
+    let exp = ok(&format!(
+        "{TWO_NODES}set p [$n0 program-agent -command ls -dir /tmp -timeout 30 -expected-exit-code 3]\n\
+         set q [new Program $ns]\n$q set node $n1\n$q set command true\n\
+         $q set dir /var/tmp\n$q set timeout 5\n$q set expected-exit-code 1\n"
+    ));
+    let settings: Vec<(&str, &str, u32, u8)> = exp
+        .programs
+        .iter()
+        .map(|p| {
+            (
+                p.vname.as_str(),
+                p.dir.as_str(),
+                p.timeout,
+                p.expected_exit_code,
+            )
+        })
+        .collect();
+    assert_eq!(settings, [("p", "/tmp", 30, 3), ("q", "/var/tmp", 5, 1)]);
+    for bad in [
+        "set p [$n0 program-agent -dir relative]",
+        "set p [$n0 program-agent -timeout -1]",
+        "set p [$n0 program-agent -timeout 1.5]",
+        "set p [$n0 program-agent -expected-exit-code 256]",
+        "set p [$n0 program-agent -user root]",
+        "set p [$n0 program-agent]\n$p set tag x",
+    ] {
+        assert!(parse(&format!("{TWO_NODES}{bad}")).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn program_agent_without_command_then_set() {
     let exp = ok(&format!(
         "{TWO_NODES}set p [$n0 program-agent]\n$p set command {{sleep 5}}\n$ns at 1 \"$p start\"\n"

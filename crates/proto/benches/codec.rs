@@ -51,6 +51,10 @@ fn codec(c: &mut Criterion) {
     });
 
     let notify = decode_notify_emit(&body).expect("valid frame");
+    c.bench_function("has_duplicate_names (emulab, 13 attrs)", |b| {
+        b.iter(|| black_box(&notify.attributes).has_duplicate_names())
+    });
+
     let raw = notify.raw_attributes;
     let mut out = Vec::with_capacity(1024);
     c.bench_function("encode_notify_deliver_raw (emulab, 1 sub)", |b| {

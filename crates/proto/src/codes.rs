@@ -1,10 +1,10 @@
-//! Numeric codes carried in Nack and Disconn packets (spec §5.2 and §7).
+//! Numeric codes carried in Nack and Disconn packets (docs/protocol.md §5.2 and §7).
 //!
 //! Kept as plain `i32` constants rather than enums because the wire allows
 //! any value (implementation-specific ranges exist, and clients act on the
 //! code's range), so a received code must always be representable.
 
-/// Nack error codes (spec §7). Clients act on the range: 1–999 connection
+/// Nack error codes (docs/protocol.md §7). Clients act on the range: 1–999 connection
 /// establishment, 1000–1999 protocol message errors, 2000–2999 request
 /// errors.
 pub mod nack {
@@ -72,7 +72,7 @@ pub mod nack {
     pub const NO_SUCH_ATTR: i32 = 2203;
 }
 
-/// Disconn reasons (spec §5.2).
+/// Disconn reasons (docs/protocol.md §5.2).
 pub mod disconn {
     /// The router is shutting down.
     pub const SHUTDOWN: i32 = 1;

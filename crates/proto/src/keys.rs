@@ -1,4 +1,4 @@
-//! Elvin key blocks (spec §3.3) and the key rules of secure delivery (§8).
+//! Elvin key blocks (docs/protocol.md §3.3) and the key rules of secure delivery (§8).
 //!
 //! A key block is a list of scheme entries. Elvin registers three SHA-1
 //! schemes: dual (1, two key sets: producer then consumer), producer (2) and
@@ -397,16 +397,28 @@ fn sets_of(keys: &Keys, scheme: KeyScheme, half: Half) -> impl Iterator<Item = &
 
 /// True when some key of `a`'s sets equals some key of `b`'s sets.
 fn intersects(a: &Keys, b: &Keys, scheme: KeyScheme, half: Half) -> bool {
-    sets_of(a, scheme, half).any(|set_a| {
-        sets_of(b, scheme, half).any(|set_b| {
-            set_a
-                .iter()
-                .any(|key| set_b.iter().any(|other| other == key))
-        })
-    })
+    sets_of(a, scheme, half)
+        .any(|set_a| sets_of(b, scheme, half).any(|set_b| sets_intersect(set_a, set_b)))
 }
 
-/// Secure-delivery match (spec §8.3): do the consumer keys (a subscription's
+/// Below this many key pairs, comparing every pair is cheapest.
+const PAIRWISE_LIMIT: usize = 64;
+
+/// Whether two key sets share a key, in time linear in their sizes: a
+/// client may hold a thousand keys and a notification carry as many, and
+/// comparing every pair (a million comparisons per candidate subscription)
+/// would let one publisher stall routing. Small sets are compared pairwise;
+/// larger ones through a hash set of the smaller side.
+fn sets_intersect(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
+    if a.len().saturating_mul(b.len()) <= PAIRWISE_LIMIT {
+        return a.iter().any(|key| b.iter().any(|other| other == key));
+    }
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let set: std::collections::HashSet<&[u8]> = small.iter().map(Vec::as_slice).collect();
+    large.iter().any(|key| set.contains(key.as_slice()))
+}
+
+/// Secure-delivery match (docs/protocol.md §8.3): do the consumer keys (a subscription's
 /// or a subscriber connection's, already public) match the producer keys (a
 /// notification's or a producer connection's, already public)?
 ///
@@ -444,6 +456,21 @@ mod tests {
 
     fn words(words: &[i32]) -> Vec<u8> {
         words.iter().flat_map(|w| w.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn large_key_sets_intersect_in_linear_time_with_the_same_answer() {
+        let many: Vec<Vec<u8>> = (0..20_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let others: Vec<Vec<u8>> = (20_000..40_000u32)
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
+        assert!(!sets_intersect(&many, &others));
+        let mut with_one = others.clone();
+        with_one.push(7u32.to_be_bytes().to_vec());
+        assert!(sets_intersect(&many, &with_one));
+        assert!(sets_intersect(&with_one, &many));
+        assert!(sets_intersect(&[k("a")], &[k("b"), k("a")]));
+        assert!(!sets_intersect(&[k("a")], &[]));
     }
 
     #[test]

@@ -118,4 +118,7 @@ pub use packet::{
 };
 pub use sub_ast::SubAst;
 pub use uri::{ElvinUri, Transport, UriError};
-pub use value::{AttributeLookup, Attributes, AttributesRef, Value, ValueRef, ValueType};
+pub use value::{
+    AttributeLookup, Attributes, AttributesRef, HASHED_LOOKUP_THRESHOLD, HashedAttributes,
+    NotificationLookup, Value, ValueRef, ValueType,
+};

@@ -13,9 +13,10 @@
 //!   those raw bytes and appending the subscription id lists, so delivering
 //!   to N clients costs N memcpys rather than N re-encodings.
 //!
-//! The raw bytes are exactly what the producer sent, including duplicate
-//! names (subscribers see the same list the producer wrote; the last of a
-//! repeated name is the value the router matched on, as in Avis).
+//! The raw bytes are exactly what the producer sent. A list that repeats a
+//! name is the exception: the router delivers
+//! [`AttributesRef::deduplicated_encoding`] instead (one entry per name,
+//! the last value: the one it matched on).
 //! Validation is as strict as [`crate::Packet::decode`]: the whole frame is
 //! checked before any of it is forwarded.
 

@@ -1,4 +1,4 @@
-//! Connection options (spec §6): the table of standard options, their
+//! Connection options (docs/protocol.md §6): the table of standard options, their
 //! legacy (Mantara elvind 4.0) names, types and the limits this router
 //! enforces, plus the per-option validation used in negotiation.
 //!
@@ -7,7 +7,7 @@
 //! `(name, value)` is answered with is a pure function of this table, so it
 //! lives here where the client library's tests can use it too.
 //!
-//! The rules, as Elvin routers apply them (spec §6.1):
+//! The rules, as Elvin routers apply them (docs/protocol.md §6.1):
 //! - names match case-insensitively, under the standard or the legacy name;
 //! - a value of the wrong type (no conversion is done: "1024" is not an
 //!   int32), out of range, or outside the allowed set is rejected and

@@ -1,4 +1,4 @@
-//! The Elvin 4 client-protocol packets (spec §4): one struct per message and
+//! The Elvin 4 client-protocol packets (docs/protocol.md §4): one struct per message and
 //! the [`Packet`] enum over all of them.
 //!
 //! Each message is a plain struct with public fields named after the spec's
@@ -34,7 +34,7 @@ pub type Options = Vec<(String, Value)>;
 /// The field methods handle what follows the packet id; the provided
 /// methods add the length prefix and id to produce a whole frame.
 pub trait Message: Sized {
-    /// The packet type id (spec §4.1).
+    /// The packet type id (docs/protocol.md §4.1).
     const ID: i32;
     /// The packet's name as used in the spec and in error messages.
     const NAME: &'static str;

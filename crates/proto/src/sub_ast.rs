@@ -1,4 +1,4 @@
-//! Subscription syntax trees as carried on the wire (spec §13.2).
+//! Subscription syntax trees as carried on the wire (docs/protocol.md §13.2).
 //!
 //! The quench notifications SubAddNotify and SubModNotify (packets 84 and 85)
 //! carry a subscription expression as a tree rather than as text. This crate

@@ -1,4 +1,4 @@
-//! Elvin router URIs (spec §1; Emulab usage in emulab-events-A §3.2).
+//! Elvin router URIs (docs/protocol.md §1; Emulab usage in docs/emulab-model.md §5).
 //!
 //! General form: `elvin:[major.minor]/[stack]/host[:port][;name=value]...`.
 //! The forms seen in practice are all accepted:

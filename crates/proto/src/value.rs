@@ -1,6 +1,6 @@
 //! Typed attribute values and attribute lists.
 //!
-//! Elvin has exactly five value types (spec §3.1): int32, int64, real64,
+//! Elvin has exactly five value types (docs/protocol.md §3.1): int32, int64, real64,
 //! string and opaque. There is no boolean and no null. [`Value`] owns its
 //! data and is what clients build and keep; [`ValueRef`] borrows from a
 //! decoded frame and is what the router evaluates subscriptions against, so
@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-/// The wire type code of a [`Value`] (spec §3.1).
+/// The wire type code of a [`Value`] (docs/protocol.md §3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum ValueType {
@@ -395,6 +395,124 @@ impl<'a> AttributesRef<'a> {
         }
         Attributes { entries }
     }
+
+    /// Whether some name occurs more than once. Linear time, and cheap in
+    /// the common case (every notification the router forwards asks): a
+    /// 256-bit fingerprint of each name's length and end bytes proves most
+    /// lists duplicate-free without comparing names; a fingerprint
+    /// collision falls back to an exact check.
+    pub fn has_duplicate_names(&self) -> bool {
+        let mut seen = [0u64; 4];
+        let mut collision = false;
+        for (name, _) in &self.entries {
+            let bytes = name.as_bytes();
+            let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0));
+            let len = bytes.len();
+            let key = len as u64 | at(0) << 8 | at(len / 2) << 16 | at(len.wrapping_sub(1)) << 24;
+            let bit = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+            let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+            if seen[word] & mask != 0 {
+                collision = true;
+                break;
+            }
+            seen[word] |= mask;
+        }
+        if !collision {
+            return false;
+        }
+        const SCAN_LIMIT: usize = 16;
+        let n = self.entries.len();
+        if n <= SCAN_LIMIT {
+            return (1..n).any(|i| {
+                self.entries[..i]
+                    .iter()
+                    .any(|(m, _)| *m == self.entries[i].0)
+            });
+        }
+        let mut names = std::collections::HashSet::with_capacity(n);
+        !self.entries.iter().all(|(name, _)| names.insert(*name))
+    }
+
+    /// The encoded attribute list with one entry per name, the last value
+    /// of a repeated name at the position of its first occurrence, or
+    /// `None` when no name repeats (then the received bytes can be
+    /// forwarded as they are). This is what the router delivers, so a
+    /// subscriber sees the values the router matched on.
+    pub fn deduplicated_encoding(&self) -> Option<Vec<u8>> {
+        if !self.has_duplicate_names() {
+            return None;
+        }
+        let owned = self.to_owned();
+        let mut out = Vec::new();
+        crate::xdr::put_count(&mut out, owned.len());
+        for (name, value) in owned.iter() {
+            crate::xdr::put_str(&mut out, name);
+            crate::xdr::put_value(&mut out, value.as_ref());
+        }
+        Some(out)
+    }
+}
+
+/// A borrowed attribute list with hashed lookup, for notifications too
+/// large to scan once per name a subscription asks for (a hostile client
+/// can send 100,000 attributes to subscriptions that each `require()` a
+/// hundred names). Built once per notification; the last of a repeated
+/// name wins, as in [`AttributesRef::get`]. The hasher is std's (keyed),
+/// so crafted names cannot force collisions.
+#[derive(Clone, Debug, Default)]
+pub struct HashedAttributes<'a> {
+    map: std::collections::HashMap<&'a str, ValueRef<'a>>,
+}
+
+impl<'a> HashedAttributes<'a> {
+    /// Indexes `attributes`.
+    pub fn new(attributes: &AttributesRef<'a>) -> Self {
+        let mut map = std::collections::HashMap::with_capacity(attributes.entries.len());
+        for (name, value) in &attributes.entries {
+            map.insert(*name, *value);
+        }
+        HashedAttributes { map }
+    }
+}
+
+impl AttributeLookup for HashedAttributes<'_> {
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
+        self.map.get(name).copied()
+    }
+}
+
+/// How the router looks attributes up in one notification: scanning the
+/// list for the usual dozen attributes, hashing beyond
+/// [`HASHED_LOOKUP_THRESHOLD`].
+#[derive(Clone, Debug)]
+pub enum NotificationLookup<'n, 'a> {
+    /// A short list, scanned.
+    Scan(&'n AttributesRef<'a>),
+    /// A long list, hashed once.
+    Hashed(HashedAttributes<'a>),
+}
+
+/// Above this many attributes, lookups go through a hash map.
+pub const HASHED_LOOKUP_THRESHOLD: usize = 32;
+
+impl<'n, 'a> NotificationLookup<'n, 'a> {
+    /// The lookup suited to `attributes`' size.
+    pub fn new(attributes: &'n AttributesRef<'a>) -> Self {
+        if attributes.entries.len() > HASHED_LOOKUP_THRESHOLD {
+            NotificationLookup::Hashed(HashedAttributes::new(attributes))
+        } else {
+            NotificationLookup::Scan(attributes)
+        }
+    }
+}
+
+impl AttributeLookup for NotificationLookup<'_, '_> {
+    fn lookup(&self, name: &str) -> Option<ValueRef<'_>> {
+        match self {
+            NotificationLookup::Scan(attributes) => attributes.get(name),
+            NotificationLookup::Hashed(hashed) => hashed.lookup(name),
+        }
+    }
 }
 
 impl AttributeLookup for AttributesRef<'_> {
@@ -406,6 +524,66 @@ impl AttributeLookup for AttributesRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_names_encode_once_with_the_last_value() {
+        let unique = AttributesRef {
+            entries: vec![("A", ValueRef::Int32(1)), ("B", ValueRef::String("x"))],
+        };
+        assert!(!unique.has_duplicate_names());
+        assert_eq!(unique.deduplicated_encoding(), None);
+        let repeated = AttributesRef {
+            entries: vec![
+                ("A", ValueRef::Int32(1)),
+                ("B", ValueRef::String("x")),
+                ("A", ValueRef::Int32(2)),
+            ],
+        };
+        assert!(repeated.has_duplicate_names());
+        let bytes = repeated.deduplicated_encoding().unwrap();
+        let mut expected = Vec::new();
+        crate::xdr::put_count(&mut expected, 2);
+        crate::xdr::put_str(&mut expected, "A");
+        crate::xdr::put_value(&mut expected, ValueRef::Int32(2));
+        crate::xdr::put_str(&mut expected, "B");
+        crate::xdr::put_value(&mut expected, ValueRef::String("x"));
+        assert_eq!(bytes, expected);
+        // Many entries take the hashed path.
+        let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+        let mut many = AttributesRef {
+            entries: names
+                .iter()
+                .map(|n| (n.as_str(), ValueRef::Int32(0)))
+                .collect(),
+        };
+        assert!(!many.has_duplicate_names());
+        many.entries.push(("n7", ValueRef::Int32(9)));
+        assert!(many.has_duplicate_names());
+    }
+
+    #[test]
+    fn hashed_lookup_agrees_with_the_scan_and_the_last_value_wins() {
+        let names: Vec<String> = (0..100).map(|i| format!("n{i}")).collect();
+        let mut entries: Vec<(&str, ValueRef<'_>)> = names
+            .iter()
+            .map(|n| (n.as_str(), ValueRef::Int32(1)))
+            .collect();
+        entries.push(("n3", ValueRef::Int32(7)));
+        let attrs = AttributesRef { entries };
+        let lookup = NotificationLookup::new(&attrs);
+        assert!(matches!(lookup, NotificationLookup::Hashed(_)));
+        assert_eq!(lookup.lookup("n3"), Some(ValueRef::Int32(7)));
+        assert_eq!(lookup.lookup("n3"), attrs.get("n3"));
+        assert_eq!(lookup.lookup("n99"), Some(ValueRef::Int32(1)));
+        assert_eq!(lookup.lookup("missing"), None);
+        let small = AttributesRef {
+            entries: vec![("a", ValueRef::Int32(1))],
+        };
+        assert!(matches!(
+            NotificationLookup::new(&small),
+            NotificationLookup::Scan(_)
+        ));
+    }
 
     #[test]
     fn insert_replaces_in_place() {

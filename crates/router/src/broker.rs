@@ -11,7 +11,7 @@
 //! taken.
 //!
 //! Routing ([`Broker::route`]) visits only the index's candidates, checks
-//! the key rules of protocol §8.4, evaluates the expression, and collects
+//! the key rules of docs/protocol.md §8.4, evaluates the expression, and collects
 //! the matches in a reusable scratch vector. The matches are then grouped
 //! per client so that each client gets **one** NotifyDeliver listing all
 //! its matching subscription ids (secure and insecure separately), encoded
@@ -220,7 +220,13 @@ pub struct Broker {
     table: RwLock<Table>,
     next_subscription_id: AtomicI64,
     metrics: Arc<Metrics>,
+    /// Most time one notification may spend in evaluation, in microseconds
+    /// (0: no limit).
+    evaluation_budget_us: std::sync::atomic::AtomicU64,
 }
+
+/// The default of [`Broker::set_evaluation_budget`].
+pub const DEFAULT_EVALUATION_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Broker {
     /// An empty table reporting to `metrics`.
@@ -229,7 +235,21 @@ impl Broker {
             table: RwLock::new(Table::default()),
             next_subscription_id: AtomicI64::new(1),
             metrics,
+            evaluation_budget_us: std::sync::atomic::AtomicU64::new(
+                DEFAULT_EVALUATION_BUDGET.as_micros() as u64,
+            ),
         })
+    }
+
+    /// Sets the most time one notification may spend being evaluated
+    /// against candidate subscriptions; past it, the remaining candidates
+    /// are skipped (and counted in `notifications_truncated`), so one
+    /// publisher cannot stall routing for everyone. Zero: no limit.
+    pub fn set_evaluation_budget(&self, budget: std::time::Duration) {
+        self.evaluation_budget_us.store(
+            u64::try_from(budget.as_micros()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// The counters this table reports to.
@@ -371,12 +391,18 @@ impl Broker {
             // without producer keys.
             return 0;
         }
+        let lookup = elvin_proto::NotificationLookup::new(notification.attributes);
         let table = self.table.read();
         scratch.matches.clear();
         let mut evaluations = 0u64;
+        let budget_us = self
+            .evaluation_budget_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let mut truncated = false;
         table
             .index
-            .for_each_candidate(notification.attributes, |slot| {
+            .for_each_candidate(notification.attributes, &lookup, |slot| {
                 let Some(sub) = table.subscriptions.get(slot) else {
                     return;
                 };
@@ -391,15 +417,41 @@ impl Broker {
                         || keys_match(&sub.keys, notification.message_keys)
                 };
                 let candidate = secure || (notification.deliver_insecure && sub.accept_insecure);
-                if !candidate {
+                if !candidate || truncated {
                     return;
                 }
                 evaluations += 1;
-                if sub.subscription.matches(notification.attributes) {
+                // Checking the clock every 32 evaluations keeps its cost
+                // out of the common case (a handful of candidates).
+                if budget_us != 0
+                    && evaluations.is_multiple_of(32)
+                    && started.elapsed().as_micros() as u64 > budget_us
+                {
+                    truncated = true;
+                    return;
+                }
+                if sub.subscription.matches(&lookup) {
                     scratch.matches.push((sub.client, sub.id, secure));
                 }
             });
         scratch.evaluations += evaluations;
+        if truncated {
+            let total = self
+                .metrics
+                .notifications_truncated
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            // One line for the first and then one per thousand: an attack
+            // must not flood the log as well.
+            if total == 1 || total.is_multiple_of(1000) {
+                tracing::warn!(
+                    evaluations,
+                    budget_us,
+                    truncated_total = total,
+                    "a notification hit the evaluation time budget; the remaining candidate subscriptions were skipped (notification_time_budget_ms)"
+                );
+            }
+        }
         if scratch.matches.is_empty() {
             return 0;
         }

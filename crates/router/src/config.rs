@@ -69,8 +69,17 @@ pub struct FileConfig {
     pub stats_interval: Option<f64>,
     /// Address of the Prometheus `/metrics` HTTP listener.
     pub metrics_listen: Option<String>,
-    /// Most simultaneous client connections.
+    /// Most simultaneous client connections per endpoint.
     pub max_connections: Option<usize>,
+    /// Most simultaneous connections from one source address (all
+    /// endpoints); absent or 0: no cap.
+    pub max_connections_per_source: Option<usize>,
+    /// Milliseconds one notification may spend in evaluation; 0: no limit.
+    pub notification_time_budget_ms: Option<f64>,
+    /// Seconds a packet may stay incomplete before the connection is cut.
+    pub frame_timeout: Option<f64>,
+    /// Bytes of partially received packets all connections together may hold.
+    pub partial_frame_budget: Option<usize>,
     /// Seconds an unconnected channel may go without ConnRqst or UNotify.
     pub idle_timeout: Option<f64>,
     /// Seconds allowed for sending Disconn to every client at shutdown.
@@ -82,6 +91,14 @@ pub struct FileConfig {
     pub limits: FileLimits,
     /// TLS for `elvin:/secure/...` endpoints.
     pub tls: Option<FileTls>,
+    /// Account to run as once every endpoint is bound (name or uid).
+    pub user: Option<String>,
+    /// Group to run as once every endpoint is bound (name or gid).
+    pub group: Option<String>,
+    /// Also log to the syslog socket (journald or syslogd).
+    pub syslog: Option<bool>,
+    /// The syslog socket (default /dev/log).
+    pub syslog_socket: Option<PathBuf>,
 }
 
 /// The `[limits]` table of the configuration file.
@@ -104,6 +121,14 @@ pub struct FileLimits {
     pub send_queue_drop_policy: Option<String>,
     /// Receive-Queue.Max-Length default and ceiling, bytes.
     pub receive_queue_max_length: Option<usize>,
+    /// Most bytes of compiled `regex()` patterns one subscription may use.
+    pub regex_bytes_per_subscription: Option<usize>,
+    /// Most bytes of compiled `regex()` patterns one connection's
+    /// subscriptions may use together.
+    pub regex_bytes_per_connection: Option<usize>,
+    /// Most bytes all compiled patterns of the router may use (identical
+    /// patterns are compiled once and shared).
+    pub regex_bytes_total: Option<usize>,
 }
 
 /// The `[tls]` table of the configuration file.
@@ -186,9 +211,25 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 
-    /// Most simultaneous client connections; more are accepted and closed at once. [default: 100000]
+    /// Most simultaneous client connections on each endpoint (a listen URI's `;max_connections=N` overrides it for that endpoint); more are accepted and closed at once. [default: 100000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Most simultaneous connections from one source address, all endpoints together. [default: no cap]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_source: Option<usize>,
+
+    /// Milliseconds one notification may spend being evaluated against subscriptions; past it the remaining candidates are skipped and counted. 0 turns the limit off. [default: 20]
+    #[arg(long, value_name = "MS")]
+    pub notification_time_budget_ms: Option<f64>,
+
+    /// Seconds a packet may stay incomplete (its bytes trickling in) before the connection is closed. [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub frame_timeout: Option<f64>,
+
+    /// Bytes of partially received packets all connections together may hold; a connection that would pass it is closed. [default: 268435456]
+    #[arg(long, value_name = "BYTES")]
+    pub partial_frame_budget: Option<usize>,
 
     /// Seconds a channel may stay open without sending ConnRqst or UNotify. [default: 15]
     #[arg(long, value_name = "SECONDS")]
@@ -255,6 +296,23 @@ pub struct Cli {
     #[arg(long)]
     pub tls_require_client_cert: bool,
 
+    /// After binding every endpoint, run as this account (name or uid); needs eventd started as
+    /// root. With --group, that group; otherwise the account's primary group.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// After binding, run with this group (name or gid).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Also send log lines to the system log (/dev/log: journald or syslogd), as well as stderr.
+    #[arg(long)]
+    pub syslog: bool,
+
+    /// The syslog socket for --syslog. [default: /dev/log]
+    #[arg(long, value_name = "PATH")]
+    pub syslog_socket: Option<PathBuf>,
+
     /// Check the configuration, print the resolved settings and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -283,6 +341,12 @@ pub struct ConnectionLimits {
     pub receive_queue_max_length: usize,
     /// TCP_NODELAY on by default.
     pub tcp_nodelay: bool,
+    /// Compiled-regex bytes per subscription.
+    pub regex_bytes_per_subscription: usize,
+    /// Compiled-regex bytes per connection.
+    pub regex_bytes_per_connection: usize,
+    /// Compiled-regex bytes for the whole router.
+    pub regex_bytes_total: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -295,6 +359,9 @@ impl Default for ConnectionLimits {
             connection_max_keys: 1024,
             send_queue_max_length: 2 * 1024 * 1024,
             send_queue_drop_policy: DropPolicy::Oldest,
+            regex_bytes_per_subscription: 4 << 20,
+            regex_bytes_per_connection: 32 << 20,
+            regex_bytes_total: elvin_sublang::DEFAULT_PROCESS_REGEX_BUDGET,
             receive_queue_max_length: 1024 * 1024,
             tcp_nodelay: true,
         }
@@ -317,8 +384,20 @@ pub struct TlsSettings {
 /// Everything the router needs, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// Endpoints, in the order given.
+    /// Endpoints, in the order given (without the `domain` and
+    /// `max_connections` options, which are in [`Settings::endpoints`]).
     pub listen: Vec<ElvinUri>,
+    /// Each endpoint's routing domain and connection limit, in the order of
+    /// [`Settings::listen`].
+    pub endpoints: Vec<EndpointSettings>,
+    /// Most connections from one source address; `None`: no cap.
+    pub max_connections_per_source: Option<usize>,
+    /// Most time one notification may spend in evaluation (zero: no limit).
+    pub notification_time_budget: Duration,
+    /// Longest a packet may stay incomplete.
+    pub frame_timeout: Duration,
+    /// Most bytes of partially received packets, all connections together.
+    pub partial_frame_budget: usize,
     /// Runtime worker threads.
     pub workers: usize,
     /// Log filter directive, if set by flag or file (otherwise RUST_LOG or `info`).
@@ -341,6 +420,77 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// The configuration file, for SIGHUP.
     pub config_path: Option<PathBuf>,
+    /// Account to switch to after binding.
+    pub user: Option<String>,
+    /// Group to switch to after binding.
+    pub group: Option<String>,
+    /// The syslog socket, when logging to syslog as well.
+    pub syslog: Option<PathBuf>,
+}
+
+/// What a listen URI's own options say about its endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSettings {
+    /// The routing domain: notifications reach only subscriptions of
+    /// connections in the same domain. `;domain=NAME`; by default each
+    /// endpoint is a domain of its own, named after its URI.
+    pub domain: String,
+    /// Most simultaneous connections on this endpoint
+    /// (`;max_connections=N`, else `max_connections`).
+    pub max_connections: usize,
+}
+
+/// Splits the endpoint options (`domain`, `max_connections`) off a listen
+/// URI; any other option is an error (listen URIs take no connection
+/// options).
+fn endpoint_settings(
+    uri: &mut ElvinUri,
+    default_max: usize,
+) -> Result<EndpointSettings, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "listen",
+        message,
+    };
+    let mut domain = None;
+    let mut max_connections = default_max;
+    for (name, value) in std::mem::take(&mut uri.options) {
+        match name.to_ascii_lowercase().as_str() {
+            "domain" => {
+                let ok = !value.is_empty()
+                    && value.len() <= 64
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    return Err(invalid(format!(
+                        "domain {value:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+                    )));
+                }
+                domain = Some(value);
+            }
+            "max_connections" => {
+                max_connections =
+                    value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "max_connections={value}: use a whole number above 0"
+                            ))
+                        })?;
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "unknown listen option {name:?} in {uri}: a listen URI takes ;domain=NAME and ;max_connections=N"
+                )));
+            }
+        }
+    }
+    Ok(EndpointSettings {
+        domain: domain.unwrap_or_else(|| uri.to_string()),
+        max_connections,
+    })
 }
 
 impl FileConfig {
@@ -477,6 +627,13 @@ impl ConnectionLimits {
                 1024,
             )?,
             tcp_nodelay,
+            regex_bytes_per_subscription: file
+                .regex_bytes_per_subscription
+                .unwrap_or(d.regex_bytes_per_subscription),
+            regex_bytes_per_connection: file
+                .regex_bytes_per_connection
+                .unwrap_or(d.regex_bytes_per_connection),
+            regex_bytes_total: file.regex_bytes_total.unwrap_or(d.regex_bytes_total),
         })
     }
 }
@@ -596,8 +753,45 @@ impl Settings {
             });
         }
 
+        let mut listen = listen;
+        let endpoints = listen
+            .iter_mut()
+            .map(|uri| endpoint_settings(uri, max_connections))
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_connections_per_source = cli
+            .max_connections_per_source
+            .or(file.max_connections_per_source)
+            .filter(|n| *n > 0);
+
+        let budget_ms = cli
+            .notification_time_budget_ms
+            .or(file.notification_time_budget_ms)
+            .unwrap_or(20.0);
+        if !(0.0..=60_000.0).contains(&budget_ms) {
+            return Err(ConfigError::Invalid {
+                key: "notification_time_budget_ms",
+                message: format!("{budget_ms} is out of range: use 0 (off) to 60000"),
+            });
+        }
+        let notification_time_budget = Duration::from_secs_f64(budget_ms / 1000.0);
+
+        let frame_timeout = seconds(
+            "frame_timeout",
+            cli.frame_timeout.or(file.frame_timeout).unwrap_or(30.0),
+            false,
+        )?;
+        let partial_frame_budget = cli
+            .partial_frame_budget
+            .or(file.partial_frame_budget)
+            .unwrap_or(256 << 20);
+
         Ok(Settings {
             listen,
+            endpoints,
+            max_connections_per_source,
+            notification_time_budget,
+            frame_timeout,
+            partial_frame_budget,
             workers,
             log_level: cli.log_level.clone().or_else(|| file.log_level.clone()),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
@@ -619,6 +813,18 @@ impl Settings {
             limits,
             tls,
             config_path: cli.config.clone(),
+            user: cli.user.clone().or_else(|| file.user.clone()),
+            group: cli.group.clone().or_else(|| file.group.clone()),
+            syslog: (cli.syslog || cli.syslog_socket.is_some() || file.syslog == Some(true)).then(
+                || {
+                    cli.syslog_socket
+                        .clone()
+                        .or_else(|| file.syslog_socket.clone())
+                        .unwrap_or_else(|| {
+                            PathBuf::from(tbevents_cli::syslog::DEFAULT_SYSLOG_SOCKET)
+                        })
+                },
+            ),
         })
     }
 }

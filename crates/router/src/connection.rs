@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::broker::RouteScratch;
 use crate::outbox::{FlushOutcome, Outbox, OutboxState, Sink};
-use crate::server::ServerContext;
+use crate::server::{Domain, ServerContext};
 use crate::session::{Session, Step};
 
 /// Bytes requested from the socket per read, at most.
@@ -116,12 +116,53 @@ fn idle_deadline(session: &Session, idle_timeout: Duration) -> Option<tokio::tim
         .map(|since| tokio::time::Instant::from_std(since + idle_timeout))
 }
 
+/// The incomplete packet a connection is receiving: since when (counted
+/// from the last completed packet, since a client streaming packets back to
+/// back always has one in flight) and how many of its bytes are charged to
+/// the router's budget for partial packets.
+#[derive(Default)]
+struct PartialFrame {
+    since: Option<tokio::time::Instant>,
+    charged: usize,
+}
+
+impl PartialFrame {
+    /// Updates after `process_frames` turned a buffer of `before` bytes into
+    /// `after`; false when the router's budget is passed.
+    fn update(&mut self, ctx: &ServerContext, before: usize, after: usize) -> bool {
+        let within = ctx.charge_partial(self.charged, after);
+        self.charged = after;
+        if after == 0 {
+            self.since = None;
+        } else if self.since.is_none() || after < before {
+            self.since = Some(tokio::time::Instant::now());
+        }
+        within
+    }
+
+    /// When the packet times out, if one is incomplete.
+    fn deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        self.since.map(|since| since + timeout)
+    }
+
+    /// Gives the charged bytes back.
+    fn release(&mut self, ctx: &ServerContext) {
+        ctx.charge_partial(self.charged, 0);
+        self.charged = 0;
+    }
+}
+
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 /// Serves one plain TCP client until it disconnects.
-pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>) {
+pub async fn serve_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<ServerContext>,
+    domain: Arc<Domain>,
+) {
     let limits = ctx.limits();
     let limits_nodelay = limits.tcp_nodelay;
     if let Err(error) = stream.set_nodelay(limits_nodelay) {
@@ -137,7 +178,7 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     let mut session = Session::new(
         conn_id,
         peer.to_string(),
-        Arc::clone(&ctx.broker),
+        Arc::clone(&domain.broker),
         Arc::clone(&outbox),
         limits,
     );
@@ -147,6 +188,8 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     let mut buf: Vec<u8> = Vec::new();
     let mut read_size = FIRST_READ;
     let mut nodelay = limits_nodelay;
+    let mut partial = PartialFrame::default();
+    let frame_timeout = ctx.frame_timeout();
 
     let ending = 'reading: loop {
         if *shutdown.borrow() {
@@ -188,6 +231,13 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
                 session.idle_timeout(idle_timeout.as_secs_f64());
                 break Ending::Close;
             }
+            _ = tokio::time::sleep_until(partial.deadline(frame_timeout).unwrap_or_else(far_future)), if partial.since.is_some() => {
+                session.cut_partial_frame(format!(
+                    "A packet stayed incomplete for {} seconds",
+                    frame_timeout.as_secs_f64()
+                ));
+                break Ending::Close;
+            }
             ready = stream.readable() => {
                 if ready.is_err() {
                     break Ending::Gone;
@@ -210,9 +260,16 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
                     if n == spare {
                         read_size = (read_size * 2).min(READ_CHUNK);
                     }
+                    let before = buf.len();
                     let step = process_frames(&mut session, &mut buf, &mut scratch);
                     scratch.finish_batch(&ctx.metrics);
                     outbox.flush_soon();
+                    if !partial.update(&ctx, before, buf.len()) {
+                        session.cut_partial_frame(
+                            "The router's budget for partially received packets is spent".into(),
+                        );
+                        break 'reading Ending::Close;
+                    }
                     // A client may ask for TCP_NODELAY (TCP.Send-Immediately
                     // 1); asking for 0 only permits coalescing, and the
                     // router already coalesces its writes, so it never
@@ -245,12 +302,13 @@ pub async fn serve_tcp(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerConte
     };
     session.end();
     drop(buf);
+    partial.release(&ctx);
     if let Ending::Close = ending {
         finish_tcp(&stream, &outbox, ctx.shutdown_timeout()).await;
     } else {
         outbox.mark_broken();
     }
-    tracing::debug!(conn = conn_id, %peer, "connection closed");
+    tracing::debug!(conn = conn_id, %peer, domain = %domain.name, "connection closed");
 }
 
 /// Writes out what is queued (bounded by `timeout`), then closes the
@@ -300,6 +358,7 @@ pub async fn serve_tls(
     peer: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
     ctx: Arc<ServerContext>,
+    domain: Arc<Domain>,
 ) {
     let limits = ctx.limits();
     let _ = stream.set_nodelay(limits.tcp_nodelay);
@@ -327,7 +386,7 @@ pub async fn serve_tls(
     let mut session = Session::new(
         conn_id,
         peer.to_string(),
-        Arc::clone(&ctx.broker),
+        Arc::clone(&domain.broker),
         Arc::clone(&outbox),
         limits,
     );
@@ -335,6 +394,8 @@ pub async fn serve_tls(
     let mut scratch = RouteScratch::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut read_size = FIRST_READ;
+    let mut partial = PartialFrame::default();
+    let frame_timeout = ctx.frame_timeout();
 
     let ending = loop {
         if *shutdown.borrow() {
@@ -376,6 +437,13 @@ pub async fn serve_tls(
                 session.idle_timeout(idle_timeout.as_secs_f64());
                 break Ending::Close;
             }
+            _ = tokio::time::sleep_until(partial.deadline(frame_timeout).unwrap_or_else(far_future)), if partial.since.is_some() => {
+                session.cut_partial_frame(format!(
+                    "A packet stayed incomplete for {} seconds",
+                    frame_timeout.as_secs_f64()
+                ));
+                break Ending::Close;
+            }
             read = reader.read_buf(&mut buf) => read,
         };
         match read {
@@ -384,10 +452,17 @@ pub async fn serve_tls(
                 if n == spare {
                     read_size = (read_size * 2).min(READ_CHUNK);
                 }
+                let before = buf.len();
                 let step = process_frames(&mut session, &mut buf, &mut scratch);
                 scratch.finish_batch(&ctx.metrics);
                 outbox.flush_soon();
                 if step == Step::Close {
+                    break Ending::Close;
+                }
+                if !partial.update(&ctx, before, buf.len()) {
+                    session.cut_partial_frame(
+                        "The router's budget for partially received packets is spent".into(),
+                    );
                     break Ending::Close;
                 }
                 if buf.is_empty() && buf.capacity() > READ_CHUNK {
@@ -397,6 +472,7 @@ pub async fn serve_tls(
         }
     };
     session.end();
+    partial.release(&ctx);
     match ending {
         Ending::Close => {
             wake.notify_one();
@@ -410,7 +486,7 @@ pub async fn serve_tls(
             writer_task.abort();
         }
     }
-    tracing::debug!(conn = conn_id, %peer, "TLS connection closed");
+    tracing::debug!(conn = conn_id, %peer, domain = %domain.name, "TLS connection closed");
 }
 
 /// Owns the TLS write half: whenever woken, moves queued frames out of the
@@ -514,7 +590,8 @@ mod tests {
             let settings =
                 crate::config::Settings::resolve(&Default::default(), &Default::default()).unwrap();
             let ctx = crate::server::ServerContext::new(&settings);
-            let task = super::serve_tcp(stream, addr, Arc::clone(&ctx));
+            let domain = Arc::clone(&ctx.domains[0]);
+            let task = super::serve_tcp(stream, addr, Arc::clone(&ctx), domain);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 1536, "serve_tcp's state is {size} bytes");
         });

@@ -4,7 +4,7 @@
 //! Every scheduler, tool and agent of tbevents connects to this router, and
 //! existing Elvin 4 clients must keep working against it, so it speaks the
 //! client protocol as Avis 1.2.2 does on the wire (see
-//! `/work/shared/specs/elvin-protocol.md` for the protocol notes and
+//! `docs/protocol.md` for the protocol notes and
 //! `docs/eventd.md` for operating it), with the deliberate differences
 //! listed there: bounded send queues with DropWarn, Nack 2007 for QosRqst,
 //! specific subscription error codes (including OVERFLOW 2105 where Avis
@@ -25,6 +25,7 @@
 //! | [`server`] | listeners, signals, reload, statistics, shutdown |
 //! | [`tls`] | rustls server configuration |
 //! | [`metrics`] | counters and the Prometheus responder |
+//! | [`privileges`] | switching to an unprivileged account once the endpoints are bound |
 //!
 //! The speed comes from three choices: each connection's reader handles a
 //! whole read batch synchronously and then flushes every outbox it touched
@@ -40,6 +41,7 @@ pub mod index;
 pub mod metrics;
 pub mod negotiation;
 pub mod outbox;
+pub mod privileges;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -1,76 +1,49 @@
 //! `eventd`: the tbevents Elvin 4 event router.
 //!
 //! A thin wrapper over the `elvin_router` library: parse the flags and the
-//! configuration file, set up logging (with a reload handle for SIGHUP),
+//! configuration file, set up logging (`tbevents_cli::logging`, with a reload handle for
+//! SIGHUP),
 //! raise the open-files limit so tens of thousands of clients can connect,
 //! build the tokio runtime with the configured worker count, and run the
 //! server until SIGTERM or SIGINT. Exit codes: 0 after a clean shutdown,
 //! 1 when the router fails while running (say, a port already in use),
 //! 2 for a configuration error.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use elvin_router::config::{Cli, LogFormat, Settings};
 use elvin_router::server::{self, LogReloader};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-
-/// The log filter at start-up: `--log-level`, then `log_level` in the
-/// file, then `RUST_LOG`, then `info`.
-fn initial_filter(settings: &Settings) -> EnvFilter {
-    if let Some(level) = &settings.log_level {
-        match EnvFilter::try_new(level) {
-            Ok(filter) => return filter,
-            Err(error) => eprintln!("eventd: bad log level {level:?} ({error}); using info"),
-        }
-    } else if let Ok(filter) = EnvFilter::try_from_default_env() {
-        return filter;
-    }
-    EnvFilter::new("info")
-}
 
 fn init_logging(settings: &Settings) -> LogReloader {
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(initial_filter(settings));
-    let registry = tracing_subscriber::registry().with(filter);
-    match settings.log_format {
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    // Colour codes only for a terminal, not for log files.
-                    .with_ansi(std::io::stderr().is_terminal()),
-            )
-            .init(),
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-    }
-    Arc::new(move |directive: &str| {
-        let filter = EnvFilter::try_new(directive).map_err(|e| format!("{directive:?}: {e}"))?;
-        handle.reload(filter).map_err(|e| e.to_string())
-    })
+    let setup = tbevents_cli::LogSetup {
+        level: settings.log_level.as_deref(),
+        format: match settings.log_format {
+            LogFormat::Text => tbevents_cli::LogFormat::Text,
+            LogFormat::Json => tbevents_cli::LogFormat::Json,
+        },
+        syslog: settings.syslog.as_deref(),
+        ..tbevents_cli::LogSetup::new("eventd", "info")
+    };
+    // Only a log file can fail to open, and eventd logs to stderr.
+    tbevents_cli::logging::init(&setup).unwrap_or_else(|_| Arc::new(|_: &str| Ok(())))
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit: every client is a file
 /// descriptor, and the usual soft limit of 1024 is far below what a router
 /// serving 10,000 agents needs.
 fn raise_open_files_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
-            Err(error) => tracing::warn!(%error, soft, hard, "cannot raise the open files limit"),
-        },
-        Ok((soft, _)) => tracing::debug!(limit = soft, "open files limit already at its maximum"),
-        Err(error) => tracing::warn!(%error, "cannot read the open files limit"),
+    match tbevents_cli::limits::raise_open_files(None) {
+        Ok(limit) if limit.now > limit.before => {
+            tracing::info!(
+                from = limit.before,
+                to = limit.now,
+                "raised the open files limit"
+            )
+        }
+        Ok(limit) => tracing::debug!(limit = limit.now, "open files limit already at its maximum"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
     }
 }
 

@@ -48,6 +48,12 @@ pub struct Metrics {
     /// notification this follows the number of candidates, not the number
     /// of subscriptions).
     pub evaluations: AtomicU64,
+    /// Notifications whose evaluation stopped at the per-notification time
+    /// budget (some candidate subscriptions were not evaluated).
+    pub notifications_truncated: AtomicU64,
+    /// Connections closed because a frame stayed incomplete too long, or
+    /// because partially received frames exceeded the router's byte budget.
+    pub frames_cut: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters, for logging and tests.
@@ -75,6 +81,10 @@ pub struct Snapshot {
     pub nacks: u64,
     /// See [`Metrics::evaluations`].
     pub evaluations: u64,
+    /// See [`Metrics::notifications_truncated`].
+    pub notifications_truncated: u64,
+    /// See [`Metrics::frames_cut`].
+    pub frames_cut: u64,
 }
 
 /// Adds `n` to a counter.
@@ -107,13 +117,27 @@ impl Metrics {
             protocol_errors: get(&self.protocol_errors),
             nacks: get(&self.nacks),
             evaluations: get(&self.evaluations),
+            notifications_truncated: get(&self.notifications_truncated),
+            frames_cut: get(&self.frames_cut),
         }
     }
 
     /// The counters in the Prometheus text exposition format (0.0.4).
     pub fn render_prometheus(&self) -> String {
         let s = self.snapshot();
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 13] = [
+            (
+                "eventd_notifications_truncated_total",
+                "counter",
+                "Notifications whose evaluation stopped at the time budget.",
+                s.notifications_truncated,
+            ),
+            (
+                "eventd_frames_cut_total",
+                "counter",
+                "Connections closed for a stalled or over-budget partial frame.",
+                s.frames_cut,
+            ),
             (
                 "eventd_connections",
                 "gauge",
@@ -220,7 +244,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONCURRENT_SCRAPES: usize = 16;
 
 /// Serves `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    domains: Vec<Arc<crate::server::Domain>>,
+) {
+    let domains = Arc::new(domains);
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SCRAPES));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -235,8 +264,9 @@ pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
             }
         };
         let metrics = metrics.clone();
+        let domains = Arc::clone(&domains);
         tokio::spawn(async move {
-            if let Err(error) = answer_scrape(stream, &metrics).await {
+            if let Err(error) = answer_scrape(stream, &metrics, &domains).await {
                 tracing::debug!(%peer, %error, "metrics request failed");
             }
             drop(permit);
@@ -250,7 +280,11 @@ pub async fn bind_metrics(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// The response to a request head: status line and body.
-fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
+fn response_for(
+    head: &[u8],
+    metrics: &Metrics,
+    domains: &[Arc<crate::server::Domain>],
+) -> (&'static str, String) {
     let line = head
         .split(|&b| b == b'\r' || b == b'\n')
         .next()
@@ -260,7 +294,11 @@ fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
     let target = parts.next().unwrap_or(b"");
     let path = target.split(|&b| b == b'?').next().unwrap_or(b"");
     match (method, path) {
-        (b"GET", b"/metrics") => ("200 OK", metrics.render_prometheus()),
+        (b"GET", b"/metrics") => {
+            let mut body = metrics.render_prometheus();
+            body.push_str(&render_domains(domains));
+            ("200 OK", body)
+        }
         (b"GET", _) => (
             "404 Not Found",
             "not found: the metrics are at /metrics\n".into(),
@@ -272,7 +310,26 @@ fn response_for(head: &[u8], metrics: &Metrics) -> (&'static str, String) {
     }
 }
 
-async fn answer_scrape(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+/// Subscriptions per routing domain, labelled with the domain's name.
+fn render_domains(domains: &[Arc<crate::server::Domain>]) -> String {
+    let mut out = String::from(
+        "# HELP eventd_domain_subscriptions Subscriptions in each routing domain.\n# TYPE eventd_domain_subscriptions gauge\n",
+    );
+    for domain in domains {
+        let name = domain.name.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!(
+            "eventd_domain_subscriptions{{domain=\"{name}\"}} {}\n",
+            domain.broker.subscription_count()
+        ));
+    }
+    out
+}
+
+async fn answer_scrape(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    domains: &[Arc<crate::server::Domain>],
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let read_head = async {
         let mut chunk = [0u8; 1024];
@@ -295,7 +352,7 @@ async fn answer_scrape(mut stream: TcpStream, metrics: &Metrics) -> std::io::Res
         Err(_) => false,
     };
     let (status, body) = if complete {
-        response_for(&head, metrics)
+        response_for(&head, metrics, domains)
     } else {
         (
             "400 Bad Request",
@@ -329,26 +386,26 @@ mod tests {
         assert!(text.contains("\neventd_notifications_in_total 3\n"));
         assert!(text.contains("\neventd_nacks_total 1\n"));
         assert!(text.contains("\neventd_connections 0\n"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 11);
+        assert_eq!(text.lines().filter(|l| l.starts_with("# HELP")).count(), 13);
     }
 
     #[test]
     fn only_get_metrics_is_served() {
         let metrics = Metrics::default();
         assert_eq!(
-            response_for(b"GET /metrics HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"GET /metrics HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "200 OK"
         );
         assert_eq!(
-            response_for(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "200 OK"
         );
         assert_eq!(
-            response_for(b"GET / HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"GET / HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "404 Not Found"
         );
         assert_eq!(
-            response_for(b"POST /metrics HTTP/1.1\r\n\r\n", &metrics).0,
+            response_for(b"POST /metrics HTTP/1.1\r\n\r\n", &metrics, &[]).0,
             "405 Method Not Allowed"
         );
     }

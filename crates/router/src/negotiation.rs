@@ -1,4 +1,4 @@
-//! Connection option negotiation (ConnRqst → ConnRply, protocol §6).
+//! Connection option negotiation (ConnRqst → ConnRply, docs/protocol.md §6).
 //!
 //! `elvin-proto`'s option table knows every option's names, type and the
 //! protocol's lower bounds; this module applies the router's own limits on

@@ -376,7 +376,7 @@ impl Outbox {
     }
 
     /// Queues a ConfConn if, and only if, nothing else is waiting to be
-    /// written (protocol §5.2). Returns whether it was queued.
+    /// written (docs/protocol.md §5.2). Returns whether it was queued.
     pub fn push_confconn(&self) -> bool {
         let mut q = self.queue.lock();
         if q.state != OutboxState::Open || !q.frames.is_empty() {

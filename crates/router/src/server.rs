@@ -41,12 +41,33 @@ use crate::metrics::{self, Metrics};
 use crate::tls::build_acceptor;
 
 /// Applies a new log filter directive; returns an explanation on failure.
-pub type LogReloader = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub use tbevents_cli::LogReloader;
+
+/// A routing domain: the endpoints that share one routing table.
+/// Notifications never cross from one domain to another, so one process can
+/// serve the public port (2917) and the control server's internal bus
+/// (2927) without node users seeing or injecting control events.
+#[derive(Debug)]
+pub struct Domain {
+    /// The domain's name (a listen URI's `;domain=`, else the URI).
+    pub name: String,
+    /// Its routing table.
+    pub broker: Arc<Broker>,
+}
 
 /// State shared by the listeners and every connection task.
 pub struct ServerContext {
-    /// The routing table.
-    pub broker: Arc<Broker>,
+    /// The routing domains, in the order their first endpoint was given.
+    pub domains: Vec<Arc<Domain>>,
+    /// Open connections per source address, when capped.
+    per_source: parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    max_per_source: AtomicUsize,
+    /// Bytes of partially received packets held by all connections, and
+    /// the most allowed.
+    partial_bytes: AtomicUsize,
+    partial_budget: AtomicUsize,
+    /// Longest a packet may stay incomplete.
+    frame_timeout: RwLock<Duration>,
     /// The counters.
     pub metrics: Arc<Metrics>,
     limits: RwLock<Arc<ConnectionLimits>>,
@@ -72,9 +93,32 @@ impl ServerContext {
     /// A context for `settings` with an empty routing table.
     pub fn new(settings: &Settings) -> Arc<ServerContext> {
         let metrics = Arc::new(Metrics::default());
+        elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         let (shutdown, _) = watch::channel(false);
+        let mut domains: Vec<Arc<Domain>> = Vec::new();
+        for endpoint in &settings.endpoints {
+            if !domains.iter().any(|d| d.name == endpoint.domain) {
+                let broker = Broker::new(Arc::clone(&metrics));
+                broker.set_evaluation_budget(settings.notification_time_budget);
+                domains.push(Arc::new(Domain {
+                    name: endpoint.domain.clone(),
+                    broker,
+                }));
+            }
+        }
+        if domains.is_empty() {
+            domains.push(Arc::new(Domain {
+                name: "default".into(),
+                broker: Broker::new(Arc::clone(&metrics)),
+            }));
+        }
         Arc::new(ServerContext {
-            broker: Broker::new(Arc::clone(&metrics)),
+            domains,
+            per_source: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            max_per_source: AtomicUsize::new(settings.max_connections_per_source.unwrap_or(0)),
+            partial_bytes: AtomicUsize::new(0),
+            partial_budget: AtomicUsize::new(settings.partial_frame_budget),
+            frame_timeout: RwLock::new(settings.frame_timeout),
             metrics,
             limits: RwLock::new(Arc::new(settings.limits.clone())),
             idle_timeout: RwLock::new(settings.idle_timeout),
@@ -85,6 +129,57 @@ impl ServerContext {
             live: Arc::new(LiveConnections::default()),
             tls: RwLock::new(None),
         })
+    }
+
+    /// The domain named `name`, if there is one.
+    pub fn domain(&self, name: &str) -> Option<&Arc<Domain>> {
+        self.domains.iter().find(|d| d.name == name)
+    }
+
+    /// Counts a connection from `source`; `false` (and nothing counted)
+    /// when that address is at its cap.
+    fn admit_source(&self, source: std::net::IpAddr) -> bool {
+        let cap = self.max_per_source.load(Ordering::Relaxed);
+        if cap == 0 {
+            return true;
+        }
+        let mut counts = self.per_source.lock();
+        let count = counts.entry(source).or_insert(0);
+        if *count >= cap {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Un-counts a connection counted by [`Self::admit_source`].
+    fn release_source(&self, source: std::net::IpAddr) {
+        let mut counts = self.per_source.lock();
+        if let Some(count) = counts.get_mut(&source) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&source);
+            }
+        }
+    }
+
+    /// Records that a connection now holds `now` bytes of an incomplete
+    /// packet instead of `before`; `false` when that takes the router past
+    /// its budget for partial packets (the caller closes the connection and
+    /// then releases what it held with `now = 0`).
+    pub fn charge_partial(&self, before: usize, now: usize) -> bool {
+        if now >= before {
+            let total = self.partial_bytes.fetch_add(now - before, Ordering::AcqRel) + now - before;
+            now == before || total <= self.partial_budget.load(Ordering::Relaxed)
+        } else {
+            self.partial_bytes.fetch_sub(before - now, Ordering::AcqRel);
+            true
+        }
+    }
+
+    /// Longest a packet may stay incomplete.
+    pub fn frame_timeout(&self) -> Duration {
+        *self.frame_timeout.read()
     }
 
     /// The limits for a connection starting now.
@@ -118,10 +213,23 @@ impl ServerContext {
     }
 
     fn apply(&self, settings: &Settings) {
+        self.partial_budget
+            .store(settings.partial_frame_budget, Ordering::Relaxed);
+        *self.frame_timeout.write() = settings.frame_timeout;
+        elvin_sublang::RegexCache::global().set_budget(settings.limits.regex_bytes_total);
         *self.limits.write() = Arc::new(settings.limits.clone());
         *self.idle_timeout.write() = settings.idle_timeout;
         self.max_connections
             .store(settings.max_connections, Ordering::Relaxed);
+        self.max_per_source.store(
+            settings.max_connections_per_source.unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        for domain in &self.domains {
+            domain
+                .broker
+                .set_evaluation_budget(settings.notification_time_budget);
+        }
     }
 }
 
@@ -142,6 +250,25 @@ struct Endpoint {
     listener: TcpListener,
     uri: ElvinUri,
     tls: bool,
+    domain: Arc<Domain>,
+    /// Most connections on this endpoint, and how many are open.
+    max_connections: usize,
+    open: Arc<AtomicUsize>,
+}
+
+/// Un-counts an endpoint's (and a source's) connection when its task ends.
+struct EndpointGuard {
+    open: Arc<AtomicUsize>,
+    source: Option<(Arc<ServerContext>, std::net::IpAddr)>,
+}
+
+impl Drop for EndpointGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some((ctx, source)) = &self.source {
+            ctx.release_source(*source);
+        }
+    }
 }
 
 /// Accepts connections on one endpoint until shutdown.
@@ -162,22 +289,40 @@ async fn accept_loop(endpoint: Endpoint, ctx: Arc<ServerContext>) {
                 continue;
             }
         };
-        let max = ctx.max_connections.load(Ordering::Relaxed);
-        if ctx.live.count() >= max {
+        // Each endpoint has its own limit, so a flood on the public port
+        // cannot lock out the control bus.
+        let refusal = if endpoint.open.load(Ordering::Acquire) >= endpoint.max_connections {
+            Some(
+                "this endpoint's max_connections is reached (raise max_connections, or ;max_connections=N on the listen URI)",
+            )
+        } else if !ctx.admit_source(peer.ip()) {
+            Some("this address has max_connections_per_source connections open")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
             metrics::add(&ctx.metrics.connections_refused, 1);
             let now = Instant::now();
             if last_refusal_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                 last_refusal_log = Some(now);
                 tracing::warn!(
                     %peer,
-                    max_connections = max,
+                    endpoint = %endpoint.uri,
+                    domain = %endpoint.domain.name,
                     refused_total = ctx.metrics.connections_refused.load(Ordering::Relaxed),
-                    "refusing connection: max_connections reached (raise max_connections to allow more)"
+                    "refusing connection: {reason}"
                 );
             }
             drop(stream);
             continue;
         }
+        endpoint.open.fetch_add(1, Ordering::AcqRel);
+        let counted_source =
+            (ctx.max_per_source.load(Ordering::Relaxed) > 0).then(|| (Arc::clone(&ctx), peer.ip()));
+        let endpoint_guard = EndpointGuard {
+            open: Arc::clone(&endpoint.open),
+            source: counted_source,
+        };
         let tls = if endpoint.tls {
             match ctx.tls.read().clone() {
                 Some(acceptor) => Some(acceptor),
@@ -195,20 +340,29 @@ async fn accept_loop(endpoint: Endpoint, ctx: Arc<ServerContext>) {
         metrics::add(&ctx.metrics.connections_total, 1);
         metrics::add(&ctx.metrics.connections_current, 1);
         let ctx = Arc::clone(&ctx);
+        let domain = Arc::clone(&endpoint.domain);
         tokio::spawn(async move {
             match tls {
-                Some(acceptor) => serve_tls(stream, peer, acceptor, Arc::clone(&ctx)).await,
-                None => serve_tcp(stream, peer, Arc::clone(&ctx)).await,
+                Some(acceptor) => serve_tls(stream, peer, acceptor, Arc::clone(&ctx), domain).await,
+                None => serve_tcp(stream, peer, Arc::clone(&ctx), domain).await,
             }
             metrics::sub(&ctx.metrics.connections_current, 1);
+            drop(endpoint_guard);
             drop(guard);
         });
     }
 }
 
-async fn bind_endpoints(settings: &Settings) -> anyhow::Result<Vec<Endpoint>> {
+async fn bind_endpoints(settings: &Settings, ctx: &ServerContext) -> anyhow::Result<Vec<Endpoint>> {
     let mut endpoints = Vec::new();
-    for uri in &settings.listen {
+    for (index, uri) in settings.listen.iter().enumerate() {
+        let spec = settings.endpoints.get(index);
+        let domain = spec
+            .and_then(|spec| ctx.domain(&spec.domain))
+            .or_else(|| ctx.domains.first())
+            .map(Arc::clone)
+            .context("no routing domain for an endpoint")?;
+        let max_connections = spec.map_or(settings.max_connections, |s| s.max_connections);
         for addr in resolve(uri).await? {
             let socket = match addr {
                 SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
@@ -226,6 +380,9 @@ async fn bind_endpoints(settings: &Settings) -> anyhow::Result<Vec<Endpoint>> {
                 listener,
                 uri: uri.clone(),
                 tls: uri.transport == Transport::Ssl,
+                domain: Arc::clone(&domain),
+                max_connections,
+                open: Arc::new(AtomicUsize::new(0)),
             });
         }
     }
@@ -263,7 +420,10 @@ fn reload(cli: &Cli, ctx: &ServerContext, log: &LogReloader, current: &mut Setti
     }
     ctx.apply(&settings);
     let fixed: Vec<&str> = [
-        (settings.listen != current.listen, "listen"),
+        (
+            settings.listen != current.listen || settings.endpoints != current.endpoints,
+            "listen",
+        ),
         (settings.workers != current.workers, "workers"),
         (
             settings.metrics_listen != current.metrics_listen,
@@ -294,7 +454,7 @@ pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::
     if let Some(tls) = &settings.tls {
         *ctx.tls.write() = Some(build_acceptor(tls)?);
     }
-    let endpoints = bind_endpoints(&settings).await?;
+    let endpoints = bind_endpoints(&settings, &ctx).await?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut sighup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
@@ -308,10 +468,13 @@ pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::
             Some(tokio::spawn(metrics::serve_metrics(
                 listener,
                 Arc::clone(&ctx.metrics),
+                ctx.domains.clone(),
             )))
         }
         None => None,
     };
+    // Every socket is bound: give up root before serving anyone.
+    crate::privileges::drop_after_bind(&settings)?;
     let stats_task = settings.stats_interval.map(|interval| {
         let metrics = Arc::clone(&ctx.metrics);
         tokio::spawn(async move {
@@ -327,6 +490,8 @@ pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::
     for endpoint in endpoints {
         tracing::info!(
             endpoint = %endpoint.uri,
+            domain = %endpoint.domain.name,
+            max_connections = endpoint.max_connections,
             addr = %endpoint.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "listening"
         );

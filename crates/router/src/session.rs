@@ -1,4 +1,4 @@
-//! One client connection's protocol state machine (protocol §5).
+//! One client connection's protocol state machine (docs/protocol.md §5).
 //!
 //! A [`Session`] is fed complete frames by its connection's reader task and
 //! handles each one synchronously: it decodes the packet, checks it against
@@ -73,6 +73,10 @@ struct Connected {
     subscription_keys: Keys,
     /// This client's subscriptions and their keys (public form).
     subscriptions: FxHashMap<i64, Keys>,
+    /// Compiled-regex bytes of each subscription that uses `regex()`, and
+    /// their sum, against the per-connection budget.
+    regex_bytes: FxHashMap<i64, usize>,
+    regex_total: usize,
 }
 
 #[derive(Debug)]
@@ -341,6 +345,14 @@ impl Session {
         )
     }
 
+    /// Closes the connection because a packet stayed incomplete too long,
+    /// or because partially received packets passed the router's budget.
+    pub fn cut_partial_frame(&mut self, reason: String) -> Step {
+        tracing::warn!(conn = self.conn_id, peer = %self.peer, %reason, "closing connection");
+        metrics::add(&self.broker.metrics().frames_cut, 1);
+        self.close_with(disconn::PROTOCOL_VIOLATION, reason)
+    }
+
     /// Closes the connection because its send queue overflowed under the
     /// `fail`/`none` drop policy.
     pub fn send_queue_overflow(&mut self) -> Step {
@@ -415,6 +427,8 @@ impl Session {
             notification_keys,
             subscription_keys,
             subscriptions: FxHashMap::default(),
+            regex_bytes: FxHashMap::default(),
+            regex_total: 0,
         }));
         self.outbox.push_reply(frame_of(ConnRply {
             xid: request.xid,
@@ -430,9 +444,29 @@ impl Session {
     ) -> Result<Subscription, SubscriptionError> {
         let limits = Limits {
             max_length: options.subscription_max_length,
+            regex_budget: self.limits.regex_bytes_per_subscription,
             ..Limits::default()
         };
         Subscription::compile(expression, &limits)
+    }
+
+    /// Nacks (and returns false) when `bytes` more compiled-regex bytes,
+    /// replacing `replacing`, would pass the connection's budget.
+    fn regex_budget_allows(&self, c: &Connected, xid: i32, bytes: usize, replacing: usize) -> bool {
+        let after = c.regex_total - replacing + bytes;
+        if bytes == 0 || after <= self.limits.regex_bytes_per_connection {
+            return true;
+        }
+        self.nack(
+            xid,
+            nack::IMPL_LIMIT,
+            format!(
+                "This connection's regular expressions would take {after} bytes, more than the {} allowed per connection",
+                self.limits.regex_bytes_per_connection
+            ),
+            vec![],
+        );
+        false
     }
 
     fn sub_add(&mut self, c: &mut Connected, request: SubAddRqst) -> Step {
@@ -470,6 +504,10 @@ impl Session {
                 return Step::Continue;
             }
         };
+        let regex_bytes = subscription.regex_bytes();
+        if !self.regex_budget_allows(c, request.xid, regex_bytes, 0) {
+            return Step::Continue;
+        }
         let keys = request.keys.to_public_for_subscription();
         let id = self.broker.add_subscription(
             c.client,
@@ -478,6 +516,10 @@ impl Session {
             keys.clone(),
         );
         c.subscriptions.insert(id, keys);
+        if regex_bytes > 0 {
+            c.regex_bytes.insert(id, regex_bytes);
+            c.regex_total += regex_bytes;
+        }
         self.outbox.push_reply(frame_of(SubRply {
             xid: request.xid,
             subscription_id: id,
@@ -532,6 +574,13 @@ impl Session {
                 }
             }
         };
+        let old_regex_bytes = c.regex_bytes.get(&id).copied().unwrap_or(0);
+        let new_regex_bytes = subscription
+            .as_ref()
+            .map_or(old_regex_bytes, Subscription::regex_bytes);
+        if !self.regex_budget_allows(c, request.xid, new_regex_bytes, old_regex_bytes) {
+            return Step::Continue;
+        }
         match self.broker.update_subscription(
             c.client,
             id,
@@ -541,6 +590,12 @@ impl Session {
         ) {
             Ok(()) => {
                 c.subscriptions.insert(id, keys);
+                c.regex_total = c.regex_total - old_regex_bytes + new_regex_bytes;
+                if new_regex_bytes > 0 {
+                    c.regex_bytes.insert(id, new_regex_bytes);
+                } else {
+                    c.regex_bytes.remove(&id);
+                }
                 self.outbox.push_reply(frame_of(SubRply {
                     xid: request.xid,
                     subscription_id: id,
@@ -558,6 +613,9 @@ impl Session {
         {
             self.no_such_subscription(request.xid, id);
             return Step::Continue;
+        }
+        if let Some(bytes) = c.regex_bytes.remove(&id) {
+            c.regex_total -= bytes;
         }
         self.outbox.push_reply(frame_of(SubRply {
             xid: request.xid,
@@ -608,10 +666,13 @@ impl Session {
         } else {
             notify.keys.to_public_for_notification()
         };
+        // A repeated name is delivered once, with the value matching used
+        // (the last); the common case forwards the received bytes as they are.
+        let deduplicated = notify.attributes.deduplicated_encoding();
         self.broker.route(
             &Notification {
                 attributes: &notify.attributes,
-                raw_attributes: notify.raw_attributes,
+                raw_attributes: deduplicated.as_deref().unwrap_or(notify.raw_attributes),
                 deliver_insecure: notify.deliver_insecure,
                 message_keys: &message_keys,
                 producer_keys: &connected.notification_keys,
@@ -651,10 +712,11 @@ impl Session {
             notify.keys.to_public_for_notification()
         };
         let no_connection_keys = Keys::new();
+        let deduplicated = notify.attributes.deduplicated_encoding();
         self.broker.route(
             &Notification {
                 attributes: &notify.attributes,
-                raw_attributes: notify.raw_attributes,
+                raw_attributes: deduplicated.as_deref().unwrap_or(notify.raw_attributes),
                 deliver_insecure: notify.deliver_insecure,
                 message_keys: &message_keys,
                 producer_keys: &no_connection_keys,

@@ -1,4 +1,4 @@
-//! Secure delivery (protocol §8) through the real router: the producer,
+//! Secure delivery (docs/protocol.md §8) through the real router: the producer,
 //! consumer and dual SHA-1 schemes, keys on connections and on messages,
 //! secure/insecure id placement and accept_insecure = false.
 

@@ -1,4 +1,4 @@
-//! Every packet exchange of protocol §5 against the real `eventd` over
+//! Every packet exchange of docs/protocol.md §5 against the real `eventd` over
 //! loopback TCP: connection and negotiation, subscriptions, delivery,
 //! UNotify, TestConn, SecRqst, disconnection, and the unimplemented
 //! optional features.
@@ -303,6 +303,59 @@ fn one_deliver_per_client_listing_all_matching_subscriptions() {
     other.expect_nothing();
     // The producer has no subscription: nothing for it.
     producer.expect_nothing();
+}
+
+#[test]
+fn function_calls_with_a_space_before_the_paren_are_accepted_and_match() {
+    let router = eventd(&[]);
+    let mut sub = Client::connect(router.addr());
+    let mut producer = Client::connect(router.addr());
+    // The Elvin draft's own example, as existing clients send it.
+    let id = sub.subscribe(
+        "Presence-Protocol < 2000 && string (Groups) && fold-case (User) != \"matthew@home\"",
+    );
+    let spaced = sub
+        .subscribe("require (Groups) && begins-with\t(User, \"M\") && int32 (Presence-Protocol)");
+    let mut present = Attributes::new();
+    present.insert("Presence-Protocol", 1000);
+    present.insert("Groups", "elvin");
+    present.insert("User", "Matthew@Work");
+    producer.emit(present);
+    let mut ids = sub.recv_deliver().insecure_matches;
+    ids.sort_unstable();
+    assert_eq!(ids, [id, spaced]);
+}
+
+#[test]
+fn a_repeated_attribute_is_delivered_once_with_its_last_value() {
+    let router = eventd(&[]);
+    let mut sub = Client::connect(router.addr());
+    let mut producer = Client::connect(router.addr());
+    let id = sub.subscribe("n == 2");
+    // Attributes::insert replaces, so write the repeated name by hand.
+    let mut body = Vec::new();
+    elvin_proto::xdr::put_i32(
+        &mut body,
+        <elvin_proto::NotifyEmit as elvin_proto::Message>::ID,
+    );
+    elvin_proto::xdr::put_count(&mut body, 3);
+    for (name, value) in [("n", 1), ("m", 7), ("n", 2)] {
+        elvin_proto::xdr::put_str(&mut body, name);
+        elvin_proto::xdr::put_value(&mut body, elvin_proto::ValueRef::Int32(value));
+    }
+    elvin_proto::xdr::put_bool(&mut body, true);
+    elvin_proto::xdr::put_count(&mut body, 0);
+    let mut frame = Vec::new();
+    elvin_proto::xdr::put_u32(&mut frame, body.len() as u32);
+    frame.extend_from_slice(&body);
+    producer.send_raw(&frame);
+    let delivered = sub.recv_deliver();
+    assert_eq!(delivered.insecure_matches, [id]);
+    let mut expected = Attributes::new();
+    expected.insert("n", 2);
+    expected.insert("m", 7);
+    assert_eq!(delivered.attributes, expected);
+    assert_eq!(delivered.attributes.len(), 2, "one copy of n");
 }
 
 #[test]

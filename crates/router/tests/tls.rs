@@ -80,11 +80,17 @@ fn tls_connect(port: u16, pki: &Pki, with_client_cert: bool) -> Client<TlsStream
     Client::over(rustls::StreamOwned::new(connection, tcp))
 }
 
+/// A router with a plain and a TLS listener in one routing domain
+/// (`;domain=public`), as a site serving both to the same users runs it.
 fn start(dir: &Path, tls_port: u16, extra: &[&str]) -> Router {
-    let secure = format!("elvin:/secure/127.0.0.1:{tls_port}");
+    let plain_port = tbevents_testkit::free_port();
+    let plain = format!("elvin://127.0.0.1:{plain_port};domain=public");
+    let secure = format!("elvin:/secure/127.0.0.1:{tls_port};domain=public");
     let cert = dir.join("server.pem");
     let key = dir.join("server.key");
     let mut args = vec![
+        "--listen",
+        &plain,
         "--listen",
         &secure,
         "--tls-cert",
@@ -93,9 +99,13 @@ fn start(dir: &Path, tls_port: u16, extra: &[&str]) -> Router {
         key.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let router = Router::start(&args);
+    let proc = tbevents_testkit::Proc::start("eventd", &args);
+    wait_for_port(([127, 0, 0, 1], plain_port).into(), Duration::from_secs(10));
     wait_for_port(([127, 0, 0, 1], tls_port).into(), Duration::from_secs(10));
-    router
+    Router {
+        proc,
+        port: plain_port,
+    }
 }
 
 #[test]

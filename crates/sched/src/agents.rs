@@ -1,5 +1,5 @@
 //! The agent table: which network address and object type each event
-//! target name stands for (spec emulab-events-B §1.5).
+//! target name stands for (docs/emulab-model.md §6.3).
 //!
 //! The store gives one [`AgentRow`] per `virt_agents` row, already joined
 //! with the physical mapping, and one [`GroupRow`] per event-group member.
@@ -11,7 +11,7 @@
 //! * a group name maps to one entry per member, each keeping the *member's*
 //!   object name, so one event to the group reaches every member. This is
 //!   used for static events too (the original gave a static group event to
-//!   only its first member, spec B §10 item 3);
+//!   only its first member, docs/emulab-model.md §6.8);
 //! * a name used by two rows (the same agent name on two nodes) keeps both
 //!   entries, and events fan out to both, as the original's dynamic path did.
 //!

@@ -1,5 +1,5 @@
 //! `event-sched`'s command line, compatible with the original's flags
-//! (spec emulab-events-B §1.2) plus long options for what the original
+//! (docs/emulab-model.md §6.1) plus long options for what the original
 //! hard-coded.
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Dynamic events: requests (`SCHEDULER == 1`, normally from `tevc`) turned
-//! into deliverable events (spec emulab-events-B §1.7).
+//! into deliverable events (docs/emulab-model.md §6.5).
 //!
 //! For every agent-table entry named by the request's OBJNAME the request
 //! is cloned, SCHEDULER set to 0, HOST and OBJTYPE replaced from the entry,
@@ -14,7 +14,7 @@
 //! # Requests that arrive before the agent table is loaded
 //!
 //! The original subscribed before it loaded its tables and dropped such
-//! requests as unmappable (spec B §1.3 step 6). We hold them, in arrival
+//! requests as unmappable (docs/emulab-model.md §6.2). We hold them, in arrival
 //! order, and handle them as soon as the table is loaded. The hold queue
 //! is bounded ([`DEFAULT_HOLD_LIMIT`] requests): past the bound, new
 //! requests are dropped with a warning and counted, so a flood sent while
@@ -438,7 +438,16 @@ mod tests {
         .unwrap();
         intake.ready(catalog, firing.handle(), 10);
         assert_eq!(intake.held(), 0);
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // The held request is due now: wait for it with a deadline. The
+        // unknown one was already dropped by `ready` (counted below).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while recorder.lock().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the held request never fired"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         firing.stop();
         let sent = recorder.lock().unwrap();
         assert_eq!(sent.len(), 1, "the held request for `a` fired");

@@ -39,7 +39,7 @@ use crate::schedule::{Action, Catalog, Scheduled, SimulatorOrigin};
 use crate::stats::Stats;
 use crate::time::{format_sec_usec, now_micros, to_sec_usec};
 
-/// Attribute names of the wire model (spec emulab-events-B §0.1).
+/// Attribute names of the wire model (docs/emulab-model.md §1).
 pub mod attr {
     /// Unused site, always `*`.
     pub const SITE: &str = "SITE";
@@ -561,7 +561,16 @@ mod tests {
         let time_zero = now_micros() + 50_000;
         let mut seq = 0;
         assert!(firing.handle().add(plan.arm(time_zero, &mut seq)));
-        std::thread::sleep(Duration::from_millis(400));
+        // Wait for the last record (due 100 ms after time zero) with a
+        // generous deadline instead of sleeping a fixed margin.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while recorder.0.lock().unwrap().len() < 21 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not every record fired within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         firing.stop();
         let seen = recorder.0.lock().unwrap().clone();
         assert_eq!(seen.len(), 21);

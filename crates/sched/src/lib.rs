@@ -4,7 +4,7 @@
 //! happen on time, and the events they send with `tevc` must reach the
 //! right agents. One process runs per experiment; `docs/scheduler.md`
 //! describes it for operators, including every place it deliberately
-//! differs from the original (spec emulab-events-B §1).
+//! differs from the original (docs/emulab-model.md §6).
 //!
 //! # Shape
 //!

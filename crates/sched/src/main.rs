@@ -4,15 +4,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tbevents_sched::cli::Cli;
-use tbevents_sched::privilege::running_as_root;
+use tbevents_sched::privilege::privilege_problem;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if running_as_root() {
+    if let Some(problem) = privilege_problem() {
         eprintln!(
-            "event-sched: refusing to run as root (uid or effective uid is 0): the scheduler runs \
-             commands for the experiment's user; start it as that user (for example with \
-             `su -s /bin/sh USER -c ...` or `setpriv --reuid USER`)"
+            "event-sched: refusing to run with privilege ({problem}): the scheduler runs \
+             commands for the experiment's user; start it as that user with the experiment's \
+             group and no capabilities (for example `setpriv --reuid USER --regid GROUP \
+             --init-groups`, or `tbevents eventsys start`)"
         );
         return ExitCode::FAILURE;
     }

@@ -1,5 +1,5 @@
 //! The scheduler's life: start-up in the original's order (spec
-//! emulab-events-B §1.3), firing, and a clean exit on SIGTERM/SIGINT.
+//! docs/emulab-model.md §6.2), firing, and a clean exit on SIGTERM/SIGINT.
 //!
 //! 1. Read the key; open the store and check the experiment exists (a
 //!    mistyped pid/eid is an error at once, not an endless wait).
@@ -85,7 +85,9 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     tbevents_rpc::register();
     let store: Arc<dyn ExperimentStore> = {
         let url = url.clone();
-        tokio::task::spawn_blocking(move || tbevents_store::open(&url))
+        // Read-only: the scheduler never changes the store, so read access
+        // (its experiment's snapshot, a SELECT-only account) is enough.
+        tokio::task::spawn_blocking(move || tbevents_store::open_read_only(&url))
             .await
             .context("the store task failed")??
             .into()
@@ -137,7 +139,7 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     wait_for_active(&store, &id, initial, cli).await?;
 
     let started = Instant::now();
-    let (agents, groups, events) = blocking(&store, {
+    let (agents, groups, events) = patiently(&store, cli, "loading the experiment", {
         let id = id.clone();
         move |s| Ok((s.agents(&id)?, s.groups(&id)?, s.events(&id)?))
     })
@@ -243,16 +245,59 @@ async fn wait_for_active(
         }
         tries += 1;
         tokio::time::sleep(cli.poll_interval()).await;
-        state = blocking(store, {
-            let id = id.clone();
-            move |s| s.state(&id)
-        })
-        .await?;
+        let id = id.clone();
+        match blocking(store, move |s| s.state(&id)).await {
+            Ok(now) => state = now,
+            // The server went away: keep waiting; the store reconnects on
+            // the next poll.
+            Err(err) if is_transient(&err) => {
+                tracing::warn!("cannot read the experiment's state, will retry: {err:#}");
+            }
+            Err(err) => return Err(err),
+        }
     }
     if tries > 0 {
         tracing::info!("{id} is active");
     }
     Ok(())
+}
+
+/// How often a load is tried when the store server cannot be reached.
+pub const LOAD_ATTEMPTS: u32 = 5;
+
+/// True for store failures that may pass: the server could not be reached
+/// or was busy.
+fn is_transient(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<StoreError>(),
+        Some(StoreError::Unreachable { .. } | StoreError::Busy { .. })
+    )
+}
+
+/// Runs a store call, trying again (every `--poll-interval`, at most
+/// [`LOAD_ATTEMPTS`] times) while the server cannot be reached; the last
+/// error names the server.
+async fn patiently<T, F>(
+    store: &Arc<dyn ExperimentStore>,
+    cli: &Cli,
+    doing: &str,
+    call: F,
+) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: Fn(&dyn ExperimentStore) -> Result<T, StoreError> + Send + Sync + Clone + 'static,
+{
+    let mut attempt = 1;
+    loop {
+        match blocking(store, call.clone()).await {
+            Err(err) if is_transient(&err) && attempt < LOAD_ATTEMPTS => {
+                tracing::warn!("{doing}: {err:#}; trying again ({attempt}/{LOAD_ATTEMPTS})");
+                attempt += 1;
+                tokio::time::sleep(cli.poll_interval()).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs a store call off the async runtime.

@@ -18,7 +18,7 @@
 //! them; the TIME START broadcast is numbered before them and therefore
 //! fires first at time zero; dynamic events are numbered as they arrive.
 //! The original's heap compared times only and did not keep ties in any
-//! order (spec emulab-events-B §1.9).
+//! order (docs/emulab-model.md §6.7).
 
 use std::cmp::Ordering;
 

@@ -1,6 +1,6 @@
 //! The SIMULATOR agent: `$ns swapout` and `$ns halt` events, which the
-//! scheduler carries out itself instead of sending (spec emulab-events-B
-//! §1.8).
+//! scheduler carries out itself instead of sending (docs/emulab-model.md
+//! §6.6).
 //!
 //! `SWAPOUT` and `HALT` run operator-configured commands (defaults
 //! `swapexp -s out {pid} {eid}` and `endexp {pid} {eid}`). A command line is
@@ -26,10 +26,11 @@ use std::thread::JoinHandle;
 use crate::firing::SimulatorRequest;
 use crate::privilege::running_as_root;
 
-/// Default command for `SWAPOUT`.
-pub const DEFAULT_SWAPOUT_COMMAND: &str = "swapexp -s out {pid} {eid}";
+/// Default command for `SWAPOUT`. The `--` ends the options, so no name
+/// could be read as one (names also start with a letter).
+pub const DEFAULT_SWAPOUT_COMMAND: &str = "swapexp -s out -- {pid} {eid}";
 /// Default command for `HALT`.
-pub const DEFAULT_HALT_COMMAND: &str = "endexp {pid} {eid}";
+pub const DEFAULT_HALT_COMMAND: &str = "endexp -- {pid} {eid}";
 /// Most output lines logged per stream of one command.
 pub const MAX_LOGGED_LINES: usize = 1000;
 /// Longest output line logged; the rest of a longer line is cut.

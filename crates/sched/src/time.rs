@@ -1,10 +1,10 @@
 //! Wall-clock time as whole microseconds since the Unix epoch.
 //!
 //! Event times travel as int32 `time_sec` / `time_usec` (spec
-//! emulab-events-A §1.6), absolute wall-clock times. Inside the scheduler a
+//! docs/emulab-model.md §4), absolute wall-clock times. Inside the scheduler a
 //! due time is one `i64` of microseconds: it orders cheaply in the queue,
 //! it cannot overflow for any time an int32 pair can express, and it keeps
-//! the microseconds the original dropped from its base time (spec B §1.6).
+//! the microseconds the original dropped from its base time (docs/emulab-model.md §6.4).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

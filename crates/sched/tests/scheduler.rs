@@ -287,7 +287,55 @@ fn refuses_to_run_as_root() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to run as root"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to run with privilege"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn refuses_group_root_and_supplementary_group_root() {
+    let Some((uid, gid)) = common::unprivileged() else {
+        eprintln!("not root: cannot change ids to check this (CI runs as root)");
+        return;
+    };
+    let sched = tbevents_testkit::bin_path("event-sched");
+    // Primary group 0 with an ordinary uid.
+    let output = {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(&sched)
+            .args(["-k", "/nonexistent", "p", "e"])
+            .uid(uid)
+            .gid(0)
+            .output()
+            .unwrap()
+    };
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("group root"), "{stderr}");
+    // Group 0 among the supplementary groups (setpriv sets them).
+    let Ok(setpriv) = which_setpriv() else {
+        panic!("setpriv (util-linux) is needed for this test and is missing");
+    };
+    let output = std::process::Command::new(setpriv)
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--groups=0")
+        .arg(&sched)
+        .args(["-k", "/nonexistent", "p", "e"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("supplementary"), "{stderr}");
+}
+
+fn which_setpriv() -> Result<std::path::PathBuf, ()> {
+    ["/usr/bin/setpriv", "/bin/setpriv"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or(())
 }
 
 #[test]

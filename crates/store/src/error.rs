@@ -158,9 +158,9 @@ pub enum StoreError {
         supported: i64,
     },
 
-    /// The file is an SQLite database, but some other program's.
+    /// The file or database is some other program's.
     #[error(
-        "{location} is an SQLite database of another program (it has tables but no tbevents schema): \
+        "{location} is a database of another program (it has tables but no tbevents schema): \
          refusing to modify it; point TBEVENTS_STORE at a new or tbevents database"
     )]
     ForeignDatabase {
@@ -260,6 +260,43 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A write to a store opened read-only (the scheduler's view).
+    #[error(
+        "the store at {location} is open read-only, so it cannot be changed ({doing}): \
+         run this as the operator with `tbevents`, not from the scheduler"
+    )]
+    ReadOnly {
+        /// Where the store is.
+        location: String,
+        /// What the caller tried.
+        doing: String,
+    },
+
+    /// The database server could not be reached (or was lost and could not
+    /// be reached again).
+    #[error(
+        "cannot reach the database server {server} ({reason}): check that it runs and that \
+         this host may connect to it, and the URL's user and password"
+    )]
+    Unreachable {
+        /// `host:port` of the server.
+        server: String,
+        /// The driver's explanation.
+        reason: String,
+    },
+
+    /// A MySQL/MariaDB error that has no better classification.
+    #[error("database at {location}: {doing}: {source}")]
+    Mysql {
+        /// Where the database is (URL without the password).
+        location: String,
+        /// What the store was doing.
+        doing: String,
+        /// The driver's error.
+        #[source]
+        source: mysql::Error,
+    },
+
     /// Any other database error, with what the store was doing.
     #[error("database at {location}: {doing}: {source}")]
     Database {
@@ -275,5 +312,5 @@ pub enum StoreError {
 
 /// The store URL forms this build accepts, for error messages and docs.
 pub const SUPPORTED_URLS: &str = "supported stores are `sqlite:/absolute/path.db`, \
-     `sqlite:relative/path.db`, `sqlite:///absolute/path.db`, `sqlite::memory:` \
-     and a plain file path (meaning SQLite)";
+     `sqlite:relative/path.db`, `sqlite:///absolute/path.db`, `sqlite::memory:`, \
+     a plain file path (meaning SQLite) and `mysql://user:password@host:port/database`";

@@ -1,6 +1,6 @@
 //! Experiment event keys: generating them and writing the key file.
 //!
-//! Emulab's key (spec emulab-events-A §2.4) is 32 lower-case hex characters
+//! Emulab's key (docs/emulab-model.md §3) is 32 lower-case hex characters
 //! made from OS randomness, and the HMAC key is those 32 ASCII bytes, not
 //! the 16 bytes they encode. Every keyed program reads the *whole* key file
 //! as the key, so the file must hold exactly those characters: no trailing
@@ -89,9 +89,34 @@ pub fn event_key_path(experiment_dir: &Path) -> PathBuf {
 
 /// Writes `key` to `<experiment_dir>/tbdata/eventkey` with no trailing
 /// newline and mode 0640, creating `tbdata` if needed, atomically (temporary
-/// file + rename). Returns the key file's path.
+/// file + rename). Returns the key file's path. The file keeps the
+/// creator's group; see [`write_event_key_file_for_group`].
 pub fn write_event_key_file(experiment_dir: &Path, key: &str) -> Result<PathBuf, StoreError> {
+    write_event_key_file_for_group(experiment_dir, key, None)
+}
+
+/// [`write_event_key_file`], with the file (and a `tbdata` directory it
+/// creates) given to Unix group `group`: the experiment's group, whose
+/// members (the experiment's users and their scheduler) may read the key
+/// and nobody else may. The group is set before the file appears under its
+/// name, so there is no moment in which another group could read it.
+pub fn write_event_key_file_for_group(
+    experiment_dir: &Path,
+    key: &str,
+    group: Option<u32>,
+) -> Result<PathBuf, StoreError> {
     validate_event_key(key)?;
+    let chgrp = |path: &Path, doing: &'static str| -> Result<(), StoreError> {
+        match group {
+            Some(gid) => nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|errno| StoreError::Io {
+                    doing,
+                    path: path.to_owned(),
+                    source: errno.into(),
+                }),
+            None => Ok(()),
+        }
+    };
     let tbdata = experiment_dir.join("tbdata");
     if !tbdata.is_dir() {
         std::fs::DirBuilder::new()
@@ -103,6 +128,10 @@ pub fn write_event_key_file(experiment_dir: &Path, key: &str) -> Result<PathBuf,
                 path: tbdata.clone(),
                 source,
             })?;
+        chgrp(
+            &tbdata,
+            "giving the experiment data directory to the experiment's group",
+        )?;
     }
     let final_path = tbdata.join("eventkey");
     let io_err = |doing: &'static str| {
@@ -122,6 +151,10 @@ pub fn write_event_key_file(experiment_dir: &Path, key: &str) -> Result<PathBuf,
             path: tbdata.clone(),
             source,
         })?;
+    chgrp(
+        temp.path(),
+        "giving the event key file to the experiment's group",
+    )?;
     temp.write_all(key.as_bytes())
         .map_err(io_err("writing the event key file"))?;
     // The umask may have narrowed the creation mode; set exactly 0640 before

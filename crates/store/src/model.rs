@@ -1,7 +1,7 @@
 //! The experiment model shared by the NS front end, the store and the
 //! scheduler.
 //!
-//! These types mirror Emulab's "virtual" tables (spec emulab-events-B §3):
+//! These types mirror Emulab's "virtual" tables (docs/emulab-model.md §8):
 //! what a user's NS file says about an experiment, before any physical
 //! resources are assigned. The NS front end (`tbevents-ns`) produces a
 //! [`VirtualExperiment`]; a store writes it into the Emulab tables
@@ -55,7 +55,8 @@ impl ExperimentId {
 
 impl ExperimentId {
     /// Checks Emulab's naming rules: the project id is 1 to 48 and the
-    /// experiment id 1 to 32 characters from `A-Z a-z 0-9 _ -` (the
+    /// experiment id 1 to 32 characters from `A-Z a-z 0-9 _ -`, starting
+    /// with a letter (the
     /// characters the XML-RPC server and `eventsys_control` accept, and
     /// safe as directory names under `/proj/<pid>/exp/<eid>`).
     pub fn validate(&self) -> Result<(), StoreError> {
@@ -73,8 +74,10 @@ pub const MAX_GID_LEN: usize = 32;
 /// Longest user id accepted.
 pub const MAX_UID_LEN: usize = 32;
 
-const NAME_RULE_48: &str = "use 1 to 48 characters from A-Z, a-z, 0-9, `_` and `-`";
-const NAME_RULE_32: &str = "use 1 to 32 characters from A-Z, a-z, 0-9, `_` and `-`";
+const NAME_RULE_48: &str =
+    "use 1 to 48 characters from A-Z, a-z, 0-9, `_` and `-`, starting with a letter";
+const NAME_RULE_32: &str =
+    "use 1 to 32 characters from A-Z, a-z, 0-9, `_` and `-`, starting with a letter";
 
 /// Validates one identifier against the shared character rule.
 pub(crate) fn check_name(
@@ -87,7 +90,12 @@ pub(crate) fn check_name(
     } else {
         NAME_RULE_32
     };
-    let well_formed = !value.is_empty()
+    // Emulab's rule: a name starts with a letter, so no name can look like
+    // a command-line option (`-x`) or a number.
+    let well_formed = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
         && value.len() <= max_len
         && value
             .bytes()
@@ -311,6 +319,13 @@ pub struct VirtProgram {
     pub vname: String,
     /// The command line the program agent runs.
     pub command: String,
+    /// Working directory for its runs (`dir`, a later Emulab column); empty
+    /// for the agent's default.
+    pub dir: String,
+    /// Seconds after which a run is stopped (`timeout`); 0 for none.
+    pub timeout: u32,
+    /// The exit code that counts as success (`expected_exit_code`).
+    pub expected_exit_code: u8,
 }
 
 /// A traffic generator (`virt_trafgens`).
@@ -389,7 +404,7 @@ pub struct EventRow {
 }
 
 /// An agent as the scheduler loads it: `virt_agents` joined with
-/// `reserved`, `nodes`, `node_types` and `interfaces` (spec B §1.5).
+/// `reserved`, `nodes`, `node_types` and `interfaces` (docs/emulab-model.md §6.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentRow {
     /// Agent name (OBJNAME).
@@ -701,5 +716,291 @@ impl TypeTable {
             TypeTable::EventTypes => "event_eventtypes",
             TypeTable::TriggerTypes => "event_triggertypes",
         }
+    }
+}
+
+// ----- validation of what callers hand the store -----
+//
+// The store checks values here, before any backend touches its database,
+// so both backends refuse the same input with the same message and a bulk
+// insert never fails half-way on a row the model could have refused.
+
+/// Longest experiment path accepted (Linux `PATH_MAX`).
+const MAX_PATH_LEN: usize = 4096;
+
+/// Longest physical node id accepted at swap-in.
+const MAX_NODE_ID_LEN: usize = 64;
+
+/// Longest virtual name (node, link, agent, group) accepted: Emulab's
+/// `varchar(64)` key columns, with room to spare.
+pub const MAX_VNAME_LEN: usize = 255;
+
+impl NewExperiment {
+    /// Checks names against Emulab's rules and that the path is absolute.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        self.id.validate()?;
+        check_name("group id", &self.gid, MAX_GID_LEN)?;
+        check_name("user id", &self.creator_uid, MAX_UID_LEN)?;
+        if !self.path.starts_with('/') || self.path.len() > MAX_PATH_LEN || self.path.contains('\0')
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "experiment directory `{}` must be an absolute path (such as /proj/<pid>/exp/<eid>) \
+                 of at most {MAX_PATH_LEN} bytes",
+                shorten(&self.path)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A finite, non-negative quantity (times, delays).
+fn check_non_negative(value: f64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "{} is {value}; it must be a finite number of at least 0",
+            what()
+        )))
+    }
+}
+
+/// A loss rate: a probability.
+fn check_rate(value: f64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "{} is {value}; it must be between 0 and 1",
+            what()
+        )))
+    }
+}
+
+/// A value that fits a signed 64-bit column.
+fn check_i64(value: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if i64::try_from(value).is_ok() {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "{} is {value}, larger than the store can hold",
+            what()
+        )))
+    }
+}
+
+/// A name that is a key column: non-empty text of bounded length.
+fn check_vname(value: &str, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if value.len() <= MAX_VNAME_LEN {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(format!(
+            "{} is {} bytes long; names may be at most {MAX_VNAME_LEN} bytes",
+            what(),
+            value.len()
+        )))
+    }
+}
+
+/// The message for a row whose (vname, vnode) key is already taken.
+fn declared_twice(what: &str, vname: &str, vnode: &str) -> String {
+    format!(
+        "{what} `{}` on vnode `{}` is declared twice",
+        shorten(vname),
+        shorten(vnode)
+    )
+}
+
+/// Fails with `message()` when `key` was seen before.
+fn once<'a, K: std::hash::Hash + Eq + 'a>(
+    seen: &mut std::collections::HashSet<K>,
+    key: K,
+    message: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    if seen.insert(key) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidInput(message()))
+    }
+}
+
+impl VirtLanMember {
+    /// Checks delays, loss rates, bandwidths and the queue weight.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let which = || {
+            format!(
+                "link/LAN `{}` member `{}`",
+                shorten(&self.vname),
+                shorten(&self.member)
+            )
+        };
+        check_vname(&self.vname, || format!("the name of {}", which()))?;
+        check_vname(&self.member, || format!("the member name of {}", which()))?;
+        check_non_negative(self.delay, || format!("delay of {}", which()))?;
+        check_non_negative(self.rdelay, || format!("reverse delay of {}", which()))?;
+        check_rate(self.lossrate, || format!("loss rate of {}", which()))?;
+        check_rate(self.rlossrate, || {
+            format!("reverse loss rate of {}", which())
+        })?;
+        check_i64(self.bandwidth, || format!("bandwidth of {}", which()))?;
+        check_i64(self.rbandwidth, || {
+            format!("reverse bandwidth of {}", which())
+        })?;
+        if !(self.q_weight > 0.0 && self.q_weight <= 1.0) {
+            return Err(StoreError::InvalidInput(format!(
+                "queue weight of {} is {}; it must be more than 0 and at most 1",
+                which(),
+                self.q_weight
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl VirtualExperiment {
+    /// Checks every row a store would write, and that no key is used twice,
+    /// so that writing the rows cannot fail half-way (the type names are
+    /// checked against the store's type tables when it writes).
+    pub fn validate(&self) -> Result<(), StoreError> {
+        use std::collections::HashSet;
+        let mut nodes = HashSet::new();
+        for node in &self.nodes {
+            if node.vname.is_empty() || node.vname == "*" {
+                return Err(StoreError::InvalidInput(format!(
+                    "virtual node name `{}` is not usable: node names must be non-empty and not `*`",
+                    shorten(&node.vname)
+                )));
+            }
+            check_vname(&node.vname, || "a virtual node name".to_owned())?;
+            once(&mut nodes, node.vname.as_str(), || {
+                format!("virtual node `{}` is declared twice", shorten(&node.vname))
+            })?;
+        }
+        let mut members = HashSet::new();
+        for lan in &self.lan_members {
+            lan.validate()?;
+            once(
+                &mut members,
+                (lan.vname.as_str(), lan.member.as_str()),
+                || {
+                    format!(
+                        "link/LAN `{}` member `{}` appears twice",
+                        shorten(&lan.vname),
+                        shorten(&lan.member)
+                    )
+                },
+            )?;
+        }
+        let mut agents = HashSet::new();
+        for agent in &self.agents {
+            check_vname(&agent.vname, || "an agent name".to_owned())?;
+            check_vname(&agent.vnode, || "an agent's vnode".to_owned())?;
+            once(
+                &mut agents,
+                (agent.vname.as_str(), agent.vnode.as_str()),
+                || declared_twice("agent", &agent.vname, &agent.vnode),
+            )?;
+        }
+        let mut programs = HashSet::new();
+        for program in &self.programs {
+            check_vname(&program.vname, || "a program name".to_owned())?;
+            check_vname(&program.vnode, || "a program's vnode".to_owned())?;
+            once(
+                &mut programs,
+                (program.vname.as_str(), program.vnode.as_str()),
+                || declared_twice("program", &program.vname, &program.vnode),
+            )?;
+        }
+        let mut trafgens = HashSet::new();
+        for tg in &self.trafgens {
+            check_vname(&tg.vname, || "a traffic generator name".to_owned())?;
+            check_vname(&tg.vnode, || "a traffic generator's vnode".to_owned())?;
+            once(
+                &mut trafgens,
+                (tg.vname.as_str(), tg.vnode.as_str()),
+                || declared_twice("traffic generator", &tg.vname, &tg.vnode),
+            )?;
+        }
+        for (position, event) in self.events.iter().enumerate() {
+            check_vname(&event.vname, || {
+                format!("the object name of event {}", position + 1)
+            })?;
+            check_vname(&event.vnode, || {
+                format!("the vnode of event {}", position + 1)
+            })?;
+            check_non_negative(event.time, || {
+                format!(
+                    "the time of event {} (`{}` {} at {})",
+                    position + 1,
+                    shorten(&event.vname),
+                    shorten(&event.eventtype),
+                    event.time
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a swap-in's assignments: well-formed node ids and control IPs,
+/// each vnode and each physical node used once.
+pub fn validate_assignments(assignments: &[NodeAssignment]) -> Result<(), StoreError> {
+    use std::collections::HashSet;
+    let mut vnodes = HashSet::new();
+    let mut node_ids = HashSet::new();
+    for assignment in assignments {
+        let node_id = &assignment.node_id;
+        let ok = !node_id.is_empty()
+            && node_id.len() <= MAX_NODE_ID_LEN
+            && node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(StoreError::InvalidInput(format!(
+                "physical node id `{}` must be 1 to {MAX_NODE_ID_LEN} characters from \
+                 A-Z, a-z, 0-9, `_`, `-` and `.`",
+                shorten(node_id)
+            )));
+        }
+        if assignment.control_ip.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(StoreError::InvalidInput(format!(
+                "control IP `{}` of node {} is not a dotted-quad IPv4 address",
+                shorten(&assignment.control_ip),
+                assignment.node_id
+            )));
+        }
+        once(&mut vnodes, assignment.vnode.as_str(), || {
+            format!(
+                "vnode `{}` is assigned twice; give each virtual node one physical node",
+                shorten(&assignment.vnode)
+            )
+        })?;
+        once(&mut node_ids, node_id.as_str(), || {
+            format!("physical node {node_id} is assigned to two vnodes; give each its own node")
+        })?;
+    }
+    Ok(())
+}
+
+impl User {
+    /// Checks the uid and that a status is given.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_name("user id", &self.uid, MAX_UID_LEN)?;
+        if self.status.is_empty() {
+            return Err(StoreError::InvalidInput(format!(
+                "user `{}` needs a status such as `active`",
+                self.uid
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Group {
+    /// Checks the project, group and Unix group names.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        check_name("project id", &self.pid, MAX_PID_LEN)?;
+        check_name("group id", &self.gid, MAX_GID_LEN)?;
+        check_name("Unix group name", &self.unix_name, MAX_GID_LEN)
     }
 }

@@ -4,14 +4,15 @@
 //! the store the same way, through [`resolve_store_url`]: an explicit URL
 //! (a command-line flag) wins, then the `TBEVENTS_STORE` environment
 //! variable, then [`DEFAULT_STORE_URL`]. [`open`] then turns the URL into a
-//! boxed [`ExperimentStore`], so a future `mysql://` or XML-RPC backend only
-//! adds a branch here.
+//! boxed [`ExperimentStore`], so each backend (SQLite, `mysql://`, and the planned XML-RPC one) is
+//! one branch here.
 //!
 //! Accepted forms (anything else is refused with a message that lists them):
 //! * `sqlite:/abs/path.db` and `sqlite:///abs/path.db`: a file by absolute path;
 //! * `sqlite:relative/path.db`: relative to the current directory;
 //! * `sqlite::memory:`: a private in-memory database;
-//! * a plain path (`/var/lib/tbevents/tbevents.db`, `./x.db`, `x.db`): SQLite.
+//! * a plain path (`/var/lib/tbevents/tbevents.db`, `./x.db`, `x.db`): SQLite;
+//! * `mysql://user:password@host:port/database`: MySQL/MariaDB.
 //!
 //! A string counts as having a scheme when it starts with letters, digits,
 //! `+`, `-` or `.` followed by `:` and the first `:` comes before any `/`;
@@ -21,6 +22,7 @@
 use std::path::PathBuf;
 
 use crate::error::StoreError;
+use crate::mysql::MysqlStore;
 use crate::sqlite::SqliteStore;
 use crate::store::ExperimentStore;
 
@@ -59,6 +61,9 @@ fn registered_opener(url: &str) -> Option<SchemeOpener> {
 /// A parsed store URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreUrl {
+    /// A MySQL/MariaDB database (`mysql://user:password@host:port/db`; the
+    /// text is kept whole for the driver to parse).
+    Mysql(String),
     /// An SQLite database file.
     SqliteFile(PathBuf),
     /// A private in-memory SQLite database.
@@ -83,11 +88,7 @@ impl StoreUrl {
         };
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => {}
-            "mysql" | "mariadb" => {
-                return Err(refuse(
-                    "the MySQL/MariaDB backend is not part of this build yet",
-                ));
-            }
+            "mysql" => return Ok(StoreUrl::Mysql(url.to_owned())),
             "http" | "https" | "xmlrpc" | "ssh" | "xmlrpc+https" | "xmlrpc+ssh" => {
                 return Err(refuse(
                     "XML-RPC stores are written xmlrpc+https://boss:3069 or xmlrpc+ssh://user@boss, \
@@ -140,6 +141,22 @@ pub fn open(url: &str) -> Result<Box<dyn ExperimentStore>, StoreError> {
     match StoreUrl::parse(url)? {
         StoreUrl::SqliteFile(path) => Ok(Box::new(SqliteStore::open(&path)?)),
         StoreUrl::SqliteMemory => Ok(Box::new(SqliteStore::open_in_memory()?)),
+        StoreUrl::Mysql(url) => Ok(Box::new(MysqlStore::open(&url)?)),
+    }
+}
+
+/// Opens the store a URL names for reading only, as the scheduler does:
+/// nothing is created or migrated and every write is refused, so read
+/// access (a readable snapshot file, a `SELECT`-only account) is enough.
+pub fn open_read_only(url: &str) -> Result<Box<dyn ExperimentStore>, StoreError> {
+    // Registered (XML-RPC) stores are read-only already.
+    if let Some(opener) = registered_opener(url) {
+        return opener(url);
+    }
+    match StoreUrl::parse(url)? {
+        StoreUrl::SqliteFile(path) => Ok(Box::new(SqliteStore::open_read_only(&path)?)),
+        StoreUrl::SqliteMemory => Ok(Box::new(SqliteStore::open_in_memory()?)),
+        StoreUrl::Mysql(url) => Ok(Box::new(MysqlStore::open_read_only(&url)?)),
     }
 }
 
@@ -205,12 +222,7 @@ mod tests {
 
     #[test]
     fn refuses_other_schemes_with_the_supported_list() {
-        for url in [
-            "mysql://db/tbdb",
-            "https://boss/RPC2",
-            "postgres://x",
-            "sqlite://host/x.db",
-        ] {
+        for url in ["https://boss/RPC2", "postgres://x", "sqlite://host/x.db"] {
             let err = StoreUrl::parse(url).unwrap_err();
             let text = err.to_string();
             assert!(
@@ -224,11 +236,9 @@ mod tests {
         }
         assert!(StoreUrl::parse("").is_err());
         assert!(StoreUrl::parse("sqlite:").is_err());
-        assert!(
-            StoreUrl::parse("mysql://x")
-                .unwrap_err()
-                .to_string()
-                .contains("MySQL")
+        assert_eq!(
+            StoreUrl::parse("mysql://u:p@db:3306/tbdb").unwrap(),
+            StoreUrl::Mysql("mysql://u:p@db:3306/tbdb".into())
         );
     }
 

@@ -10,12 +10,13 @@
 //!
 //! Rules for editing this file: never change a migration that has shipped;
 //! add a new one at the end. Migration 1 is the Emulab seed-era schema
-//! (table and column names as in spec emulab-events-B §3, with SQLite types);
+//! (table and column names as in docs/emulab-model.md §8, with SQLite types);
 //! migration 2 adds what Emulab HEAD added (more object/event types,
 //! `event_triggertypes`, `eventlist.triggertype` and `eventlist.parent`),
 //! which is also how an older tbevents database upgrades; migration 3 adds
 //! the rest of Emulab's queue columns to `virt_lans` (`q_maxthresh` to
-//! `q_gentle`; migration 1 only had `q_limit`).
+//! `q_gentle`; migration 1 only had `q_limit`); migration 4 adds Emulab
+//! HEAD's `dir`, `timeout` and `expected_exit_code` to `virt_programs`.
 //!
 //! A migration is SQL run as one batch, plus columns to add *if missing*
 //! (`Migration::add_columns`). SQLite has no `ADD COLUMN IF NOT EXISTS`,
@@ -90,6 +91,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "Emulab's queue columns in virt_lans (q_maxthresh .. q_gentle)",
         sql: "",
         add_columns: QUEUE_COLUMNS,
+    },
+    Migration {
+        version: 4,
+        description: "Emulab HEAD's program columns in virt_programs (dir, timeout, expected_exit_code)",
+        sql: "",
+        add_columns: PROGRAM_COLUMNS,
     },
 ];
 
@@ -339,6 +346,27 @@ const QUEUE_COLUMNS: &[ColumnAddition] = &[
     queue_column("q_droptail", "INTEGER NOT NULL DEFAULT 1"),
     queue_column("q_red", "INTEGER NOT NULL DEFAULT 0"),
     queue_column("q_gentle", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Migration 4: the program settings Emulab HEAD added to
+/// `virt_programs`. The defaults (no directory, no timeout, exit code 0)
+/// are what an older row meant.
+const PROGRAM_COLUMNS: &[ColumnAddition] = &[
+    ColumnAddition {
+        table: "virt_programs",
+        column: "dir",
+        declaration: "TEXT NOT NULL DEFAULT ''",
+    },
+    ColumnAddition {
+        table: "virt_programs",
+        column: "timeout",
+        declaration: "INTEGER NOT NULL DEFAULT 0",
+    },
+    ColumnAddition {
+        table: "virt_programs",
+        column: "expected_exit_code",
+        declaration: "INTEGER NOT NULL DEFAULT 0",
+    },
 ];
 
 const fn queue_column(column: &'static str, declaration: &'static str) -> ColumnAddition {

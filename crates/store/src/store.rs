@@ -2,11 +2,11 @@
 //! control plane may ask of an experiment store.
 //!
 //! The trait speaks only in model types ([`crate::model`]), never in SQL, so
-//! that the SQLite default, a future MySQL/MariaDB backend on the real
-//! Emulab schema and a future XML-RPC client can all sit behind the same
+//! that the SQLite default, the MySQL/MariaDB backend on the Emulab schema
+//! and a future XML-RPC client can all sit behind the same
 //! `Box<dyn ExperimentStore>` without callers changing.
 //!
-//! It is synchronous on purpose. Every backend we plan is a blocking
+//! It is synchronous on purpose. Every backend is a blocking
 //! library (rusqlite, a MySQL driver used from a pool, an XML-RPC call over
 //! ssh), the callers that are not async (`tbevents`) stay simple, and the
 //! async callers (`event-sched`) make a handful of store calls per
@@ -29,7 +29,8 @@ pub trait ExperimentStore: Send + Sync {
     /// Where this store lives, for messages (`sqlite:/var/lib/...`).
     fn location(&self) -> String;
 
-    /// The backend's schema version (SQLite `user_version`).
+    /// The backend's schema version (SQLite `user_version`, MySQL
+    /// `tbevents_schema.version`; the same numbers).
     fn schema_version(&self) -> Result<i64, StoreError>;
 
     // ----- experiments -----
@@ -83,7 +84,7 @@ pub trait ExperimentStore: Send + Sync {
     /// previous mapping of this experiment: a `reserved` row per
     /// assignment, and the `nodes`, `node_types` and `interfaces` rows that
     /// let the control IP resolve as Emulab resolves it (spec
-    /// emulab-events-B §1.5). Each vnode must be a node of the experiment's
+    /// docs/emulab-model.md §6.3). Each vnode must be a node of the experiment's
     /// virtual topology; a node reserved by another experiment is refused.
     fn record_swapin(
         &self,

@@ -15,6 +15,29 @@ use tbevents_store::{
 };
 use tempfile::TempDir;
 
+mod common;
+use common::TestDb;
+
+both_backends!(
+    every_table_mapping_matches_the_schema,
+    type_tables_hold_the_spec_rows,
+    eventlist_rows_carry_type_indexes,
+    load_virtual_round_trips_every_table,
+    experiments_do_not_see_each_others_rows,
+    unknown_type_names_are_rejected_and_nothing_is_written,
+    malformed_virtual_rows_are_rejected_atomically,
+    agents_resolve_node_ids_and_control_ips,
+    control_ip_is_the_physical_hosts,
+    swapin_validates_assignments,
+    groups_come_back_in_load_order,
+    events_are_ordered_by_time_then_load_order,
+    reads_of_a_missing_experiment_say_how_to_create_it,
+    experiment_life_cycle,
+    bad_names_and_paths_are_refused,
+    states_are_emulabs_and_validated,
+    users_groups_and_memberships,
+);
+
 // ----- fixtures -----
 
 fn temp_store() -> (TempDir, PathBuf, SqliteStore) {
@@ -127,6 +150,9 @@ fn full_virtual() -> VirtualExperiment {
             vnode: "nodeB".into(),
             vname: "prog0".into(),
             command: "/bin/echo 'hé llo' \"$HOME\"".into(),
+            dir: "/tmp/run".into(),
+            timeout: 30,
+            expected_exit_code: 3,
         }],
         trafgens: vec![VirtTrafgen {
             vnode: "nodeA".into(),
@@ -399,7 +425,7 @@ fn open_accepts_every_url_form() {
         "private per store"
     );
 
-    for bad in ["mysql://boss/tbdb", "https://boss:3069/RPC2", "ftp://x", ""] {
+    for bad in ["https://boss:3069/RPC2", "ftp://x", ""] {
         let err = open(bad).expect_err("refuse");
         assert!(
             matches!(err, StoreError::UnsupportedUrl { .. }),
@@ -437,9 +463,8 @@ fn entries(pairs: &[(u16, &str)]) -> Vec<TypeEntry> {
         .collect()
 }
 
-#[test]
-fn type_tables_hold_the_spec_rows() {
-    let (_dir, _path, store) = temp_store();
+fn type_tables_hold_the_spec_rows(db: &TestDb) {
+    let store = db.store();
     assert_eq!(
         store.type_table(TypeTable::ObjectTypes).expect("objtypes"),
         entries(&[
@@ -500,43 +525,26 @@ fn type_tables_hold_the_spec_rows() {
     );
 }
 
-#[test]
-fn eventlist_rows_carry_type_indexes() {
-    let (_dir, path, store) = temp_store();
+fn eventlist_rows_carry_type_indexes(db: &TestDb) {
+    let store = db.store();
     let id = exp("idx");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("load");
-    let conn = Connection::open(&path).expect("raw");
-    let (objecttype, eventtype, isgroup, trigger): (i64, i64, i64, i64) = conn
-        .query_row(
-            "SELECT objecttype, eventtype, isgroup, triggertype FROM eventlist \
-             WHERE pid='testbed' AND eid='idx' AND idx=1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .expect("row");
-    assert_eq!(
-        (objecttype, eventtype, isgroup, trigger),
-        (2, 1, 0, 0),
-        "TRAFGEN START"
+    let start = db.raw_ints(
+        "SELECT objecttype, eventtype, isgroup, triggertype FROM eventlist \
+         WHERE pid='testbed' AND eid='idx' AND idx=1",
     );
-    let halt: (i64, i64) = conn
-        .query_row(
-            "SELECT objecttype, eventtype FROM eventlist WHERE eid='idx' AND idx=4",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("row");
-    assert_eq!(halt, (6, 11), "SIMULATOR HALT");
+    assert_eq!(start, vec![2, 1, 0, 0], "TRAFGEN START");
+    let halt = db.raw_ints("SELECT objecttype, eventtype FROM eventlist WHERE eid='idx' AND idx=4");
+    assert_eq!(halt, vec![6, 11], "SIMULATOR HALT");
 }
 
 // ----- virtual experiment -----
 
-#[test]
-fn load_virtual_round_trips_every_table() {
-    let (_dir, _path, store) = temp_store();
+fn load_virtual_round_trips_every_table(db: &TestDb) {
+    let store = db.store();
     let id = exp("round");
-    create(&store, &id);
+    create(&*store, &id);
     let virt = full_virtual();
     store.load_virtual(&id, &virt).expect("load");
     assert_eq!(store.virtual_experiment(&id).expect("read back"), virt);
@@ -560,12 +568,11 @@ fn load_virtual_round_trips_every_table() {
     );
 }
 
-#[test]
-fn experiments_do_not_see_each_others_rows() {
-    let (_dir, _path, store) = temp_store();
+fn experiments_do_not_see_each_others_rows(db: &TestDb) {
+    let store = db.store();
     let (one, two) = (exp("one"), exp("two"));
-    create(&store, &one);
-    create(&store, &two);
+    create(&*store, &one);
+    create(&*store, &two);
     store.load_virtual(&one, &full_virtual()).expect("load one");
     let other = VirtualExperiment {
         agents: vec![agent("x", "*", "LINK")],
@@ -578,11 +585,10 @@ fn experiments_do_not_see_each_others_rows() {
     assert_eq!(store.agents(&two).expect("two").len(), 1);
 }
 
-#[test]
-fn unknown_type_names_are_rejected_and_nothing_is_written() {
-    let (_dir, path, store) = temp_store();
+fn unknown_type_names_are_rejected_and_nothing_is_written(db: &TestDb) {
+    let store = db.store();
     let id = exp("typo");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("good load");
 
     let mut bad_objtype = full_virtual();
@@ -620,19 +626,15 @@ fn unknown_type_names_are_rejected_and_nothing_is_written() {
         full_virtual()
     );
     assert_eq!(
-        raw_count(
-            &path,
-            "SELECT count(*) FROM virt_nodes WHERE vname = 'fresh'"
-        ),
+        db.raw_count("SELECT count(*) FROM virt_nodes WHERE vname = 'fresh'"),
         0
     );
 }
 
-#[test]
-fn malformed_virtual_rows_are_rejected_atomically() {
-    let (_dir, _path, store) = temp_store();
+fn malformed_virtual_rows_are_rejected_atomically(db: &TestDb) {
+    let store = db.store();
     let id = exp("bad");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("good load");
 
     let mut duplicate_agent = full_virtual();
@@ -701,11 +703,10 @@ fn malformed_virtual_rows_are_rejected_atomically() {
 
 // ----- scheduler reads -----
 
-#[test]
-fn agents_resolve_node_ids_and_control_ips() {
-    let (_dir, _path, store) = temp_store();
+fn agents_resolve_node_ids_and_control_ips(db: &TestDb) {
+    let store = db.store();
     let id = exp("map");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("load");
 
     // Before swap-in nothing is mapped.
@@ -773,13 +774,12 @@ fn agents_resolve_node_ids_and_control_ips() {
     assert!(store.physical_mapping(&id).expect("mapping").is_empty());
 }
 
-#[test]
-fn control_ip_is_the_physical_hosts() {
+fn control_ip_is_the_physical_hosts(db: &TestDb) {
     // A virtual node (pcvm1-1) hosted on pc1: Emulab resolves the control IP
     // through nodes.phys_nodeid, so the agent gets pc1's address.
-    let (_dir, path, store) = temp_store();
+    let store = db.store();
     let id = exp("vm");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("load");
     store
         .record_swapin(
@@ -791,15 +791,12 @@ fn control_ip_is_the_physical_hosts() {
             }],
         )
         .expect("swapin");
-    Connection::open(&path)
-        .expect("raw")
-        .execute_batch(
-            "INSERT INTO nodes (node_id, type, phys_nodeid) VALUES ('pc1', 'pc', 'pc1');
+    db.raw_exec(
+        "INSERT INTO nodes (node_id, type, phys_nodeid) VALUES ('pc1', 'pc', 'pc1');
              INSERT INTO interfaces (node_id, card, port, IP, iface, role)
                  VALUES ('pc1', 0, 1, '155.98.36.1', 'ctrl0', 'ctrl');
              UPDATE nodes SET phys_nodeid = 'pc1' WHERE node_id = 'pcvm1-1';",
-        )
-        .expect("make pcvm1-1 a VM on pc1");
+    );
     let prog = store
         .agents(&id)
         .expect("agents")
@@ -810,12 +807,11 @@ fn control_ip_is_the_physical_hosts() {
     assert_eq!(prog.ipaddr.as_deref(), Some("155.98.36.1"));
 }
 
-#[test]
-fn swapin_validates_assignments() {
-    let (_dir, _path, store) = temp_store();
+fn swapin_validates_assignments(db: &TestDb) {
+    let store = db.store();
     let (one, two) = (exp("one"), exp("two"));
-    create(&store, &one);
-    create(&store, &two);
+    create(&*store, &one);
+    create(&*store, &two);
     store.load_virtual(&one, &full_virtual()).expect("load");
     store.load_virtual(&two, &full_virtual()).expect("load");
     let assign = |vnode: &str, node_id: &str, ip: &str| NodeAssignment {
@@ -875,20 +871,18 @@ fn swapin_validates_assignments() {
     );
 }
 
-#[test]
-fn groups_come_back_in_load_order() {
-    let (_dir, _path, store) = temp_store();
+fn groups_come_back_in_load_order(db: &TestDb) {
+    let store = db.store();
     let id = exp("groups");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("load");
     assert_eq!(store.groups(&id).expect("groups"), full_virtual().groups);
 }
 
-#[test]
-fn events_are_ordered_by_time_then_load_order() {
-    let (_dir, _path, store) = temp_store();
+fn events_are_ordered_by_time_then_load_order(db: &TestDb) {
+    let store = db.store();
     let id = exp("order");
-    create(&store, &id);
+    create(&*store, &id);
     store.load_virtual(&id, &full_virtual()).expect("load");
     let events = store.events(&id).expect("events");
     let summary: Vec<(u64, f64, &str, &str, &str)> = events
@@ -946,9 +940,8 @@ fn events_are_ordered_by_time_then_load_order() {
     }
 }
 
-#[test]
-fn reads_of_a_missing_experiment_say_how_to_create_it() {
-    let (_dir, _path, store) = temp_store();
+fn reads_of_a_missing_experiment_say_how_to_create_it(db: &TestDb) {
+    let store = db.store();
     let ghost = exp("ghost");
     let results = [
         store.events(&ghost).err(),
@@ -981,9 +974,8 @@ fn reads_of_a_missing_experiment_say_how_to_create_it() {
 
 // ----- experiments -----
 
-#[test]
-fn experiment_life_cycle() {
-    let (_dir, path, store) = temp_store();
+fn experiment_life_cycle(db: &TestDb) {
+    let store = db.store();
     let id = exp("life");
     let created = store
         .create_experiment(&NewExperiment::new(
@@ -1033,7 +1025,7 @@ fn experiment_life_cycle() {
         Err(StoreError::InvalidEventKey(_))
     ));
 
-    create(&store, &exp("alpha"));
+    create(&*store, &exp("alpha"));
     let listed: Vec<String> = store
         .list_experiments()
         .expect("list")
@@ -1068,10 +1060,10 @@ fn experiment_life_cycle() {
         "reserved",
     ] {
         let sql = format!("SELECT count(*) FROM {table} WHERE eid = 'life'");
-        assert_eq!(raw_count(&path, &sql), 0, "{table}");
+        assert_eq!(db.raw_count(&sql), 0, "{table}");
     }
     assert_eq!(
-        raw_count(&path, "SELECT count(*) FROM nodes WHERE node_id = 'pc9'"),
+        db.raw_count("SELECT count(*) FROM nodes WHERE node_id = 'pc9'"),
         0
     );
     // An index is never reused.
@@ -1086,9 +1078,8 @@ fn experiment_life_cycle() {
     assert!(again.idx > created.idx);
 }
 
-#[test]
-fn bad_names_and_paths_are_refused() {
-    let (_dir, _path, store) = temp_store();
+fn bad_names_and_paths_are_refused(db: &TestDb) {
+    let store = db.store();
     let cases = [
         NewExperiment::new(ExperimentId::new("", "e"), "g", "u", "/p"),
         NewExperiment::new(ExperimentId::new("p", "a/b"), "g", "u", "/p"),
@@ -1120,11 +1111,10 @@ fn bad_names_and_paths_are_refused() {
     store.create_experiment(&longest).expect("48/32 characters");
 }
 
-#[test]
-fn states_are_emulabs_and_validated() {
-    let (_dir, path, store) = temp_store();
+fn states_are_emulabs_and_validated(db: &TestDb) {
+    let store = db.store();
     let id = exp("state");
-    create(&store, &id);
+    create(&*store, &id);
     assert_eq!(store.state(&id).expect("state"), ExperimentState::New);
     let names = [
         "new",
@@ -1149,10 +1139,9 @@ fn states_are_emulabs_and_validated() {
         assert_eq!(store.state(&id).expect("get"), state);
         assert_eq!(store.experiment(&id).expect("row").state, state);
         assert_eq!(
-            raw_count(
-                &path,
-                &format!("SELECT count(*) FROM experiments WHERE state = '{name}'")
-            ),
+            db.raw_count(&format!(
+                "SELECT count(*) FROM experiments WHERE state = '{name}'"
+            )),
             1
         );
     }
@@ -1163,10 +1152,7 @@ fn states_are_emulabs_and_validated() {
         assert!(text.contains("modify_reswap"), "lists valid states: {text}");
     }
     // A state written behind the store's back is reported, not guessed at.
-    Connection::open(&path)
-        .expect("raw")
-        .execute_batch("UPDATE experiments SET state = 'bogus' WHERE eid = 'state'")
-        .expect("corrupt");
+    db.raw_exec("UPDATE experiments SET state = 'bogus' WHERE eid = 'state'");
     let err = store.state(&id).expect_err("corrupt state");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("bogus"));
@@ -1174,9 +1160,8 @@ fn states_are_emulabs_and_validated() {
 
 // ----- users and groups -----
 
-#[test]
-fn users_groups_and_memberships() {
-    let (_dir, _path, store) = temp_store();
+fn users_groups_and_memberships(db: &TestDb) {
+    let store = db.store();
     let alice = User {
         uid: "alice".into(),
         unix_uid: 10001,
@@ -1412,4 +1397,39 @@ fn one_store_is_shared_between_threads() {
         assert_eq!(handle.join().expect("thread"), 5);
     }
     assert_eq!(store.list_experiments().expect("list").len(), 4);
+}
+
+/// Every column list the store reads and writes exists in the schema the
+/// backend's migrations built (a query naming a missing column fails).
+fn every_table_mapping_matches_the_schema(db: &TestDb) {
+    use tbevents_store::tables::{
+        event_groups, eventlist, experiments, group_membership, groups, inventory, reserved, users,
+        virt_agents, virt_lans, virt_nodes, virt_programs, virt_trafgens,
+    };
+    let _store = db.store();
+    for table in [
+        experiments::TABLE,
+        eventlist::TABLE,
+        eventlist::SCHEDULE,
+        virt_agents::TABLE,
+        event_groups::TABLE,
+        virt_nodes::TABLE,
+        virt_lans::TABLE,
+        virt_programs::TABLE,
+        virt_trafgens::TABLE,
+        reserved::TABLE,
+        inventory::NODES,
+        inventory::NODE_TYPES,
+        inventory::INTERFACES,
+        users::TABLE,
+        groups::TABLE,
+        group_membership::TABLE,
+    ] {
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT {} FROM {}) AS t",
+            table.select_list(),
+            table.name
+        );
+        assert_eq!(db.raw_count(&sql), 0, "{}", table.name);
+    }
 }

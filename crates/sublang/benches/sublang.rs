@@ -86,5 +86,17 @@ fn evaluate(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, compile, evaluate);
+/// The issue-8 attack: `wildcard(x, "*?{1500}z*")` against a 500 KB value
+/// (a quadratic scan took 1.8 s per notification).
+fn wildcard_attack(c: &mut Criterion) {
+    let expression = format!("wildcard(x, \"*{}z*\")", "?".repeat(1500));
+    let sub = Subscription::compile(&expression, &Limits::default()).expect("compiles");
+    let mut notification = elvin_proto::Attributes::new();
+    notification.insert("x", "a".repeat(500_000));
+    c.bench_function("wildcard attack: 1,500 ? against 500 KB", |b| {
+        b.iter(|| black_box(&sub).evaluate(black_box(&notification)))
+    });
+}
+
+criterion_group!(benches, compile, evaluate, wildcard_attack);
 criterion_main!(benches);

@@ -32,8 +32,8 @@
 
 use std::borrow::Cow;
 
+use crate::regex_cache::{RegexCache, RegexFailure, SharedRegex};
 use elvin_proto::ValueType;
-use regex::RegexBuilder;
 
 use crate::Truth;
 use crate::ast::{BinOp, CmpOp, Logic, UnaryOp};
@@ -229,6 +229,8 @@ const FUNCTION_LIST: &str = "require, int32, int64, real64, string, opaque, nan,
 pub(crate) struct Checker<'s, 'l> {
     pub source: &'s str,
     pub limits: &'l Limits,
+    /// The distinct compiled patterns so far, for the subscription's budget.
+    pub regexes: std::rc::Rc<std::cell::RefCell<Vec<std::sync::Arc<SharedRegex>>>>,
 }
 
 impl Checker<'_, '_> {
@@ -676,14 +678,30 @@ impl Checker<'_, '_> {
         let mut patterns = Vec::new();
         for operand in rest {
             let (pattern, span) = self.pattern_argument(name, operand)?;
-            let compiled = RegexBuilder::new(&pattern)
-                .dot_matches_new_line(true)
-                .size_limit(self.limits.regex_size_limit)
-                .dfa_size_limit(self.limits.regex_dfa_size_limit)
-                .build();
+            let compiled = RegexCache::global().get(
+                &pattern,
+                self.limits.regex_size_limit,
+                self.limits.regex_dfa_size_limit,
+            );
             match compiled {
-                Ok(regex) => patterns.push(regex),
-                Err(regex::Error::CompiledTooBig(limit)) => {
+                Ok(regex) => {
+                    let mut seen = self.regexes.borrow_mut();
+                    if !seen.iter().any(|r| std::sync::Arc::ptr_eq(r, &regex)) {
+                        seen.push(std::sync::Arc::clone(&regex));
+                        let total: usize = seen.iter().map(|r| r.bytes()).sum();
+                        if total > self.limits.regex_budget {
+                            let message = format!(
+                                "The regular expressions of this subscription compile to {total} bytes, \
+                                 more than the {} a subscription may use (use fewer or smaller patterns; \
+                                 (?-u) makes \\w, \\d and \\s ASCII-only and much smaller)",
+                                self.limits.regex_budget
+                            );
+                            return Err(self.error(codes::REGEXP_TOO_COMPLEX, message, span));
+                        }
+                    }
+                    patterns.push(regex);
+                }
+                Err(RegexFailure::TooBig(limit)) => {
                     let message = format!(
                         "Regular expression {pattern:?} is too complex: it compiles to more than {limit} bytes \
                          (use fewer or smaller repetitions; Unicode classes such as \\w and \\p{{L}} are large, \
@@ -691,10 +709,17 @@ impl Checker<'_, '_> {
                     );
                     return Err(self.error(codes::REGEXP_TOO_COMPLEX, message, span));
                 }
-                Err(err) => {
+                Err(RegexFailure::ProcessBudget { total, budget }) => {
+                    let message = format!(
+                        "The router's compiled regular expressions already take {total} of its {budget} bytes; \
+                         no new pattern can be compiled until subscriptions using others are removed"
+                    );
+                    return Err(self.error(codes::IMPL_LIMIT, message, span));
+                }
+                Err(RegexFailure::Invalid(text)) => {
                     let message = format!(
                         "Invalid regular expression {pattern:?}: {}",
-                        regex_error_summary(&err)
+                        regex_error_summary(&text)
                     );
                     return Err(self.error(codes::INVALID_REGEXP, message, span));
                 }
@@ -710,8 +735,7 @@ impl Checker<'_, '_> {
 
 /// The one-line gist of a regex compile error (the crate's messages are
 /// multi-line, with a caret diagram).
-fn regex_error_summary(err: &regex::Error) -> String {
-    let text = err.to_string();
+fn regex_error_summary(text: &str) -> String {
     text.lines()
         .find_map(|line| line.trim().strip_prefix("error:"))
         .map(|s| s.trim().to_owned())

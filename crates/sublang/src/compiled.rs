@@ -20,7 +20,9 @@
 use std::borrow::Cow;
 
 use elvin_proto::{AttributeLookup, ValueRef, ValueType};
-use regex::Regex;
+use std::sync::Arc;
+
+use crate::regex_cache::SharedRegex;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfd_quick, is_nfkd_quick};
 
 use crate::Truth;
@@ -161,7 +163,7 @@ pub(crate) enum Pred {
     /// `regex(subject, patterns…)`.
     Regex {
         subject: Expr,
-        patterns: Box<[Regex]>,
+        patterns: Box<[Arc<SharedRegex>]>,
     },
 }
 

@@ -17,8 +17,10 @@
 //! Segments without `?` are found with the standard library's linear
 //! substring search, so the common patterns (`prefix*`, `*suffix`,
 //! `*word*`) cost one pass over the string. A segment containing `?` is
-//! tried at each position, so the worst case is the string's length times
-//! the segment's, which the expression length limit bounds.
+//! found with the bit-parallel Shift-And algorithm: one pass over the
+//! string, a few word operations per character (one word per 64 pattern
+//! characters), so `*?{1500}z*` against a 500 KB value is one pass of 24
+//! words per character instead of trying the segment at every position.
 
 /// One element of a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,79 @@ struct Segment {
     items: Vec<Item>,
     /// The segment as a plain string when it has no `?`, for fast search.
     literal: Option<String>,
+    /// The Shift-And tables when it has a `?`.
+    shift_and: Option<ShiftAnd>,
+}
+
+/// Bit-parallel matcher for a segment with `?`: bit `i` of the state is
+/// set when the last `i + 1` characters match the segment's first `i + 1`
+/// items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ShiftAnd {
+    /// Items in the segment.
+    len: usize,
+    /// Positions of `?` items: what any character matches.
+    any: Vec<u64>,
+    /// Positions each literal character matches (plus the `?` positions).
+    chars: Vec<(char, Vec<u64>)>,
+}
+
+impl ShiftAnd {
+    fn new(items: &[Item]) -> Self {
+        let words = items.len().div_ceil(64);
+        let mut any = vec![0u64; words];
+        for (i, item) in items.iter().enumerate() {
+            if *item == Item::Any {
+                any[i / 64] |= 1 << (i % 64);
+            }
+        }
+        let mut chars: Vec<(char, Vec<u64>)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Item::Char(c) = item {
+                let at = match chars.iter().position(|(k, _)| k == c) {
+                    Some(at) => at,
+                    None => {
+                        chars.push((*c, any.clone()));
+                        chars.len() - 1
+                    }
+                };
+                chars[at].1[i / 64] |= 1 << (i % 64);
+            }
+        }
+        chars.sort_by_key(|(c, _)| *c);
+        ShiftAnd {
+            len: items.len(),
+            any,
+            chars,
+        }
+    }
+
+    /// The byte offset just after the leftmost (earliest-ending) match in
+    /// `s`; since all matches have the same length, that is the leftmost.
+    fn find_end(&self, s: &str) -> Option<usize> {
+        if self.len == 0 {
+            return Some(0);
+        }
+        let last_word = (self.len - 1) / 64;
+        let last_bit = 1u64 << ((self.len - 1) % 64);
+        let mut state = vec![0u64; self.any.len()];
+        for (at, c) in s.char_indices() {
+            let mask = match self.chars.binary_search_by_key(&c, |(k, _)| *k) {
+                Ok(i) => &self.chars[i].1,
+                Err(_) => &self.any,
+            };
+            let mut carry = 1u64;
+            for (word, m) in state.iter_mut().zip(mask) {
+                let next_carry = *word >> 63;
+                *word = ((*word << 1) | carry) & m;
+                carry = next_carry;
+            }
+            if state[last_word] & last_bit != 0 {
+                return Some(at + c.len_utf8());
+            }
+        }
+        None
+    }
 }
 
 impl Segment {
@@ -45,8 +120,13 @@ impl Segment {
                 Item::Char(c) => Some(*c),
                 Item::Any => None,
             })
-            .collect();
-        Segment { items, literal }
+            .collect::<Option<String>>();
+        let shift_and = literal.is_none().then(|| ShiftAnd::new(&items));
+        Segment {
+            items,
+            literal,
+            shift_and,
+        }
     }
 
     /// If the segment matches at the start of `s`, the byte length it
@@ -69,16 +149,13 @@ impl Segment {
         Some(end)
     }
 
-    /// The leftmost place in `s` where the segment matches, as the byte range
-    /// it covers.
-    fn find(&self, s: &str) -> Option<(usize, usize)> {
+    /// The byte offset in `s` just after the leftmost place where the
+    /// segment matches.
+    fn find_end(&self, s: &str) -> Option<usize> {
         if let Some(literal) = &self.literal {
-            let start = s.find(literal.as_str())?;
-            return Some((start, start + literal.len()));
+            return Some(s.find(literal.as_str())? + literal.len());
         }
-        s.char_indices()
-            .map(|(at, _)| at)
-            .find_map(|at| Some((at, at + self.match_prefix(s.get(at..)?)?)))
+        self.shift_and.as_ref()?.find_end(s)
     }
 
     /// The byte offset in `s` where the segment would have to start to end
@@ -154,7 +231,7 @@ impl Glob {
             return false;
         }
         for segment in middle {
-            let Some((_, end)) = segment.find(hay) else {
+            let Some(end) = segment.find_end(hay) else {
                 return false;
             };
             hay = hay.get(end..).unwrap_or("");
@@ -229,6 +306,26 @@ mod tests {
     #[test]
     fn matching_is_case_sensitive() {
         assert!(!glob("ABC*").matches("abcd"));
+    }
+
+    #[test]
+    fn long_question_mark_runs_are_one_pass() {
+        // The attack: 1,500 `?` before a `z`, against 500 KB.
+        let haystack = "a".repeat(500_000);
+        let pattern = format!("*{}z*", "?".repeat(1500));
+        assert!(!glob(&pattern).matches(&haystack));
+        let mut with_z = haystack.clone();
+        with_z.push('z');
+        assert!(glob(&pattern).matches(&with_z));
+        // (The speed is measured by `cargo bench -p elvin-sublang`,
+        // "wildcard attack".)
+        // Shift-And agrees with the definition across word boundaries.
+        let p = format!("*a{}b*", "?".repeat(70));
+        assert!(glob(&p).matches(&format!("xxa{}byy", "c".repeat(70))));
+        assert!(!glob(&p).matches(&format!("xxa{}byy", "c".repeat(69))));
+        assert!(glob("*a?c?e*").matches("zzabcdez"));
+        assert!(!glob("*a?c?e*").matches("zzabcdz"));
+        assert!(glob("*\u{e9}?\u{e9}*").matches("x\u{e9}\u{1F600}\u{e9}y"));
     }
 
     #[test]

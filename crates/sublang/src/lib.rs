@@ -205,12 +205,14 @@ mod index;
 mod lexer;
 mod limits;
 mod parser;
+mod regex_cache;
 mod subscription;
 mod value;
 
 pub use error::{SubscriptionError, codes};
 pub use index::{Constraint, IndexKey};
 pub use limits::{Limits, MAX_DEPTH_CEILING};
+pub use regex_cache::{DEFAULT_PROCESS_REGEX_BUDGET, RegexCache, SharedRegex};
 pub use subscription::Subscription;
 
 /// A three-valued (Łukasiewicz) truth value: the result of evaluating a

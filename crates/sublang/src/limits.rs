@@ -49,6 +49,10 @@ pub struct Limits {
     /// (`regex::RegexBuilder::dfa_size_limit`). Matching stays linear when
     /// the cache is too small; it only gets slower. Default 1 MiB.
     pub regex_dfa_size_limit: usize,
+    /// Most bytes all distinct `regex` patterns of one subscription may
+    /// compile to together (identical patterns count once). More get
+    /// REGEXP_TOO_COMPLEX (2111). Default 4 MiB.
+    pub regex_budget: usize,
 }
 
 impl Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             max_nodes: 2048,
             regex_size_limit: 1024 * 1024,
             regex_dfa_size_limit: 1024 * 1024,
+            regex_budget: 4 * 1024 * 1024,
         }
     }
 }

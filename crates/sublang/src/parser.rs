@@ -59,12 +59,20 @@ use crate::limits::Limits;
 /// Parses and checks `source`, returning the root predicate (possibly a
 /// constant: rejecting that is the caller's job). The length limit is the
 /// caller's too, checked before any work is done.
-pub(crate) fn parse(source: &str, limits: &Limits) -> Result<Pred, SubscriptionError> {
+pub(crate) fn parse(
+    source: &str,
+    limits: &Limits,
+) -> Result<(Pred, Vec<std::sync::Arc<crate::regex_cache::SharedRegex>>), SubscriptionError> {
     let mut lexer = Lexer::new(source);
     let current = lexer.next_token()?;
-    Parser {
+    let regexes = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let parser = Parser {
         lexer,
-        checker: Checker { source, limits },
+        checker: Checker {
+            source,
+            limits,
+            regexes: std::rc::Rc::clone(&regexes),
+        },
         current,
         operands: Vec::new(),
         pending: Vec::new(),
@@ -72,8 +80,10 @@ pub(crate) fn parse(source: &str, limits: &Limits) -> Result<Pred, SubscriptionE
         max_depth: limits.effective_max_depth(),
         nodes: 0,
         max_nodes: limits.max_nodes,
-    }
-    .run()
+    };
+    let root = parser.run()?;
+    let compiled = regexes.take();
+    Ok((root, compiled))
 }
 
 /// Any binary operator.
@@ -241,10 +251,12 @@ impl Parser<'_, '_> {
                         let span = token.span;
                         let operand = match token.kind {
                             TokenKind::Name(name) => {
-                                // A name immediately followed by "(" is a call.
-                                if self.current.kind == TokenKind::LParen
-                                    && self.current.span.start == span.end
-                                {
+                                // A name followed by "(" is a call, with or
+                                // without whitespace in between (the draft's
+                                // own examples write `fold-case (User)`).
+                                // There is no juxtaposition in the grammar,
+                                // so this cannot be anything else.
+                                if self.current.kind == TokenKind::LParen {
                                     self.advance()?;
                                     self.open(
                                         Pending::Call {
@@ -304,7 +316,7 @@ impl Parser<'_, '_> {
                     TokenKind::End => return self.finish(),
                     TokenKind::LParen => {
                         return Err(self.unexpected(
-                            "an operator (a function name must be followed by ( with no space in between)",
+                            "an operator (only a function name may be followed by ()",
                         ));
                     }
                     _ => {
@@ -587,7 +599,7 @@ mod tests {
     use crate::Truth;
 
     fn parsed(src: &str) -> Result<Pred, SubscriptionError> {
-        parse(src, &Limits::default())
+        parse(src, &Limits::default()).map(|(pred, _)| pred)
     }
 
     fn error(src: &str) -> SubscriptionError {
@@ -645,12 +657,15 @@ mod tests {
     }
 
     #[test]
-    fn calls_need_the_paren_right_after_the_name() {
+    fn a_call_may_have_whitespace_before_its_paren() {
         assert_eq!(value_of("equals(a, 1, 5)"), Truth::True);
-        let err = error("require (a)");
+        assert_eq!(value_of("equals (a, 1, 5)"), Truth::True);
+        assert_eq!(value_of("equals\t\n(a, 1, 5)"), Truth::True);
+        assert_eq!(error("require ()").code, codes::TOO_FEW_ARGS);
+        // Only a name starts a call.
+        let err = error("5 (a)");
         assert_eq!(err.code, codes::PARSE_ERROR);
-        assert_eq!((err.column, err.token.as_str()), (9, "("));
-        assert_eq!(error("require()").code, codes::TOO_FEW_ARGS);
+        assert_eq!((err.column, err.token.as_str()), (3, "("));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::{Truth, parser};
 pub struct Subscription {
     root: Pred,
     expression: Box<str>,
+    /// Bytes of the distinct compiled `regex` patterns it uses.
+    regex_bytes: usize,
 }
 
 impl Subscription {
@@ -50,7 +52,8 @@ impl Subscription {
             );
             return Err(SubscriptionError::whole(codes::IMPL_LIMIT, message));
         }
-        let root = parser::parse(expression, limits)?;
+        let (root, regexes) = parser::parse(expression, limits)?;
+        let regex_bytes = regexes.iter().map(|r| r.bytes()).sum();
         if let Pred::Const(truth) = root {
             let outcome = match truth {
                 Truth::True => "always true",
@@ -66,7 +69,15 @@ impl Subscription {
         Ok(Subscription {
             root,
             expression: expression.into(),
+            regex_bytes,
         })
+    }
+
+    /// Heap bytes of the distinct compiled `regex` patterns this
+    /// subscription uses (shared with other subscriptions that use the
+    /// same pattern), for the router's per-connection budget.
+    pub fn regex_bytes(&self) -> usize {
+        self.regex_bytes
     }
 
     /// Evaluates the subscription against a notification's attributes:

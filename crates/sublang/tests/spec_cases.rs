@@ -1,6 +1,6 @@
 //! One test per edge case of the protocol notes' case list (elvin-protocol.md
 //! §11.9), named after its label, plus the Emulab expression shapes of
-//! emulab-events-A.md §1.5.
+//! docs/emulab-model.md §2.
 //!
 //! The notes give each label's topic ("L17 and L18: integer division by
 //! zero") and state the expected behaviour in §10–§12; each test below
@@ -828,7 +828,7 @@ fn e24_invalid_regex() {
 }
 
 // ---------------------------------------------------------------------------
-// Emulab expression shapes (emulab-events-A.md §1.5), exact strings
+// Emulab expression shapes (docs/emulab-model.md §2), exact strings
 
 #[test]
 fn emulab_shape_eventdebug() {

@@ -348,6 +348,126 @@ fn every_table_case_gives_its_expected_result() {
     );
 }
 
+/// The functions the language has, as they start a call.
+const FUNCTIONS: [&str; 17] = [
+    "require(",
+    "int32(",
+    "int64(",
+    "real64(",
+    "string(",
+    "opaque(",
+    "nan(",
+    "size(",
+    "equals(",
+    "begins-with(",
+    "ends-with(",
+    "contains(",
+    "wildcard(",
+    "regex(",
+    "fold-case(",
+    "decompose(",
+    "decompose-compat(",
+];
+
+/// Every evaluated row that calls a function gives the same result with
+/// whitespace (space, tab, newline) between the function name and its
+/// `(`, as the Elvin draft writes its examples (`fold-case (User)`).
+#[test]
+fn every_function_call_allows_whitespace_before_its_parenthesis() {
+    let attrs = standard_notification();
+    let mut checked = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    for &(expr, expected) in TABLE {
+        let Is(truth) = expected else { continue };
+        for function in FUNCTIONS {
+            if !expr.contains(function) {
+                continue;
+            }
+            let name = function.trim_end_matches('(');
+            for gap in [" ", "\t", "\n  ", " \r\n\t "] {
+                // Only whole names: `decompose(` must not match inside
+                // `decompose-compat(`.
+                let spaced = replace_calls(expr, name, gap);
+                match Subscription::compile(&spaced, &Limits::default()) {
+                    Ok(_) => {
+                        let got = common::eval(&spaced, &attrs);
+                        if got != truth {
+                            failures.push(format!("{spaced:?}: expected {truth:?}, got {got:?}"));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{spaced:?}: {}", e.message)),
+                }
+            }
+            checked.insert(name);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        checked.len(),
+        FUNCTIONS.len(),
+        "functions checked: {checked:?}"
+    );
+}
+
+/// `expr` with `gap` between every call of `name` and its `(`.
+fn replace_calls(expr: &str, name: &str, gap: &str) -> String {
+    let pattern = format!("{name}(");
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find(&pattern) {
+        let before = &rest[..at];
+        // A name character right before means this is the tail of a longer
+        // name (`compat(` in `decompose-compat(`).
+        let whole = before
+            .chars()
+            .last()
+            .is_none_or(|c| c == ' ' || c == '(' || c == ',' || c == '!');
+        out.push_str(before);
+        out.push_str(name);
+        if whole {
+            out.push_str(gap);
+        }
+        out.push('(');
+        rest = &rest[at + pattern.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The draft's own examples, written with a space before `(`, and names
+/// that are also function names used as plain fields.
+#[test]
+fn the_drafts_examples_and_function_names_as_fields() {
+    let attrs = common::notification([
+        ("Presence-Protocol", Value::Int32(1000)),
+        ("Groups", Value::from("elvin")),
+        ("User", Value::from("Matthew@Work")),
+        ("require", Value::Int32(1)),
+        ("size", Value::from("abc")),
+    ]);
+    for (expr, expected) in [
+        (
+            "Presence-Protocol < 2000 && string (Groups) && fold-case (User) != \"matthew@home\"",
+            T,
+        ),
+        ("fold-case (User) == \"matthew@work\"", T),
+        ("begins-with (User, \"Matt\")", T),
+        ("require (Groups) && int32 (Presence-Protocol)", T),
+        ("equals (Presence-Protocol, 1, 1000)", T),
+        // A function name not followed by ( is a field.
+        ("require == 1", T),
+        ("size (size) == 3", T),
+        ("size == \"abc\"", T),
+    ] {
+        assert_eq!(common::eval(expr, &attrs), expected, "{expr}");
+    }
+    // A ( after anything but a function name is still an error.
+    for expr in ["1 (2)", "\"s\" (x)", "(a == 1) (b)"] {
+        let error = Subscription::compile(expr, &Limits::default()).unwrap_err();
+        assert_eq!(error.code, codes::PARSE_ERROR, "{expr}: {error:?}");
+    }
+}
+
 /// Every operator and function appears in the table.
 #[test]
 fn table_covers_every_operator_and_function() {
@@ -355,26 +475,7 @@ fn table_covers_every_operator_and_function() {
         "||", "^^", "&&", "!", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "<<",
         ">>", ">>>", "&", "^", "|", "~",
     ];
-    let functions = [
-        "require(",
-        "int32(",
-        "int64(",
-        "real64(",
-        "string(",
-        "opaque(",
-        "nan(",
-        "size(",
-        "equals(",
-        "begins-with(",
-        "ends-with(",
-        "contains(",
-        "wildcard(",
-        "regex(",
-        "fold-case(",
-        "decompose(",
-        "decompose-compat(",
-    ];
-    for token in operators.iter().chain(functions.iter()) {
+    for token in operators.iter().chain(FUNCTIONS.iter()) {
         assert!(
             TABLE
                 .iter()

@@ -50,6 +50,11 @@ enum Mode {
         /// Number of static events.
         #[arg(long, default_value_t = 100_000)]
         events: usize,
+        /// Load from this store instead of a scratch SQLite file, e.g.
+        /// mysql://root@127.0.0.1:3306/tbbench (experiment bench/sched is
+        /// replaced there and deleted afterwards).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// N events spread over SPAN seconds; report lateness.
     Accuracy {
@@ -108,7 +113,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let result = runtime.block_on(async {
         match args.mode {
-            Mode::Load { events } => load(events).await,
+            Mode::Load { events, store } => load(events, store).await,
             Mode::Accuracy { events, span } => accuracy(events, span).await,
             Mode::Burst {
                 events,
@@ -155,6 +160,7 @@ fn synthetic(count: usize, time: impl Fn(usize) -> f64) -> VirtualExperiment {
             vnode: format!("n{}", a % NODES),
             vname: format!("prog{a}"),
             command: "/bin/true".into(),
+            ..Default::default()
         })
         .collect();
     let events = (0..count)
@@ -183,8 +189,22 @@ async fn setup(
     virt: VirtualExperiment,
     start_delay: f64,
 ) -> anyhow::Result<(Lab, Scheduler, std::path::PathBuf, ExperimentId)> {
-    let lab = Lab::start(Some(free_port()?)).await?;
+    setup_in(virt, start_delay, None).await
+}
+
+/// [`setup`] with the experiment in `store` (a URL) instead of the lab's
+/// scratch SQLite file; an old bench/sched experiment there is replaced.
+async fn setup_in(
+    virt: VirtualExperiment,
+    start_delay: f64,
+    store: Option<&str>,
+) -> anyhow::Result<(Lab, Scheduler, std::path::PathBuf, ExperimentId)> {
+    let mut lab = Lab::start(Some(free_port()?)).await?;
     let id = ExperimentId::new("bench", "sched");
+    if let Some(url) = store {
+        lab.store_url = url.to_owned();
+        delete_bench_experiment(url, &id)?;
+    }
     let (key, _) = lab.experiment(&id, virt)?;
     lab.hand_over()?;
     let keep = KEEP.load(std::sync::atomic::Ordering::Relaxed);
@@ -282,10 +302,24 @@ fn report(name: &str, h: &Histogram<u64>) {
     );
 }
 
-async fn load(count: usize) -> anyhow::Result<()> {
+/// Removes the benchmark's experiment from a store it does not own.
+fn delete_bench_experiment(url: &str, id: &ExperimentId) -> anyhow::Result<()> {
+    let store = tbevents_store::open(url)?;
+    match store.delete_experiment(id) {
+        Ok(()) | Err(tbevents_store::StoreError::ExperimentNotFound(_)) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn load(count: usize, store: Option<String>) -> anyhow::Result<()> {
     let virt = synthetic(count, |i| 1.0 + i as f64 * 0.001);
     let started = Instant::now();
-    let (lab, mut scheduler, _, _) = setup(virt, 3600.0).await?;
+    let (lab, mut scheduler, _, id) = setup_in(virt, 3600.0, store.as_deref()).await?;
+    let backend = if store.is_some() {
+        "the store"
+    } else {
+        "SQLite"
+    };
     println!("store written in {:.1} s", started.elapsed().as_secs_f64());
     let line = wait_for_log(&mut scheduler, "static events (", Duration::from_secs(60)).await?;
     let load_ms = field(&line, "load_ms").unwrap_or_default();
@@ -303,7 +337,8 @@ async fn load(count: usize) -> anyhow::Result<()> {
         .map(|kib| kib / 1024.0);
     println!("events: {count}");
     println!(
-        "load (read from SQLite + resolve + arm): {load_ms} ms (of which SQLite read {read_ms} ms)"
+        "load (read from {backend} + resolve + arm): {load_ms} ms (of which {backend} read \
+         {read_ms} ms)"
     );
     match rss {
         Some(mib) => println!("scheduler resident memory after arming: {mib:.1} MiB"),
@@ -311,6 +346,9 @@ async fn load(count: usize) -> anyhow::Result<()> {
     }
     scheduler.stop().await;
     finish(lab).await;
+    if let Some(url) = &store {
+        delete_bench_experiment(url, &id)?;
+    }
     Ok(())
 }
 

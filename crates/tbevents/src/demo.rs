@@ -23,6 +23,17 @@
 //!    stops the scheduler with SIGTERM (and prints its own summary line),
 //!    stops the router and removes the temporary directory. Ctrl-C does the
 //!    same cleanup at any point.
+//!
+//! Run as root on Linux, the demo also builds the experiment on the
+//! emulated testbed (`tbevents-testbed`) between steps 4 and 5: every node
+//! in its own network namespace with its agents, so the events act — the
+//! programs run (as `nobody`), the traffic generators send, the access link
+//! is shaped by a delay node. The view then prints, once a second, what is
+//! measured on the first shaped link (our own UDP round-trip probe every
+//! 200 ms) and what each traffic sink receives, so `DELAY=50ms` shows up
+//! as ~100 ms of round-trip time. The testbed is removed with everything
+//! else. Elsewhere (not root, not Linux, `--no-testbed`), the demo says why
+//! and shows the events only.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -37,6 +48,7 @@ use tbevents_store::{ExperimentId, VirtualExperiment};
 use tokio::process::{Child, Command};
 
 use crate::bins;
+use crate::effects::{Effects, Measurement};
 use crate::experiments;
 use crate::view::{StaticIndex, View, format_offset};
 
@@ -71,6 +83,9 @@ pub struct DemoArgs {
     /// Keep the temporary directory (store, key, logs) and print its path.
     #[arg(long)]
     pub keep: bool,
+    /// Show the events only, even as root (no emulated testbed).
+    #[arg(long)]
+    pub no_testbed: bool,
 }
 
 /// Runs the demo.
@@ -182,7 +197,15 @@ impl Lab {
     ) -> anyhow::Result<(PathBuf, StaticIndex)> {
         let store = tbevents_store::open(&self.store_url)?;
         let exp_dir = self.dir.path().join("exp").join(&id.eid);
-        let created = experiments::create_from(&*store, id, &id.pid, "demo", &exp_dir, virt)?;
+        let created = experiments::create_from(
+            &*store,
+            id,
+            &id.pid,
+            "demo",
+            &exp_dir,
+            virt,
+            experiments::KeyCustody::default(),
+        )?;
         experiments::swapin_with(&*store, id, &[])?;
         let index = StaticIndex::build(&store.agents(id)?, &store.groups(id)?, &store.events(id)?)?;
         drop(store);
@@ -224,6 +247,8 @@ impl Lab {
             .arg("--poll-interval")
             .arg("0.2")
             .args(extra)
+            // Names after `--` can never be read as options.
+            .arg("--")
             .arg(&id.pid)
             .arg(&id.eid)
             .stdin(Stdio::null())
@@ -381,7 +406,12 @@ fn tevc_example(virt: &VirtualExperiment, port: u16, key: &Path, expt: &str) -> 
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let (source, virt) = load_ns(args.nsfile.as_deref())?;
-    let id = ExperimentId::new(DEMO_PID, DEMO_EID);
+    // On the testbed the experiment's name carries the process id: its
+    // namespaces are named after it, and two demos must never share them.
+    let id = match testbed_unavailable(&args) {
+        Some(_) => ExperimentId::new(DEMO_PID, DEMO_EID),
+        None => ExperimentId::new(DEMO_PID, format!("{DEMO_EID}-{}", std::process::id())),
+    };
     let mut lab = Lab::start(args.port).await?;
     let outcome = {
         let lab_ref = &mut lab;
@@ -413,9 +443,26 @@ async fn watch(
         agents: virt.agents.clone(),
         ..VirtualExperiment::default()
     };
+    let targets = MeasureTargets::from(&virt);
     let (key, index) = lab.experiment(id, virt)?;
     let tevc_line = tevc_example(&agents_only, lab.port, &key, &expt);
     lab.hand_over()?;
+    let (mut testbed, testbed_line) = match testbed_unavailable(args) {
+        Some(reason) => (
+            None,
+            format!("not used: {reason}; the view shows the events only"),
+        ),
+        None => match DemoTestbed::start(lab, id, &key, targets).await {
+            Ok(testbed) => {
+                let line = testbed.describe();
+                (Some(testbed), line)
+            }
+            Err(error) => (
+                None,
+                format!("could not be built, so the view shows the events only: {error:#}"),
+            ),
+        },
+    };
     let static_total = index.total;
     let last = index.last_offset;
     let mut view = View::new(index)?;
@@ -458,6 +505,7 @@ async fn watch(
         args.start_delay,
         scheduler.log_path.display()
     );
+    println!("  testbed     {testbed_line}");
     println!("  send your own event from another terminal:");
     println!("    {tevc_line}");
     println!();
@@ -466,6 +514,8 @@ async fn watch(
         "TIME", "KIND", "OBJECT", "TYPE", "EVENT", "ARGS"
     );
 
+    let mut window = tokio::time::interval(Duration::from_secs(1));
+    window.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let started = Instant::now();
     let first_deadline = Duration::from_secs_f64(args.start_delay) + Duration::from_secs(30);
     let grace = (args.grace * 1e6) as i64;
@@ -489,14 +539,51 @@ async fn watch(
             break;
         }
         let slice = Duration::from_micros(remaining.unsigned_abs()).min(Duration::from_millis(500));
-        match tokio::time::timeout(slice, events.recv()).await {
-            Ok(Some(event)) => {
-                let received = now_micros();
-                let seen = view.observe(event.attributes(), received);
-                println!("{}", seen.line);
+        tokio::select! {
+            received = tokio::time::timeout(slice, events.recv()) => match received {
+                Ok(Some(event)) => {
+                    let received = now_micros();
+                    // Sink reports are measurements: the effect lines show
+                    // them, instead of a line each per second.
+                    if let Some(testbed) = testbed.as_mut()
+                        && event.objtype() == Some("TRAFGEN")
+                        && event.get_string("EVENTTYPE") == Some("REPORT")
+                    {
+                        if let Some((rate_kbps, loss)) =
+                            crate::effects::parse_report(event.get_string("ARGS").unwrap_or(""))
+                        {
+                            testbed.effects.record(Measurement::Sink {
+                                name: event.objname().unwrap_or("").to_owned(),
+                                rate_kbps,
+                                loss,
+                            });
+                        }
+                        continue;
+                    }
+                    let seen = view.observe(event.attributes(), received);
+                    // Beside the event: what was measured just before it.
+                    match testbed.as_ref().and_then(|t| t.effects.latest()) {
+                        Some(effect) => println!("{}  | {effect}", seen.line),
+                        None => println!("{}", seen.line),
+                    }
+                }
+                Ok(None) => bail!("the router connection ended"),
+                Err(_) => {}
+            },
+            Some(measurement) = next_measurement(&mut testbed) => {
+                if let Some(testbed) = testbed.as_mut() {
+                    testbed.effects.record(measurement);
+                }
             }
-            Ok(None) => bail!("the router connection ended"),
-            Err(_) => {}
+            _ = window.tick(), if testbed.is_some() => {
+                if let Some(testbed) = testbed.as_mut() {
+                    let line = testbed.effects.close_window();
+                    let when = view
+                        .time_zero()
+                        .map_or_else(|| "      -".to_owned(), |zero| format_offset(now_micros() - zero));
+                    println!("{when:>10}  {:<7}  {line}", "effect");
+                }
+            }
         }
     }
     println!();
@@ -506,8 +593,304 @@ async fn watch(
         println!("scheduler: {line}");
     }
     let _ = handle.unregister().await;
+    if let Some(testbed) = testbed.take() {
+        let removed = tokio::task::spawn_blocking(move || testbed.stop())
+            .await
+            .context("the testbed clean-up failed")??;
+        println!("testbed: removed {removed} namespaces and their processes");
+    }
     if !view.all_static_seen() {
         bail!("not every static event arrived; see the scheduler's log above");
     }
     Ok(())
+}
+
+/// Why the demo does not use the emulated testbed, if it does not.
+fn testbed_unavailable(args: &DemoArgs) -> Option<String> {
+    if args.no_testbed {
+        return Some("--no-testbed was given".to_owned());
+    }
+    if !cfg!(target_os = "linux") {
+        return Some("the emulated testbed needs Linux network namespaces".to_owned());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Some(
+            "the emulated testbed needs root (network namespaces); run the demo with sudo to see \
+             the events act"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// What the demo measures, picked from the experiment's rows before they
+/// go into the store: the first shaped duplex link (else the first link),
+/// probed from its first member to its second, and every traffic sink.
+#[derive(Clone, Debug, Default)]
+struct MeasureTargets {
+    /// (link, from vnode, to vnode, to address).
+    link: Option<(String, String, String, std::net::Ipv4Addr)>,
+    /// (sink vnode, sink name).
+    sinks: Vec<(String, String)>,
+}
+
+impl MeasureTargets {
+    fn from(virt: &VirtualExperiment) -> MeasureTargets {
+        let mut links: Vec<(&str, Vec<&tbevents_store::VirtLanMember>)> = Vec::new();
+        for member in &virt.lan_members {
+            match links.iter_mut().find(|(name, _)| *name == member.vname) {
+                Some((_, list)) => list.push(member),
+                None => links.push((&member.vname, vec![member])),
+            }
+        }
+        let duplex = |(_, members): &&(&str, Vec<&tbevents_store::VirtLanMember>)| {
+            members.len() == 2 && !members.iter().any(|m| m.is_lan)
+        };
+        let chosen = links
+            .iter()
+            .filter(duplex)
+            .find(|(_, members)| {
+                members
+                    .iter()
+                    .any(|m| tbevents_testbed::plan::needs_shaping(m))
+            })
+            .or_else(|| links.iter().find(duplex));
+        let link = chosen.and_then(|(name, members)| {
+            let address = members[1].ip.parse().ok()?;
+            Some((
+                (*name).to_owned(),
+                members[0].vnode.clone(),
+                members[1].vnode.clone(),
+                address,
+            ))
+        });
+        let sinks = virt
+            .trafgens
+            .iter()
+            .filter(|t| t.role == "sink")
+            .map(|t| (t.vnode.clone(), t.vname.clone()))
+            .collect();
+        MeasureTargets { link, sinks }
+    }
+}
+
+/// The demo's testbed, its measurements, and their clean-up.
+struct DemoTestbed {
+    config: tbevents_testbed::Config,
+    id: ExperimentId,
+    namespaces: usize,
+    processes: usize,
+    link: Option<String>,
+    effects: Effects,
+    measurements: tokio::sync::mpsc::UnboundedReceiver<Measurement>,
+    probe: Option<tbevents_testbed::probe::RttProbe>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    down: bool,
+}
+
+impl DemoTestbed {
+    /// Builds the testbed and starts measuring.
+    async fn start(
+        lab: &Lab,
+        id: &ExperimentId,
+        key: &Path,
+        targets: MeasureTargets,
+    ) -> anyhow::Result<DemoTestbed> {
+        let store_url = lab.store_url.clone();
+        let bin_dir = crate::testbed::program_dir(&store_url, id)?;
+        let mut config =
+            tbevents_testbed::Config::new(store_url, format!("127.0.0.1:{}", lab.port), bin_dir);
+        // The machine-wide state directory, so a demo that was killed
+        // before it could clean up is found and removed by the next one.
+        sweep_dead_demos(&config);
+        config.log_dir = Some(lab.dir.path().join("logs"));
+        // Programs run as the same unprivileged user as the scheduler.
+        config.user = Some("nobody".to_owned());
+        let (up_config, up_id) = (config.clone(), id.clone());
+        let state = tokio::task::spawn_blocking(move || tbevents_testbed::up(&up_config, &up_id))
+            .await
+            .context("the testbed set-up stopped")??;
+        let (sender, measurements) = tokio::sync::mpsc::unbounded_channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut testbed = DemoTestbed {
+            config,
+            id: id.clone(),
+            namespaces: state.plan.namespaces.len(),
+            processes: state.processes.len(),
+            link: None,
+            effects: Effects::new("-"),
+            measurements,
+            probe: None,
+            stop: std::sync::Arc::clone(&stop),
+            down: false,
+        };
+        if let Some((link, from, to, address)) = targets.link {
+            let namespace = |vnode: &str| state.plan.node(vnode).map(|ns| ns.name.clone());
+            if let (Some(from_ns), Some(to_ns)) = (namespace(&from), namespace(&to)) {
+                let probe_sender = sender.clone();
+                testbed.probe = Some(tbevents_testbed::probe::start(
+                    &from_ns,
+                    &to_ns,
+                    address,
+                    Duration::from_millis(200),
+                    move |result| probe_sender.send(Measurement::Probe(result)).is_ok(),
+                )?);
+                testbed.effects = Effects::new(&link);
+                testbed.link = Some(format!("{link} ({from} -> {to} {address})"));
+            }
+        }
+        for (vnode, _) in dedup_nodes(&targets.sinks) {
+            if let Some(ns) = state.plan.node(&vnode) {
+                watch_sink_reports(
+                    ns.name.clone(),
+                    key.to_owned(),
+                    id.to_string(),
+                    sender.clone(),
+                    std::sync::Arc::clone(&stop),
+                );
+            }
+        }
+        Ok(testbed)
+    }
+
+    /// The header line.
+    fn describe(&self) -> String {
+        format!(
+            "{} namespaces, {} processes; measuring {} every 200 ms",
+            self.namespaces,
+            self.processes,
+            self.link.as_deref().unwrap_or("no link")
+        )
+    }
+
+    /// Stops measuring and removes the testbed; the number of namespaces
+    /// removed.
+    fn stop(mut self) -> anyhow::Result<usize> {
+        self.down = true;
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.probe = None;
+        let removed = tbevents_testbed::down(&self.config, &self.id)?;
+        Ok(removed.namespaces.len())
+    }
+}
+
+impl Drop for DemoTestbed {
+    /// Ctrl-C and errors drop the testbed without `stop`: remove it anyway.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.probe = None;
+        if !self.down
+            && let Err(error) = tbevents_testbed::down(&self.config, &self.id)
+        {
+            eprintln!("tbevents demo: removing the testbed failed: {error:#}");
+        }
+    }
+}
+
+/// Removes the testbeds of earlier demos whose process is gone (killed
+/// with SIGKILL, or the machine's power cut before they cleaned up): their
+/// state files are `tbdemo_demo-<pid>.json` in the state directory.
+fn sweep_dead_demos(config: &tbevents_testbed::Config) {
+    let Ok(entries) = std::fs::read_dir(&config.state_dir) else {
+        return;
+    };
+    let start = format!("{DEMO_PID}_{DEMO_EID}-");
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&start)
+            .and_then(|rest| rest.strip_suffix(".json"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if tbevents_testbed::process::pid_alive(pid) {
+            continue;
+        }
+        let id = ExperimentId::new(DEMO_PID, format!("{DEMO_EID}-{pid}"));
+        match tbevents_testbed::down(config, &id) {
+            Ok(removed) => println!(
+                "tbevents demo: removed the testbed of an earlier demo (process {pid}, {} namespaces)",
+                removed.namespaces.len()
+            ),
+            Err(error) => eprintln!(
+                "tbevents demo: could not remove the testbed of an earlier demo (process {pid}): {error:#}"
+            ),
+        }
+    }
+}
+
+/// Each node once, in first-seen order.
+fn dedup_nodes(sinks: &[(String, String)]) -> Vec<(String, String)> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (vnode, name) in sinks {
+        if !seen.iter().any(|(v, _)| v == vnode) {
+            seen.push((vnode.clone(), name.clone()));
+        }
+    }
+    seen
+}
+
+/// The next measurement, or never when there is no testbed.
+async fn next_measurement(testbed: &mut Option<DemoTestbed>) -> Option<Measurement> {
+    match testbed {
+        Some(testbed) => testbed.measurements.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the traffic sinks' REPORT events on the router of the node in
+/// `namespace` (they stay on the node: evproxy sends only scheduler
+/// requests upstream) until `stop` is set.
+fn watch_sink_reports(
+    namespace: String,
+    key: PathBuf,
+    expt: String,
+    measurements: tokio::sync::mpsc::UnboundedSender<Measurement>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    std::thread::spawn(move || {
+        let label = namespace.clone();
+        let result = tbevents_testbed::netns::run_in(&namespace, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let uri = format!(
+                    "elvin://127.0.0.1:{}",
+                    tbevents_testbed::plan::NODE_ROUTER_PORT
+                );
+                let handle = EventHandle::register_with_keyfile(&uri, &key).await?;
+                let tuple = AddressTuple::new()
+                    .expt(&expt)
+                    .objtype("TRAFGEN")
+                    .eventtype("REPORT");
+                let mut reports = handle.subscribe(&tuple).await?;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok(Some(event)) =
+                        tokio::time::timeout(Duration::from_millis(200), reports.recv()).await
+                    {
+                        let name = event.objname().unwrap_or("").to_owned();
+                        let args = event.get_string("ARGS").unwrap_or("");
+                        if let Some((rate_kbps, loss)) = crate::effects::parse_report(args)
+                            && measurements
+                                .send(Measurement::Sink {
+                                    name,
+                                    rate_kbps,
+                                    loss,
+                                })
+                                .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+                let _ = handle.unregister().await;
+                Ok(())
+            })
+        });
+        if let Err(error) = result {
+            eprintln!("tbevents demo: the traffic reports of {label} are not shown: {error:#}");
+        }
+    });
 }

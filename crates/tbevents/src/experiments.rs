@@ -49,6 +49,15 @@ pub struct Created {
     pub virt: VirtualExperiment,
 }
 
+/// Where the event key goes besides the key file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyCustody {
+    /// Also record it in the store (`--store-key`).
+    pub in_store: bool,
+    /// The Unix group the key file belongs to.
+    pub unix_gid: Option<u32>,
+}
+
 /// Creates an experiment from parsed rows, writes its key, and leaves it
 /// `swapped`. On failure after the experiment row exists, the row is
 /// deleted again so the command can simply be re-run.
@@ -59,6 +68,7 @@ pub fn create_from(
     uid: &str,
     dir: &Path,
     virt: VirtualExperiment,
+    custody: KeyCustody,
 ) -> anyhow::Result<Created> {
     let dir = if dir.is_absolute() {
         dir.to_owned()
@@ -74,8 +84,11 @@ pub fn create_from(
     let rest = || -> anyhow::Result<PathBuf> {
         store.load_virtual(id, &virt)?;
         let key = tbevents_store::try_generate_event_key()?;
-        let key_path = tbevents_store::write_event_key_file(&dir, &key)?;
-        store.set_event_key(id, &key)?;
+        let key_path =
+            tbevents_store::write_event_key_file_for_group(&dir, &key, custody.unix_gid)?;
+        if custody.in_store {
+            store.set_event_key(id, &key)?;
+        }
         store.set_state(id, ExperimentState::Swapped)?;
         Ok(key_path)
     };
@@ -97,23 +110,77 @@ fn current_user() -> String {
         .unwrap_or_else(|| "tbevents".to_owned())
 }
 
+/// The options of `tbevents create`.
+#[derive(Debug, Default)]
+pub struct CreateOptions<'a> {
+    /// Project group (default: the pid).
+    pub gid: Option<&'a str>,
+    /// Creating user (default: the current Unix user).
+    pub uid: Option<&'a str>,
+    /// Experiment directory (default: /proj/PID/exp/EID).
+    pub path: Option<PathBuf>,
+    /// Also keep the key in the store.
+    pub store_key: bool,
+    /// The key file's Unix group, by name.
+    pub unix_group: Option<&'a str>,
+}
+
+/// The Unix group the key file gets: `--unix-group`, else the store's
+/// `groups` row for pid/gid, else a system group named like gid (both only
+/// when run as root), else none (the file keeps the creator's group).
+fn key_file_gid(
+    store: &dyn ExperimentStore,
+    id: &ExperimentId,
+    gid: &str,
+    named: Option<&str>,
+) -> anyhow::Result<Option<u32>> {
+    if let Some(name) = named {
+        let group = nix::unistd::Group::from_name(name)
+            .with_context(|| format!("cannot look up Unix group `{name}`"))?
+            .with_context(|| format!("there is no Unix group `{name}`"))?;
+        return Ok(Some(group.gid.as_raw()));
+    }
+    // Only root may give a file to a group it is not in; an ordinary
+    // operator's key file keeps their own group unless they name one.
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    if let Ok(group) = store.group(&id.pid, gid) {
+        return Ok(Some(group.unix_gid));
+    }
+    Ok(nix::unistd::Group::from_name(gid)
+        .ok()
+        .flatten()
+        .map(|group| group.gid.as_raw()))
+}
+
 /// `tbevents create`.
 pub fn create(
     store_url: Option<&str>,
     experiment: &str,
-    gid: Option<&str>,
-    uid: Option<&str>,
-    path: Option<PathBuf>,
+    options: CreateOptions<'_>,
     nsfile: &Path,
 ) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     // Parse first: a bad NS file should not need a store at all.
     let virt = tbevents_ns::parse_file(nsfile)?;
     let store = open_store(store_url)?;
-    let dir = path.unwrap_or_else(|| default_experiment_dir(&id));
-    let gid = gid.unwrap_or(&id.pid).to_owned();
-    let uid = uid.map(str::to_owned).unwrap_or_else(current_user);
-    let created = create_from(&*store, &id, &gid, &uid, &dir, virt)?;
+    let dir = options.path.unwrap_or_else(|| default_experiment_dir(&id));
+    let gid = options.gid.unwrap_or(&id.pid).to_owned();
+    let uid = options.uid.map(str::to_owned).unwrap_or_else(current_user);
+    let unix_gid = key_file_gid(&*store, &id, &gid, options.unix_group)?;
+    if unix_gid.is_none() && nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "tbevents: warning: no Unix group for {}/{gid} (no groups row, no system group of \
+             that name): the key file keeps your group; pass --unix-group",
+            id.pid
+        );
+    }
+    let custody = KeyCustody {
+        in_store: options.store_key,
+        unix_gid,
+    };
+    let created = create_from(&*store, &id, &gid, &uid, &dir, virt, custody)?;
     let v = &created.virt;
     println!(
         "created {id} from {}: {} nodes, {} link/LAN members, {} agents, {} event groups, {} static events",

@@ -30,7 +30,15 @@ fn the_demo_shows_every_event_and_marks_tevc_events_dynamic() {
     std::fs::write(&ns, SHORT_NS).unwrap();
     let port = tbevents_testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tbevents"))
-        .args(["demo", "--start-delay", "1.5", "--grace", "1.5", "--port"])
+        .args([
+            "demo",
+            "--no-testbed",
+            "--start-delay",
+            "1.5",
+            "--grace",
+            "1.5",
+            "--port",
+        ])
         .arg(port.to_string())
         .arg(&ns)
         .stdout(Stdio::piped())
@@ -159,7 +167,7 @@ fn ctrl_c_stops_everything_and_removes_the_files() {
     }
     let port = tbevents_testkit::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tbevents"))
-        .args(["demo", "--start-delay", "0.5", "--port"])
+        .args(["demo", "--no-testbed", "--start-delay", "0.5", "--port"])
         .arg(port.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -204,4 +212,146 @@ fn ctrl_c_stops_everything_and_removes_the_files() {
         std::net::TcpStream::connect_timeout(&router, Duration::from_millis(300)).is_err(),
         "the router is still running"
     );
+}
+
+/// Two nodes, a CBR flow across their link, a program.
+const TESTBED_NS: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set link0 [$ns duplex-link $a $b 100Mb 0ms DropTail]
+set hello [$b program-agent -command "/bin/echo hello"]
+set udp0 [new Agent/UDP]
+$ns attach-agent $a $udp0
+set cbr0 [new Application/Traffic/CBR]
+$cbr0 set packetSize_ 1000
+$cbr0 set rate_ 8Mbps
+$cbr0 attach-agent $udp0
+set null0 [new Agent/Null]
+$ns attach-agent $b $null0
+$ns connect $udp0 $null0
+$ns at 0.2 "$cbr0 start"
+$ns at 0.5 "$hello start"
+$ns at 4.5 "$cbr0 stop"
+$ns run
+"#;
+
+#[test]
+fn as_root_the_demo_runs_on_the_testbed_and_shows_measured_effects() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: the demo uses the emulated testbed only as root");
+        return;
+    }
+    for name in [
+        "eventd",
+        "event-sched",
+        "tevc",
+        "evproxy",
+        "tbevents-ctlfwd",
+        "program-agent",
+        "trafgen",
+    ] {
+        tbevents_testkit::bin_path(name);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = dir.path().join("testbed.ns");
+    std::fs::write(&ns, TESTBED_NS).unwrap();
+
+    // First a demo that dies without cleaning up (SIGKILL) once its
+    // testbed is up: the next demo must remove what it left.
+    let killed_port = tbevents_testkit::free_port();
+    let mut killed = Command::new(env!("CARGO_BIN_EXE_tbevents"))
+        .args(["demo", "--start-delay", "30", "--port"])
+        .arg(killed_port.to_string())
+        .arg(&ns)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed_prefix =
+        tbevents_testbed::names::prefix_for(&format!("tbdemo/demo-{}", killed.id()));
+    let mut killed_lines = BufReader::new(killed.stdout.take().unwrap()).lines();
+    let header = killed_lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("  testbed  "))
+        .expect("the first demo printed its testbed line");
+    assert!(header.contains("2 namespaces"), "{header}");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let ours = |prefix: &str| -> Vec<String> {
+        tbevents_testbed::netns::list()
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    };
+    assert_eq!(
+        ours(&killed_prefix).len(),
+        2,
+        "the killed demo left its namespaces"
+    );
+    // Its router and scheduler were orphaned, not part of any testbed:
+    // stop them by pid (found by the port only they use).
+    let port_arg = format!("elvin://127.0.0.1:{killed_port}");
+    let port_text = killed_port.to_string();
+    let orphans: Vec<i32> = tbevents_testbed::process::find_by_arguments(&["--listen", &port_arg])
+        .into_iter()
+        .chain(tbevents_testbed::process::find_by_arguments(&[
+            "-p", &port_text,
+        ]))
+        .collect();
+    tbevents_testbed::process::stop_all(&orphans, Duration::from_secs(3));
+
+    let port = tbevents_testkit::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tbevents"))
+        .args(["demo", "--start-delay", "1", "--grace", "1.5", "--port"])
+        .arg(port.to_string())
+        .arg(&ns)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = tbevents_testbed::names::prefix_for(&format!("tbdemo/demo-{}", child.id()));
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}\n{err}");
+    assert!(
+        text.contains("testbed     2 namespaces"),
+        "the testbed was built:\n{text}\n{err}"
+    );
+    // The probe answers across the link; the sink's rate is measured.
+    let effects: Vec<&str> = text.lines().filter(|l| l.contains(" effect ")).collect();
+    assert!(
+        effects
+            .iter()
+            .any(|l| l.contains("link0 rtt") && l.contains("answered")),
+        "{text}"
+    );
+    let rates: Vec<f64> = effects
+        .iter()
+        .filter_map(|l| l.split("null0 ").nth(1))
+        .filter_map(|rest| rest.split(" Mb/s").next())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        rates.iter().any(|r| (*r - 8.0).abs() < 0.4),
+        "a window near the 8 Mb/s sent: {rates:?}\n{text}"
+    );
+    // The program ran on node b and told the scheduler.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("hello") && l.contains("COMPLETE") && l.contains("ERROR=0")),
+        "{text}"
+    );
+    assert!(text.contains("testbed: removed"), "{text}");
+    assert!(
+        text.contains("removed the testbed of an earlier demo"),
+        "{text}"
+    );
+    assert!(ours(&killed_prefix).is_empty());
+    // Nothing is left.
+    assert!(ours(&prefix).is_empty());
 }

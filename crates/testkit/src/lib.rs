@@ -38,7 +38,8 @@ fn profile_dir() -> PathBuf {
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// Path of the workspace binary `name`, building it with cargo if it is not
-/// in the target directory yet.
+/// in the target directory yet (`tbevents_cli::programs`, as the demo
+/// does).
 ///
 /// `cargo test --workspace` builds every binary before any test runs, so the
 /// build here only happens when a single package's tests run alone.
@@ -49,23 +50,10 @@ pub fn bin_path(name: &str) -> PathBuf {
         return path;
     }
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if path.exists() {
-        return path;
+    match tbevents_cli::programs::find_in(&dir, &[(name, "")], true) {
+        Ok(mut found) => found.remove(0),
+        Err(error) => panic!("{error}"),
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--bin", name]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --bin {name} failed");
-    assert!(
-        path.exists(),
-        "cargo built {name} but {} does not exist",
-        path.display()
-    );
-    path
 }
 
 /// First and one-past-last port [`free_port`] hands out: below Linux's
@@ -76,7 +64,7 @@ const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
 /// An unused TCP port on 127.0.0.1 (free when this returns; tests bind it
 /// right away).
 ///
-/// Ports come from [`TEST_PORTS`], walked from an offset that depends on
+/// Ports come from `TEST_PORTS`, walked from an offset that depends on
 /// the process id, so concurrent test processes start far apart and one
 /// process never hands out the same port twice in a row.
 pub fn free_port() -> u16 {
@@ -342,5 +330,216 @@ impl Router {
     /// The router's socket address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// Serialises `useradd`/`userdel` within one test binary (they lock
+/// /etc/passwd and fail rather than wait long).
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// A Unix user with its own user group, made for one test with `useradd`
+/// and removed (with its group) when dropped. Tests that need one run as
+/// root; [`TestUser::skip_reason`] says when they cannot.
+pub struct TestUser {
+    /// The account name: `tbe<test process id><tag>`.
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its user group's gid.
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// Why test users cannot be made here (not root, no `useradd`), if so.
+    pub fn skip_reason() -> Option<&'static str> {
+        let uid = Command::new("id").arg("-u").output().ok();
+        let is_root = uid.is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !is_root {
+            return Some("not running as root");
+        }
+        if Command::new("useradd").arg("--help").output().is_err() {
+            return Some("useradd is not installed");
+        }
+        None
+    }
+
+    /// Makes the user `tbe<pid><tag>` (a stale one of that name is removed
+    /// first).
+    pub fn create(tag: &str) -> TestUser {
+        let name = format!("tbe{}{tag}", std::process::id());
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("userdel").arg(&name).output();
+        let _ = Command::new("groupdel").arg(&name).output();
+        let out = Command::new("useradd")
+            .args([
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(&name)
+            .output()
+            .expect("run useradd");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id")
+                .arg(flag)
+                .arg(&name)
+                .output()
+                .expect("run id");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("id {flag} {name} printed no number"))
+        };
+        TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("userdel").arg(&self.name).output();
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
+/// Runs `command` to completion; returns whether it succeeded and its
+/// standard output followed by its standard error, as text.
+pub fn run_to_text(command: &mut Command) -> (bool, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The MariaDB server tests use, without a database: `TBEVENTS_TEST_MYSQL`,
+/// else the machines' server at 127.0.0.1:3306 (root, no password).
+pub fn mysql_server() -> String {
+    std::env::var("TBEVENTS_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+/// A uniquely named, empty MariaDB database for one test, dropped when the
+/// value is dropped (also when the test fails). A server that cannot be
+/// reached fails the test with the reason: CI starts it (`.ci/run`), so a
+/// silent skip would hide a broken backend.
+pub struct ScratchDatabase {
+    /// The database's name.
+    pub name: String,
+    /// `mysql://root@host:port/name`.
+    pub url: String,
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A root connection to [`mysql_server`] with no database selected.
+pub fn mysql_admin() -> mysql::Conn {
+    let url = mysql_server();
+    let opts = mysql::Opts::from_url(&url).expect("TBEVENTS_TEST_MYSQL is a mysql:// URL");
+    mysql::Conn::new(opts).unwrap_or_else(|err| {
+        panic!(
+            "cannot reach the MariaDB test server {url}: {err}; start it (`.ci/run` does) or \
+             set TBEVENTS_TEST_MYSQL"
+        )
+    })
+}
+
+impl ScratchDatabase {
+    /// Creates the database (`utf8mb4_bin`, as tbevents creates its own).
+    pub fn create() -> ScratchDatabase {
+        use mysql::prelude::Queryable;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "tbe_test_{}_{}_{nanos}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        mysql_admin()
+            .query_drop(format!(
+                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            ))
+            .expect("create the scratch database");
+        ScratchDatabase {
+            url: format!("{}/{name}", mysql_server()),
+            name,
+        }
+    }
+
+    /// A root connection to this database, for statements behind the
+    /// store's back.
+    pub fn connect(&self) -> mysql::Conn {
+        mysql::Conn::new(mysql::Opts::from_url(&self.url).expect("url")).expect("connect")
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        use mysql::prelude::Queryable;
+        if let Ok(opts) = mysql::Opts::from_url(&mysql_server())
+            && let Ok(mut conn) = mysql::Conn::new(opts)
+        {
+            let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}
+
+/// Replays a fuzz target's tracked seeds (`dir`) through `check`, then
+/// `mutations` deterministic mutations of them (bit flips, insertions,
+/// deletions, splices, from a fixed seed so a failure reproduces): the
+/// fuzz check on the stable toolchain, in every `cargo test` run.
+pub fn replay_fuzz_seeds(dir: &str, mutations: usize, check: impl Fn(&[u8])) {
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|entry| std::fs::read(entry.expect("a seed entry").path()).expect("a readable seed"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 10, "the seeds in {dir} are too few");
+    for input in &inputs {
+        check(input);
+    }
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..mutations {
+        let mut input = inputs[(next() % inputs.len() as u64) as usize].clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = if input.is_empty() {
+                0
+            } else {
+                (next() % input.len() as u64) as usize
+            };
+            match next() % 4 {
+                0 if !input.is_empty() => input[at] ^= 1 << (next() % 8),
+                1 => input.insert(at, next() as u8),
+                2 if !input.is_empty() => {
+                    input.remove(at);
+                }
+                _ => {
+                    let other = &inputs[(next() % inputs.len() as u64) as usize];
+                    input.extend_from_slice(other);
+                }
+            }
+        }
+        check(&input);
     }
 }

@@ -413,7 +413,7 @@ pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
     // Without signal handlers eventdebug still works; it just dies by the
     // default action instead of exiting 0.
     let mut shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = &'static str> + Send>> =
-        match crate::cli::termination() {
+        match tbevents_cli::termination() {
             Ok(termination) => Box::pin(termination),
             Err(error) => {
                 tracing::warn!(%error, "cannot install the SIGTERM/SIGINT handlers");
@@ -474,7 +474,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    crate::cli::init_logging("eventdebug", None, "warn", crate::cli::LogStyle::Tool);
+    tbevents_cli::init_logging("eventdebug", None, "warn", tbevents_cli::LogStyle::Tool);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {

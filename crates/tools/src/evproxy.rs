@@ -790,20 +790,13 @@ EXAMPLES
 SEE ALSO
     eventd(8), tbevents-relay(8); docs/evproxy.md in the tbevents source.";
 
-/// Parses a duration such as `60s`, `500ms` or `5m`; `0` is zero.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| {
-        format!("{error}; write a number with a unit, for example 60s, 500ms or 5m")
-    })
-}
-
 /// The command line of `evproxy`.
 #[derive(Debug, Parser)]
 #[command(
     name = "evproxy",
     version,
     about = "Forward an experiment's events between the event server and a node's router",
-    help_template = crate::cli::MANPAGE_HELP_TEMPLATE,
+    help_template = tbevents_cli::MANPAGE_HELP_TEMPLATE,
     before_long_help = DESCRIPTION,
     after_long_help = MANUAL,
     after_help = "Run with --help for the full manual."
@@ -836,11 +829,11 @@ struct Cli {
     debug: bool,
 
     /// Time between summary lines of the counts; 0 logs only the final one.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = tbevents_cli::parse_duration)]
     stats_interval: Duration,
 
     /// Time between attempts to reach a router that is down.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = tbevents_cli::parse_duration)]
     retry_interval: Duration,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
@@ -882,7 +875,7 @@ fn configure(cli: Cli) -> Result<ProxyConfig, ProxyError> {
 /// Installs the signal handlers, then runs the proxy until SIGTERM or
 /// SIGINT.
 async fn run_until_signal(config: ProxyConfig) -> Result<ForwardCounts, ProxyError> {
-    let termination = crate::cli::termination().map_err(ProxyError::Signals)?;
+    let termination = tbevents_cli::termination().map_err(ProxyError::Signals)?;
     run(config, async move {
         let name = termination.await;
         tracing::info!("{name} received");
@@ -906,11 +899,11 @@ where
             return u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
         }
     };
-    crate::cli::init_logging(
+    tbevents_cli::init_logging(
         "evproxy",
         cli.log_level.as_deref(),
         "info",
-        crate::cli::LogStyle::Daemon,
+        tbevents_cli::LogStyle::Daemon,
     );
     let config = match configure(cli) {
         Ok(config) => config,

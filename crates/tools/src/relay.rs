@@ -889,40 +889,14 @@ pub fn raise_open_files_limit(max_connections: usize) {
         .unwrap_or(u64::MAX)
         .saturating_mul(2)
         .saturating_add(64);
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct, which `limit` is.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        tracing::warn!(error = %io::Error::last_os_error(), "cannot read the open-files limit");
-        return;
-    }
-    if limit.rlim_cur >= wanted {
-        return;
-    }
-    let raised = wanted.min(limit.rlim_max);
-    let new_limit = libc::rlimit {
-        rlim_cur: raised,
-        rlim_max: limit.rlim_max,
-    };
-    // SAFETY: setrlimit reads one rlimit struct, which `new_limit` is.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new_limit) } != 0 {
-        tracing::warn!(error = %io::Error::last_os_error(), "cannot raise the open-files limit");
-        return;
-    }
-    if raised < wanted {
-        tracing::warn!(
-            open_files_limit = raised,
+    match tbevents_cli::limits::raise_open_files(Some(wanted)) {
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+        Ok(limit) if limit.now < wanted => tracing::warn!(
+            open_files_limit = limit.now,
             needed = wanted,
             "the hard open-files limit is too low for --max-connections; connections beyond it will fail to be accepted (raise LimitNOFILE or ulimit -Hn)"
-        );
-    } else {
-        tracing::debug!(
-            from = limit.rlim_cur,
-            to = raised,
-            "raised the open-files limit"
-        );
+        ),
+        Ok(limit) => tracing::debug!(from = limit.before, to = limit.now, "open-files limit"),
     }
 }
 
@@ -999,13 +973,6 @@ EXAMPLES
 SEE ALSO
     eventd(8), evproxy(8); docs/relay.md in the tbevents source.";
 
-/// Parses a duration such as `3s`, `500ms`, `2m` or `1h 30m`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| {
-        format!("{error}; write a number with a unit, for example 3s, 500ms, 2m or 1h")
-    })
-}
-
 /// Parses `--target`.
 fn parse_target(text: &str) -> Result<Target, String> {
     Target::parse(text).map_err(|error| error.to_string())
@@ -1017,7 +984,7 @@ fn parse_target(text: &str) -> Result<Target, String> {
     name = "tbevents-relay",
     version,
     about = "Copy connections on an old event port to the event server (the legacy relay)",
-    help_template = crate::cli::MANPAGE_HELP_TEMPLATE,
+    help_template = tbevents_cli::MANPAGE_HELP_TEMPLATE,
     before_long_help = DESCRIPTION,
     after_long_help = MANUAL,
     after_help = "Run with --help for the full manual."
@@ -1039,17 +1006,17 @@ struct Cli {
 
     /// Time allowed to resolve the target and connect to it; past it the
     /// client's connection is closed (the original's nc -w 3).
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = tbevents_cli::parse_duration)]
     connect_timeout: Duration,
 
     /// After one side ends its stream, how long the other direction may
     /// move no data before the connection is closed. 0 closes at the first end.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = tbevents_cli::parse_duration)]
     linger: Duration,
 
     /// Close a connection that moves no data either way for this long.
     /// [default: off, since Elvin subscribers are quiet for hours]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = tbevents_cli::parse_duration)]
     idle_timeout: Option<Duration>,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
@@ -1059,7 +1026,7 @@ struct Cli {
 }
 
 async fn run_cli(cli: Cli) -> u8 {
-    let termination = match crate::cli::termination() {
+    let termination = match tbevents_cli::termination() {
         Ok(termination) => termination,
         Err(error) => {
             tracing::error!(%error, "cannot install the SIGTERM/SIGINT handlers");
@@ -1120,11 +1087,11 @@ where
             return u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
         }
     };
-    crate::cli::init_logging(
+    tbevents_cli::init_logging(
         "tbevents-relay",
         cli.log_level.as_deref(),
         "info",
-        crate::cli::LogStyle::Daemon,
+        tbevents_cli::LogStyle::Daemon,
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("tbevents-relay")

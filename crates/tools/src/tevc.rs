@@ -683,7 +683,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    crate::cli::init_logging("tevc", None, "warn", crate::cli::LogStyle::Tool);
+    tbevents_cli::init_logging("tevc", None, "warn", tbevents_cli::LogStyle::Tool);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {

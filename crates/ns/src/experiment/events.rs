@@ -1,4 +1,4 @@
-//! `$ns at TIME "<event>[;<event>...]"`: the static events of spec B §8.
+//! `$ns at TIME "<event>[;<event>...]"`: the static events of docs/emulab-model.md §9.
 //!
 //! Each `;`-separated event is a Tcl list `OBJECT COMMAND ARGS...`; the
 //! object's class decides the object type, event type and ARGS string,
@@ -34,7 +34,7 @@ use crate::limits::{MAX_EVENT_TEXT_BYTES, MAX_EVENTS};
 use crate::list;
 use crate::units;
 
-/// Object type names (spec B §2.7).
+/// Object type names (docs/emulab-model.md §7).
 pub(crate) const OBJ_LINK: &str = "LINK";
 pub(crate) const OBJ_TRAFGEN: &str = "TRAFGEN";
 pub(crate) const OBJ_PROGRAM: &str = "PROGRAM";

@@ -322,6 +322,9 @@ impl Experiment {
                 vnode: self.node_name(n).to_string(),
                 vname: name,
                 command: program.command.clone(),
+                dir: program.dir.clone(),
+                timeout: program.timeout,
+                expected_exit_code: program.expected_exit_code,
             });
         }
         Ok(rows)

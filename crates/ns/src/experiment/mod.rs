@@ -9,7 +9,7 @@
 //! constructors return a temporary handle (`_o<N>`, a form no user variable
 //! name can produce) and the interpreter's `set` calls
 //! [`Experiment::adopt_name`] to rename it. Queues are the exception: their
-//! name is fixed by Emulab as `<link>-<node>` (spec B §8).
+//! name is fixed by Emulab as `<link>-<node>` (docs/emulab-model.md §9).
 //!
 //! Objects live in typed tables (`nodes`, `lanlinks`, ...) and refer to one
 //! another by index, so renaming never breaks a reference; the name table
@@ -21,6 +21,7 @@
 mod events;
 mod finish;
 mod queue;
+mod simulator;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -29,7 +30,6 @@ use crate::error::{KindResult, Locate, NsError, NsErrorKind, NsResult, usage};
 use crate::limits::{
     MAX_COMMAND_LINE_BYTES, MAX_GROUP_MEMBERS, MAX_LINK_MEMBERS, MAX_NAME_CHARS, MAX_OBJECTS,
 };
-use crate::list;
 use crate::units;
 
 pub(crate) use events::PendingEvent;
@@ -161,7 +161,66 @@ struct ProgramData {
     obj: ObjId,
     node: Option<usize>,
     command: String,
+    /// `-dir` / `set dir`: the run's working directory (empty: default).
+    dir: String,
+    /// `-timeout` / `set timeout`: seconds, 0 for none.
+    timeout: u32,
+    /// `-expected-exit-code` / `set expected-exit-code`.
+    expected_exit_code: u8,
 }
+
+impl ProgramData {
+    fn new(obj: ObjId, node: Option<usize>) -> Self {
+        ProgramData {
+            obj,
+            node,
+            command: String::new(),
+            dir: String::new(),
+            timeout: 0,
+            expected_exit_code: 0,
+        }
+    }
+
+    /// Sets one of the settings a program agent takes (`command`, `dir`,
+    /// `timeout`, `expected-exit-code`, Emulab's later names); `Ok(false)`
+    /// when `field` is none of them.
+    fn set(&mut self, field: &str, value: &str) -> KindResult<bool> {
+        match field {
+            "command" => {
+                check_command_length(value)?;
+                self.command = value.to_owned();
+            }
+            "dir" => {
+                check_command_length(value)?;
+                if !value.starts_with('/') {
+                    return Err(NsErrorKind::InvalidValue {
+                        what: "program dir".into(),
+                        value: value.to_owned(),
+                        reason: "it must be an absolute directory path such as /tmp".into(),
+                    });
+                }
+                self.dir = value.to_owned();
+            }
+            "timeout" => {
+                let seconds =
+                    units::parse_integer_in("program timeout", value, 0, MAX_PROGRAM_TIMEOUT)?;
+                self.timeout = u32::try_from(seconds).unwrap_or(u32::MAX);
+            }
+            "expected-exit-code" => {
+                let code = units::parse_integer_in("program expected-exit-code", value, 0, 255)?;
+                self.expected_exit_code = u8::try_from(code).unwrap_or(u8::MAX);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Longest program timeout accepted, in seconds (one year).
+const MAX_PROGRAM_TIMEOUT: u64 = 365 * 86_400;
+
+/// The program settings `-option VALUE` and `set FIELD VALUE` accept.
+const PROGRAM_FIELDS: &str = "command, dir, timeout, expected-exit-code";
 
 #[derive(Clone, Debug)]
 struct TrafficData {
@@ -528,11 +587,7 @@ impl Experiment {
                     let id = self
                         .create(ObjKind::Program(self.programs.len()), line)
                         .at_line(line)?;
-                    self.programs.push(ProgramData {
-                        obj: id,
-                        node: None,
-                        command: String::new(),
-                    });
+                    self.programs.push(ProgramData::new(id, None));
                     id
                 } else {
                     let id = self
@@ -663,205 +718,6 @@ impl Experiment {
 
     fn simulator_name(&self) -> &str {
         self.simulator.map(|s| self.name_of(s)).unwrap_or("ns")
-    }
-
-    fn simulator_method(&mut self, method: &str, args: &[Arg], line: u32) -> NsResult<String> {
-        let ns = self.simulator_name().to_string();
-        let values: Vec<&str> = args.iter().map(|a| a.value.as_str()).collect();
-        match method {
-            "node" => {
-                if !args.is_empty() {
-                    return Err(NsError::at(line, usage(&format!("${ns} node"))));
-                }
-                let id = self
-                    .create(ObjKind::Node(self.nodes.len()), line)
-                    .at_line(line)?;
-                self.nodes.push(NodeData {
-                    obj: id,
-                    os: String::new(),
-                    hardware: String::new(),
-                    ports: Vec::new(),
-                    whole_node_ip: None,
-                    last_agent_port: FIRST_AGENT_PORT_BASE,
-                });
-                Ok(self.name_of(id).to_string())
-            }
-            "duplex-link" => {
-                let [a, b, bw, delay, queue] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!(
-                            "${ns} duplex-link NODE1 NODE2 BANDWIDTH DELAY DropTail|RED|GRED"
-                        )),
-                    ));
-                };
-                let a = self.node_arg(a).at_line(line)?;
-                let b = self.node_arg(b).at_line(line)?;
-                if a == b {
-                    return Err(NsError::at(
-                        line,
-                        NsErrorKind::Invalid("a duplex link needs two different nodes".into()),
-                    ));
-                }
-                let bandwidth = units::parse_bw(bw).at_line(line)?;
-                let delay = units::parse_delay(delay).at_line(line)?;
-                let queue_type = QueueType::from_link_argument(queue).at_line(line)?;
-                let id = self.add_lanlink(false, &[a, b], bandwidth, delay, queue_type, line)?;
-                Ok(self.name_of(id).to_string())
-            }
-            "make-lan" => {
-                // ns-2's optional LL/queue/MAC/channel/physical-layer types
-                // may follow the delay; see `QueueType::from_make_lan_arguments`.
-                if !(3..=8).contains(&values.len()) {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} make-lan \"NODE NODE ...\" BANDWIDTH DELAY")),
-                    ));
-                }
-                let members = list::split(values[0]).map_err(|m| {
-                    NsError::at(
-                        line,
-                        NsErrorKind::Syntax(format!("the LAN's node list: {m}")),
-                    )
-                })?;
-                if members.is_empty() {
-                    return Err(NsError::at(
-                        line,
-                        NsErrorKind::Invalid("a LAN needs at least one node".into()),
-                    ));
-                }
-                let mut nodes = Vec::with_capacity(members.len());
-                for member in &members {
-                    let n = self.node_arg(member).at_line(line)?;
-                    if nodes.contains(&n) {
-                        return Err(NsError::at(
-                            line,
-                            NsErrorKind::Invalid(format!(
-                                "node '{member}' is listed twice in the LAN"
-                            )),
-                        ));
-                    }
-                    nodes.push(n);
-                }
-                let bandwidth = units::parse_bw(values[1]).at_line(line)?;
-                let delay = units::parse_delay(values[2]).at_line(line)?;
-                let queue_type = QueueType::from_make_lan_arguments(values.get(3..).unwrap_or(&[]))
-                    .at_line(line)?;
-                let id = self.add_lanlink(true, &nodes, bandwidth, delay, queue_type, line)?;
-                Ok(self.name_of(id).to_string())
-            }
-            "link" => {
-                let [a, b] = values.as_slice() else {
-                    return Err(NsError::at(line, usage(&format!("${ns} link NODE1 NODE2"))));
-                };
-                let a = self.node_arg(a).at_line(line)?;
-                let b = self.node_arg(b).at_line(line)?;
-                let queue = self.find_link_queue(a, b).ok_or_else(|| {
-                    NsError::at(
-                        line,
-                        NsErrorKind::Invalid(format!(
-                            "there is no duplex link between '{}' and '{}'",
-                            self.nodes.get(a).map_or("?", |n| self.name_of(n.obj)),
-                            self.nodes.get(b).map_or("?", |n| self.name_of(n.obj)),
-                        )),
-                    )
-                })?;
-                let id = self
-                    .create(ObjKind::SimplexLink(queue), line)
-                    .at_line(line)?;
-                Ok(self.name_of(id).to_string())
-            }
-            "rtproto" => {
-                let [protocol] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} rtproto Static|Session|Manual")),
-                    ));
-                };
-                // Emulab's mapping of ns routing protocols to routertype.
-                let routertype = match protocol.to_ascii_lowercase().as_str() {
-                    "static" => "static",
-                    "session" => "session",
-                    "manual" => "manual",
-                    _ => {
-                        return Err(NsError::at(
-                            line,
-                            NsErrorKind::InvalidValue {
-                                what: "routing protocol".into(),
-                                value: (*protocol).to_string(),
-                                reason: "use Static, Session or Manual".into(),
-                            },
-                        ));
-                    }
-                };
-                self.routertype = Some(routertype);
-                Ok(String::new())
-            }
-            "run" => {
-                if !args.is_empty() {
-                    return Err(NsError::at(line, usage(&format!("${ns} run"))));
-                }
-                self.run_line = Some(line);
-                Ok(String::new())
-            }
-            "at" => self.ns_at(args, line),
-            "attach-agent" => {
-                let [node, agent] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} attach-agent NODE AGENT")),
-                    ));
-                };
-                let n = self.node_arg(node).at_line(line)?;
-                let t = self.traffic_arg(agent).at_line(line)?;
-                self.attach_agent(n, t).at_line(line)?;
-                Ok(String::new())
-            }
-            "connect" => {
-                let [source, sink] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} connect SOURCE_AGENT SINK_AGENT")),
-                    ));
-                };
-                let s = self.traffic_arg(source).at_line(line)?;
-                let d = self.traffic_arg(sink).at_line(line)?;
-                self.connect(s, d, line).at_line(line)?;
-                Ok(String::new())
-            }
-            "event-group" => {
-                let [members] = values.as_slice() else {
-                    return Err(NsError::at(
-                        line,
-                        usage(&format!("${ns} event-group [list OBJECT ...]")),
-                    ));
-                };
-                let members = list::split(members).map_err(|m| {
-                    NsError::at(
-                        line,
-                        NsErrorKind::Syntax(format!("the group's member list: {m}")),
-                    )
-                })?;
-                let id = self
-                    .create(ObjKind::Group(self.groups.len()), line)
-                    .at_line(line)?;
-                let g = self.groups.len();
-                self.groups.push(GroupData {
-                    obj: id,
-                    members: Vec::new(),
-                });
-                for member in &members {
-                    self.add_group_member(g, member).at_line(line)?;
-                }
-                Ok(self.name_of(id).to_string())
-            }
-            other => Err(NsError::at(
-                line,
-                NsErrorKind::Unsupported(format!(
-                    "Simulator method '{other}' (supported: node, duplex-link, make-lan, link, rtproto, at, attach-agent, connect, event-group, run)"
-                )),
-            )),
-        }
     }
 
     /// Creates a link or LAN over `nodes` with Emulab's per-member shaping:
@@ -1091,37 +947,40 @@ impl Experiment {
             .to_string();
         match method {
             "program-agent" => {
-                let mut command = String::new();
+                // The object is created only once every option is valid.
+                let mut settings = ProgramData::new(0, Some(n));
                 let mut rest = args;
                 while let [option, value, tail @ ..] = rest {
-                    match option.value.as_str() {
-                        "-command" => command = value.value.clone(),
-                        other => {
-                            return Err(NsError::at(
-                                line,
-                                NsErrorKind::Unsupported(format!(
-                                    "program-agent option '{other}' (supported: -command)"
-                                )),
-                            ));
-                        }
+                    let known = option
+                        .value
+                        .strip_prefix('-')
+                        .map(|field| settings.set(field, &value.value))
+                        .transpose()
+                        .at_line(line)?;
+                    if known != Some(true) {
+                        return Err(NsError::at(
+                            line,
+                            NsErrorKind::Unsupported(format!(
+                                "program-agent option '{}' (supported: -command, -dir, -timeout, -expected-exit-code)",
+                                option.value
+                            )),
+                        ));
                     }
                     rest = tail;
                 }
                 if !rest.is_empty() {
                     return Err(NsError::at(
                         line,
-                        usage(&format!("${node_name} program-agent ?-command COMMAND?")),
+                        usage(&format!(
+                            "${node_name} program-agent ?-command COMMAND? ?-dir DIR? ?-timeout SECS? ?-expected-exit-code N?"
+                        )),
                     ));
                 }
-                check_command_length(&command).at_line(line)?;
                 let id = self
                     .create(ObjKind::Program(self.programs.len()), line)
                     .at_line(line)?;
-                self.programs.push(ProgramData {
-                    obj: id,
-                    node: Some(n),
-                    command,
-                });
+                settings.obj = id;
+                self.programs.push(settings);
                 Ok(self.name_of(id).to_string())
             }
             other => Err(NsError::at(
@@ -1174,31 +1033,29 @@ impl Experiment {
             return Err(self.no_such_method(
                 id,
                 method,
-                "set node NODE, set command COMMAND",
+                "set node NODE, set command|dir|timeout|expected-exit-code VALUE",
                 line,
             ));
         };
-        match field.value.as_str() {
-            "node" => {
-                let n = self.node_arg(&value.value).at_line(line)?;
-                if let Some(program) = self.programs.get_mut(p) {
-                    program.node = Some(n);
-                }
+        if field.value == "node" {
+            let n = self.node_arg(&value.value).at_line(line)?;
+            if let Some(program) = self.programs.get_mut(p) {
+                program.node = Some(n);
             }
-            "command" => {
-                check_command_length(&value.value).at_line(line)?;
-                if let Some(program) = self.programs.get_mut(p) {
-                    program.command = value.value.clone();
-                }
-            }
-            other => {
-                return Err(NsError::at(
-                    line,
-                    NsErrorKind::Unsupported(format!(
-                        "Program field '{other}' (supported: node, command)"
-                    )),
-                ));
-            }
+            return Ok(value.value.clone());
+        }
+        let known = match self.programs.get_mut(p) {
+            Some(program) => program.set(&field.value, &value.value).at_line(line)?,
+            None => false,
+        };
+        if !known {
+            return Err(NsError::at(
+                line,
+                NsErrorKind::Unsupported(format!(
+                    "Program field '{}' (supported: node, {PROGRAM_FIELDS})",
+                    field.value
+                )),
+            ));
         }
         Ok(value.value.clone())
     }

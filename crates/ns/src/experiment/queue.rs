@@ -7,7 +7,7 @@
 //! it as `[$ns link $from $to] queue`, named `<link>-<from>`, and Emulab's
 //! front end wrote its settings into the row of the member `from` only (the
 //! first node's row held the first-to-second queue, the second node's row
-//! the reverse; spec B §3 lists the `virt_lans.q_*` columns). We do the
+//! the reverse; docs/emulab-model.md §8 lists the `virt_lans.q_*` columns). We do the
 //! same, so a setting lands in exactly one row.
 //!
 //! The settings start at Emulab's defaults (the `DEFAULT_Q_*` constants of
