@@ -444,7 +444,15 @@ impl Transport {
                         ))
                     })?;
                 let mut reader = BufReader::with_capacity(256 * 1024, stream);
-                read_response(&mut reader, true)
+                // With TLS 1.3 the server judges the client certificate
+                // after the client thinks the handshake is done, so a
+                // refusal arrives as an alert on the first read.
+                read_response(&mut reader, true).map_err(|failure| match failure {
+                    Failure::Transient(e) if e.contains("alert") => Failure::Permanent(format!(
+                        "{addr} refused the TLS session ({e}): check that the client certificate is signed by the CA boss trusts"
+                    )),
+                    other => other,
+                })
             }
             Transport::Ssh { argv, session } => {
                 if session.is_none() {
