@@ -385,10 +385,10 @@ fn read_response<R: BufRead>(reader: &mut R, http: bool) -> Result<Vec<u8>, Fail
         if text.is_empty() {
             break;
         }
-        if let Some((name, value)) = text.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse::<usize>().ok();
-            }
+        if let Some((name, value)) = text.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse::<usize>().ok();
         }
     }
     let length =

@@ -74,10 +74,10 @@ fn stdio_user(cli: &Cli) -> anyhow::Result<String> {
         return Ok(user.clone());
     }
     for var in ["USER", "LOGNAME"] {
-        if let Ok(user) = std::env::var(var) {
-            if !user.is_empty() {
-                return Ok(user);
-            }
+        if let Ok(user) = std::env::var(var)
+            && !user.is_empty()
+        {
+            return Ok(user);
         }
     }
     anyhow::bail!("--stdio needs the user: pass --user UID or run it from sshd, which sets USER")
