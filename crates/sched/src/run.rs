@@ -81,6 +81,8 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     };
 
     let url = tbevents_store::resolve_store_url(cli.store.as_deref())?;
+    // On ops the scheduler reads boss's store over XML-RPC (docs/rpc.md).
+    tbevents_rpc::register();
     let store: Arc<dyn ExperimentStore> = {
         let url = url.clone();
         // Read-only: the scheduler never changes the store, so read access

@@ -250,6 +250,16 @@ pub enum StoreError {
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
 
+    /// A remote store (XML-RPC) refused or failed a request; the reason
+    /// says what to do.
+    #[error("store {location}: {reason}")]
+    Remote {
+        /// The store URL without its query.
+        location: String,
+        /// What failed and what to do.
+        reason: String,
+    },
+
     /// A write to a store opened read-only (the scheduler's view).
     #[error(
         "the store at {location} is open read-only, so it cannot be changed ({doing}): \

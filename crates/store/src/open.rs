@@ -32,6 +32,32 @@ pub const STORE_ENV_VAR: &str = "TBEVENTS_STORE";
 /// Where the store lives when nothing else is said.
 pub const DEFAULT_STORE_URL: &str = "sqlite:/var/lib/tbevents/tbevents.db";
 
+/// Opens a store for a URL whose scheme a linked-in crate registered.
+pub type SchemeOpener = fn(&str) -> Result<Box<dyn ExperimentStore>, StoreError>;
+
+/// Schemes registered by other crates (the XML-RPC client registers
+/// `xmlrpc+https` and `xmlrpc+ssh`), so the store crate need not depend on
+/// them.
+static REGISTERED: std::sync::RwLock<Vec<(String, SchemeOpener)>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Makes [`open`] hand URLs with one of `schemes` to `opener`.
+pub fn register_scheme(schemes: &[&str], opener: SchemeOpener) {
+    let mut table = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    for scheme in schemes {
+        let scheme = scheme.to_ascii_lowercase();
+        table.retain(|(s, _)| *s != scheme);
+        table.push((scheme, opener));
+    }
+}
+
+fn registered_opener(url: &str) -> Option<SchemeOpener> {
+    let (scheme, _) = split_scheme(url)?;
+    let scheme = scheme.to_ascii_lowercase();
+    let table = REGISTERED.read().unwrap_or_else(|e| e.into_inner());
+    table.iter().find(|(s, _)| *s == scheme).map(|(_, o)| *o)
+}
+
 /// A parsed store URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -63,8 +89,11 @@ impl StoreUrl {
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => {}
             "mysql" => return Ok(StoreUrl::Mysql(url.to_owned())),
-            "http" | "https" | "xmlrpc" | "xmlrpc+https" | "xmlrpc+ssh" | "ssh" => {
-                return Err(refuse("the XML-RPC backend is not part of this build yet"));
+            "http" | "https" | "xmlrpc" | "ssh" | "xmlrpc+https" | "xmlrpc+ssh" => {
+                return Err(refuse(
+                    "XML-RPC stores are written xmlrpc+https://boss:3069 or xmlrpc+ssh://user@boss, \
+                     and only programs that link the XML-RPC client (event-sched) open them",
+                ));
             }
             _ => return Err(refuse(&format!("unknown scheme `{scheme}`"))),
         }
@@ -106,6 +135,9 @@ fn split_scheme(url: &str) -> Option<(&str, &str)> {
 /// Opens the store a URL names, creating and migrating an SQLite file as
 /// needed.
 pub fn open(url: &str) -> Result<Box<dyn ExperimentStore>, StoreError> {
+    if let Some(opener) = registered_opener(url) {
+        return opener(url);
+    }
     match StoreUrl::parse(url)? {
         StoreUrl::SqliteFile(path) => Ok(Box::new(SqliteStore::open(&path)?)),
         StoreUrl::SqliteMemory => Ok(Box::new(SqliteStore::open_in_memory()?)),
@@ -117,6 +149,10 @@ pub fn open(url: &str) -> Result<Box<dyn ExperimentStore>, StoreError> {
 /// nothing is created or migrated and every write is refused, so read
 /// access (a readable snapshot file, a `SELECT`-only account) is enough.
 pub fn open_read_only(url: &str) -> Result<Box<dyn ExperimentStore>, StoreError> {
+    // Registered (XML-RPC) stores are read-only already.
+    if let Some(opener) = registered_opener(url) {
+        return opener(url);
+    }
     match StoreUrl::parse(url)? {
         StoreUrl::SqliteFile(path) => Ok(Box::new(SqliteStore::open_read_only(&path)?)),
         StoreUrl::SqliteMemory => Ok(Box::new(SqliteStore::open_in_memory()?)),

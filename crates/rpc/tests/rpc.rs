@@ -1,0 +1,326 @@
+//! End-to-end tests: a real `tbevents-rpc` process over real TLS with
+//! generated certificates, and over the ssh stdin/stdout framing through a
+//! pipe, read by the client store the scheduler uses.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+    SanType,
+};
+use tbevents_rpc::XmlRpcStore;
+use tbevents_store::{
+    ExperimentId, ExperimentState, ExperimentStore, Group, GroupMembership, NewExperiment,
+    NodeAssignment, StaticEvent, StoreError, Trust, User, VirtAgent, VirtNode, VirtualExperiment,
+};
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn user_cert(dir: &Path, ca: &CertifiedIssuer<'static, KeyPair>, cn: &str) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    let cert = params.signed_by(&key, ca).unwrap();
+    let (c, k) = (dir.join(format!("{cn}.pem")), dir.join(format!("{cn}.key")));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k)
+}
+
+fn new_ca() -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// The store, the PKI and a running HTTPS server.
+struct Setup {
+    dir: tempfile::TempDir,
+    store_url: String,
+    id: ExperimentId,
+    port: u16,
+    _server: Server,
+}
+
+const EVENTS: usize = 50;
+
+fn build_store(url: &str, id: &ExperimentId) {
+    let store = tbevents_store::open(url).unwrap();
+    for (uid, n) in [("alice", 2001), ("mallory", 2002)] {
+        store
+            .create_user(&User {
+                uid: uid.into(),
+                unix_uid: n,
+                status: "active".into(),
+                admin: false,
+            })
+            .unwrap();
+    }
+    for pid in ["tproj", "other"] {
+        store
+            .create_group(&Group {
+                pid: pid.into(),
+                gid: pid.into(),
+                unix_gid: if pid == "tproj" { 3001 } else { 3002 },
+                unix_name: pid.into(),
+            })
+            .unwrap();
+    }
+    for (uid, pid) in [("alice", "tproj"), ("mallory", "other")] {
+        store
+            .add_member(&GroupMembership {
+                uid: uid.into(),
+                pid: pid.into(),
+                gid: pid.into(),
+                trust: Trust::User,
+            })
+            .unwrap();
+    }
+    store
+        .create_experiment(&NewExperiment::new(
+            id.clone(),
+            "tproj",
+            "alice",
+            "/tmp/tproj",
+        ))
+        .unwrap();
+    let virt = VirtualExperiment {
+        nodes: vec![VirtNode {
+            vname: "n0".into(),
+            routertype: "none".into(),
+            ..VirtNode::default()
+        }],
+        agents: vec![
+            VirtAgent {
+                vname: "p0".into(),
+                vnode: "n0".into(),
+                objtype: "PROGRAM".into(),
+            },
+            VirtAgent {
+                vname: "ns".into(),
+                vnode: "*".into(),
+                objtype: "SIMULATOR".into(),
+            },
+        ],
+        events: (0..EVENTS)
+            .map(|i| StaticEvent {
+                time: i as f64 * 0.25,
+                vnode: "n0".into(),
+                vname: "p0".into(),
+                objtype: "PROGRAM".into(),
+                eventtype: "START".into(),
+                arguments: format!("COMMAND='echo <{i}> & done'"),
+                atstring: String::new(),
+            })
+            .collect(),
+        simulator_name: "ns".into(),
+        ..VirtualExperiment::default()
+    };
+    store.load_virtual(id, &virt).unwrap();
+    store
+        .record_swapin(
+            id,
+            &[NodeAssignment {
+                vnode: "n0".into(),
+                node_id: "pc1".into(),
+                control_ip: "127.0.9.1".into(),
+            }],
+        )
+        .unwrap();
+    store.set_state(id, ExperimentState::Active).unwrap();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = format!("sqlite:{}", dir.path().join("boss.db").display());
+    let id = ExperimentId::new("tproj", "texp");
+    build_store(&store_url, &id);
+
+    let ca = new_ca();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let server_cert = params.signed_by(&server_key, &ca).unwrap();
+    std::fs::write(dir.path().join("server.pem"), server_cert.pem()).unwrap();
+    std::fs::write(dir.path().join("server.key"), server_key.serialize_pem()).unwrap();
+    user_cert(dir.path(), &ca, "alice");
+    user_cert(dir.path(), &ca, "Mallory Example");
+    std::fs::write(dir.path().join("subjects"), "Mallory Example mallory\n").unwrap();
+    // A certificate from a CA the server does not trust.
+    let rogue = new_ca();
+    user_cert(dir.path(), &rogue, "rogue");
+
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tbevents-rpc"))
+        .args([
+            "--store",
+            &store_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--cert")
+        .arg(dir.path().join("server.pem"))
+        .arg("--key")
+        .arg(dir.path().join("server.key"))
+        .arg("--client-ca")
+        .arg(dir.path().join("ca.pem"))
+        .arg("--subject-map")
+        .arg(dir.path().join("subjects"))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tbevents-rpc did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Setup {
+        dir,
+        store_url,
+        id,
+        port,
+        _server: server,
+    }
+}
+
+impl Setup {
+    fn https_url(&self, who: &str) -> String {
+        let d = self.dir.path().display();
+        format!(
+            "xmlrpc+https://127.0.0.1:{}/RPC2?cert={d}/{who}.pem&key={d}/{who}.key&ca={d}/ca.pem",
+            self.port
+        )
+    }
+}
+
+#[test]
+fn https_member_reads_what_the_store_holds_and_others_are_refused() {
+    let s = setup();
+    let local = tbevents_store::open(&s.store_url).unwrap();
+    let remote = XmlRpcStore::open(&s.https_url("alice")).unwrap();
+    assert_eq!(remote.state(&s.id).unwrap(), ExperimentState::Active);
+    assert_eq!(remote.events(&s.id).unwrap(), local.events(&s.id).unwrap());
+    assert_eq!(remote.events(&s.id).unwrap().len(), EVENTS);
+    assert_eq!(remote.agents(&s.id).unwrap(), local.agents(&s.id).unwrap());
+    assert_eq!(remote.groups(&s.id).unwrap(), local.groups(&s.id).unwrap());
+
+    // Unknown experiment: the store's own not-found error.
+    let missing = ExperimentId::new("tproj", "nosuch");
+    assert!(matches!(
+        remote.events(&missing),
+        Err(StoreError::ExperimentNotFound(_))
+    ));
+    // Writes are refused as read-only.
+    let err = remote
+        .set_state(&s.id, ExperimentState::Swapped)
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+
+    // Another user's certificate (mapped to mallory) is refused, with no rows.
+    let other = XmlRpcStore::open(&s.https_url("Mallory Example")).unwrap();
+    let err = other.events(&s.id).unwrap_err().to_string();
+    assert!(err.contains("permission"), "{err}");
+    // A certificate from an unknown CA fails the handshake, clearly.
+    let rogue = XmlRpcStore::open(&s.https_url("rogue")).unwrap();
+    let err = rogue.state(&s.id).unwrap_err().to_string();
+    assert!(err.contains("certificate"), "{err}");
+}
+
+#[test]
+fn waitforactive_returns_when_the_state_changes() {
+    let s = setup();
+    let local = tbevents_store::open(&s.store_url).unwrap();
+    local.set_state(&s.id, ExperimentState::Swapped).unwrap();
+    let remote = XmlRpcStore::open(&s.https_url("alice")).unwrap();
+    // With a short timeout the wait ends with Emulab's TIMEDOUT.
+    let err = remote
+        .call(
+            "experiment.waitforactive",
+            &s.id,
+            &[("timeout", tbevents_rpc::Value::Int(1))],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Timed out"), "{err}");
+    let id = s.id.clone();
+    let waiter = std::thread::spawn(move || {
+        remote
+            .call("experiment.waitforactive", &id, &[])
+            .map(|v| v.as_str().map(str::to_owned))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !waiter.is_finished(),
+        "waitforactive returned before the change"
+    );
+    local.set_state(&s.id, ExperimentState::Active).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiter.is_finished() {
+        assert!(Instant::now() < deadline, "waitforactive did not return");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answer = waiter.join().unwrap().unwrap();
+    assert_eq!(answer.as_deref(), Some("active"));
+}
+
+#[test]
+fn ssh_stdio_transport_through_a_pipe() {
+    let s = setup();
+    // Stand-in for ssh: runs the forced command with the user ssh would
+    // have authenticated, ignoring ssh's own arguments.
+    let fake = s.dir.path().join("fake-ssh");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nexec {} --stdio --store {} --user \"$FAKE_SSH_USER\"\n",
+            env!("CARGO_BIN_EXE_tbevents-rpc"),
+            s.store_url
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    // SAFETY: only this test reads these variables.
+    unsafe {
+        std::env::set_var(tbevents_rpc::client::SSH_ENV, &fake);
+        std::env::set_var("FAKE_SSH_USER", "alice");
+    }
+    let local = tbevents_store::open(&s.store_url).unwrap();
+    let remote = XmlRpcStore::open("xmlrpc+ssh://alice@boss").unwrap();
+    assert_eq!(remote.events(&s.id).unwrap(), local.events(&s.id).unwrap());
+    assert_eq!(remote.agents(&s.id).unwrap(), local.agents(&s.id).unwrap());
+    unsafe { std::env::set_var("FAKE_SSH_USER", "mallory") };
+    let other = XmlRpcStore::open("xmlrpc+ssh://mallory@boss").unwrap();
+    let err = other.events(&s.id).unwrap_err().to_string();
+    assert!(err.contains("permission"), "{err}");
+}
