@@ -324,3 +324,91 @@ fn ssh_stdio_transport_through_a_pipe() {
     let err = other.events(&s.id).unwrap_err().to_string();
     assert!(err.contains("permission"), "{err}");
 }
+
+/// The end-to-end path: a user's real `event-sched` (as `nobody`,
+/// never root) loads its experiment from boss over XML-RPC/HTTPS with the
+/// user's client certificate, and fires its static events to a real eventd.
+#[test]
+fn a_scheduler_loads_its_experiment_over_https_and_fires_its_events() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: this test runs event-sched as nobody, which needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let s = setup();
+    // nobody must read the user's certificate, key and CA, and the key file.
+    let dir = s.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["alice.pem", "alice.key", "ca.pem"] {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let key = dir.join("eventkey");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let router = tbevents_testkit::Router::start(&[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (handle, mut events) = runtime.block_on(async {
+        let handle = tbevents_event::EventHandle::register_with_keyfile(&router.uri(), &key)
+            .await
+            .unwrap();
+        let tuple = tbevents_event::AddressTuple::new()
+            .expt(s.id.to_string())
+            .scheduler(0);
+        let events = handle.subscribe(&tuple).await.unwrap();
+        (handle, events)
+    });
+    let mut sched = Command::new(tbevents_testkit::bin_path("event-sched"));
+    sched
+        .args(["-s", "127.0.0.1", "-p", &router.port.to_string(), "-k"])
+        .arg(&key)
+        .args([
+            "--store",
+            &s.https_url("alice"),
+            "--start-delay",
+            "0",
+            "--",
+            "tproj",
+            "texp",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .uid(65534)
+        .gid(65534);
+    let mut child = Server {
+        child: sched.spawn().unwrap(),
+    };
+    // TIME START, then the first static events, signed with the key.
+    let got: Vec<(String, String)> = runtime.block_on(async {
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+                .await
+                .expect("the scheduler fired nothing within 30 s")
+                .expect("the subscription ended");
+            got.push((
+                event.objtype().unwrap_or_default().to_owned(),
+                event.host().unwrap_or_default().to_owned(),
+            ));
+        }
+        got
+    });
+    assert_eq!(got[0], ("TIME".to_owned(), "*".to_owned()), "{got:?}");
+    for event in &got[1..] {
+        assert_eq!(
+            event,
+            &("PROGRAM".to_owned(), "127.0.9.1".to_owned()),
+            "{got:?}"
+        );
+    }
+    let _ = child.child.kill();
+    let _ = child.child.wait();
+    runtime.block_on(async {
+        let _ = handle.unregister().await;
+    });
+}
