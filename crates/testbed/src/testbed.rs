@@ -585,33 +585,25 @@ impl Build<'_> {
                 .arg(self.key)
                 .arg("--vnode")
                 .arg(&agent.vnode);
-            let log = self.log_path(state, &format!("{}-{program}", agent.vnode));
-            let record = process::spawn(
-                command,
-                program,
-                Some(&agent.namespace),
-                Some(&agent.vnode),
-                &log,
-            )?;
-            return self.record(state, record);
+        } else {
+            command
+                .arg("-s")
+                .arg("127.0.0.1")
+                .arg("-p")
+                .arg(NODE_ROUTER_PORT.to_string())
+                .arg("-e")
+                .arg(self.expt)
+                .arg("-k")
+                .arg(self.key)
+                .arg("--host")
+                .arg(ns.control_ip.as_deref().unwrap_or_default())
+                .arg("--vnode")
+                .arg(&agent.vnode)
+                .arg("--store")
+                .arg(&self.config.store_url)
+                .arg("-l")
+                .arg(&agent_logs);
         }
-        command
-            .arg("-s")
-            .arg("127.0.0.1")
-            .arg("-p")
-            .arg(NODE_ROUTER_PORT.to_string())
-            .arg("-e")
-            .arg(self.expt)
-            .arg("-k")
-            .arg(self.key)
-            .arg("--host")
-            .arg(ns.control_ip.as_deref().unwrap_or_default())
-            .arg("--vnode")
-            .arg(&agent.vnode)
-            .arg("--store")
-            .arg(&self.config.store_url)
-            .arg("-l")
-            .arg(&agent_logs);
         match agent.kind {
             AgentKind::ProgramAgent => {
                 let user = self
@@ -644,7 +636,7 @@ impl Build<'_> {
                         shaper.link, shaper.side_a, shaper.side_b
                     ));
             }
-            // Started above, with its own flags.
+            // Its own flags, set above.
             AgentKind::Linktest => {}
         }
         let log = self.log_path(state, &format!("{}-{program}", agent.vnode));
