@@ -36,6 +36,10 @@ const LATENCY_COUNT: u32 = 10;
 const LATENCY_INTERVAL: Duration = Duration::from_millis(100);
 /// How long after the last request a reply may still come.
 const LATENCY_WAIT: Duration = Duration::from_secs(1);
+/// How often, and for how long at most, a probe first asks for an echo so
+/// that address resolution is done before it measures ([`probe::prime`]).
+const PRIME_INTERVAL: Duration = Duration::from_millis(200);
+const PRIME_LIMIT: Duration = Duration::from_secs(3);
 /// How long a bandwidth flood lasts after its warm-up.
 const FLOOD_TIME: Duration = Duration::from_secs(2);
 /// The flood's rate relative to the configured bandwidth: enough above it
@@ -322,9 +326,11 @@ impl NodeRun {
                     let bind = SocketAddr::V4(SocketAddrV4::new(forward.dst_ip, 0));
                     let (netns, run, number) = (self.netns.clone(), self.run, step.number);
                     jobs.spawn(async move {
-                        let message = match probe::udp_socket(netns.as_deref(), bind, Some(1)).await
-                        {
-                            Ok(socket) => match probe::ping(
+                        let measure = async {
+                            let socket = probe::udp_socket(netns.as_deref(), bind, Some(1)).await?;
+                            probe::prime(&socket, to, run, number, PRIME_INTERVAL, PRIME_LIMIT)
+                                .await?;
+                            probe::ping(
                                 &socket,
                                 to,
                                 run,
@@ -334,11 +340,10 @@ impl NodeRun {
                                 LATENCY_WAIT,
                             )
                             .await
-                            {
-                                Ok(rtts) => verdict::latency(&rtts, expected),
-                                Err(error) => Some(format!("could not send probes: {error}")),
-                            },
-                            Err(error) => Some(format!("could not open a probe socket: {error}")),
+                        };
+                        let message = match measure.await {
+                            Ok(rtts) => verdict::latency(&rtts, expected),
+                            Err(error) => Some(format!("could not send probes: {error}")),
                         };
                         message.map(|message| ErrorRecord {
                             test: title.into(),
@@ -367,17 +372,8 @@ impl NodeRun {
                             async move {
                                 let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
                                 let socket = probe::udp_socket(netns.as_deref(), any, Some(ttl)).await?;
-                                let rtts = probe::ping(
-                                    &socket,
-                                    to,
-                                    run,
-                                    number,
-                                    3,
-                                    Duration::from_millis(100),
-                                    Duration::from_secs(1),
-                                )
-                                .await?;
-                                Ok::<bool, std::io::Error>(rtts.iter().any(Option::is_some))
+                                probe::prime(&socket, to, run, number, PRIME_INTERVAL, PRIME_LIMIT)
+                                    .await
                             }
                         };
                         let message = match reach(hops).await {
@@ -415,9 +411,15 @@ impl NodeRun {
                     let link = edge.describe();
                     let plan = probe::loss_plan(edge);
                     let rate = (edge.bandwidth_bps as f64 * FLOOD_OVERDRIVE) as u64;
+                    let echo_port = self.ports.echo;
                     jobs.spawn(async move {
                         let sent = async {
                             let socket = probe::udp_socket(netns.as_deref(), bind, None).await?;
+                            // Resolve the receiver's address first, so a
+                            // lost ARP packet does not count as stream loss.
+                            let echo = SocketAddrV4::new(*to.ip(), echo_port);
+                            probe::prime(&socket, echo, run, number, PRIME_INTERVAL, PRIME_LIMIT)
+                                .await?;
                             if flood {
                                 probe::flood(
                                     &socket,

@@ -234,6 +234,64 @@ pub async fn stream_listener(socket: UdpSocket, run: u32, counters: Counters) {
     }
 }
 
+/// Sequence numbers at and above this mark [`prime`]'s requests, so a late
+/// answer to one is never taken for a measured request's.
+const PRIME_SEQ: u32 = 1 << 30;
+
+/// Sends echo requests from `socket` to `to` every `interval` until one is
+/// answered or `limit` has passed; whether one was.
+///
+/// A measurement calls this first so that it measures the link and not
+/// the first packet's wait for address resolution: an ARP request or
+/// reply lost on a lossy link holds every packet queued behind it for a
+/// second, which is a latency error that is not there and lost stream
+/// packets the link never dropped.
+pub async fn prime(
+    socket: &UdpSocket,
+    to: SocketAddrV4,
+    run: u32,
+    step: u32,
+    interval: Duration,
+    limit: Duration,
+) -> io::Result<bool> {
+    let epoch = Instant::now();
+    let give_up = tokio::time::Instant::now() + limit;
+    let mut buf = vec![0u8; 2048];
+    let mut seq = PRIME_SEQ;
+    while tokio::time::Instant::now() < give_up {
+        let packet = encode(
+            Header {
+                kind: Kind::EchoRequest,
+                run,
+                step,
+                seq,
+                sent_ns: now_ns(epoch),
+            },
+            ECHO_PAYLOAD,
+        );
+        match socket.send_to(&packet, to).await {
+            Ok(_) => {}
+            Err(e) if is_lost_packet(&e) => {}
+            Err(e) => return Err(e),
+        }
+        seq = seq.wrapping_add(1);
+        let next = (tokio::time::Instant::now() + interval).min(give_up);
+        while let Ok(received) = tokio::time::timeout_at(next, socket.recv_from(&mut buf)).await {
+            let Ok((len, from)) = received else { continue };
+            if from == SocketAddr::V4(to)
+                && let Some(h) = decode(&buf[..len])
+                && h.kind == Kind::EchoReply
+                && h.run == run
+                && h.step == step
+                && h.seq >= PRIME_SEQ
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Round-trip times of `count` echo requests sent `interval` apart from
 /// `socket` to `to`; `None` for each request that got no answer within
 /// `wait` after the last one was sent.
@@ -520,6 +578,39 @@ mod tests {
         .await
         .unwrap();
         assert!(rtts.iter().all(Option::is_none), "{rtts:?}");
+        // Priming stops at the first answer, and gives up on a silent peer
+        // once its limit has passed.
+        let started = tokio::time::Instant::now();
+        let primed = prime(
+            &pinger,
+            echo_addr,
+            5,
+            1,
+            Duration::from_millis(10),
+            Duration::from_secs(5),
+        );
+        assert!(primed.await.unwrap());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let primed = prime(
+            &pinger,
+            echo_addr,
+            6,
+            1,
+            Duration::from_millis(10),
+            Duration::from_millis(100),
+        );
+        assert!(!primed.await.unwrap());
+        // A late answer to priming is not taken for a measured request's.
+        let rtts = ping(
+            &pinger,
+            echo_addr,
+            5,
+            1,
+            2,
+            Duration::from_millis(10),
+            Duration::from_secs(2),
+        );
+        assert!(rtts.await.unwrap().iter().all(Option::is_some));
         echo.abort();
 
         let counters = Counters::default();
