@@ -14,6 +14,7 @@
 //! * `xmlrpc+https://boss:3069/RPC2?cert=/path/user.pem&key=/path/user.key&ca=/path/ca.pem`
 //! * `xmlrpc+ssh://user@boss:22?command=xmlrpc`
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -74,7 +75,119 @@ struct SshSession {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// The last lines ssh (or the forced command) wrote to stderr.
+    stderr: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// Lines of ssh's stderr kept to explain a failed session.
+const STDERR_TAIL: usize = 8;
+
+impl SshSession {
+    fn start(argv: &[String]) -> Result<SshSession, Failure> {
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Failure::Permanent(format!("cannot run {}: {e}", argv[0])))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Failure::Permanent("ssh has no pipes".into()));
+        };
+        // Drained all the time so a chatty server never blocks on a full
+        // pipe; every line is logged, the last few kept for the error.
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let keep = Arc::clone(&tail);
+        let spawned = std::thread::Builder::new()
+            .name("ssh-stderr".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    tracing::info!("ssh: {line}");
+                    let mut tail = keep.lock();
+                    if tail.len() == STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            });
+        if let Err(e) = spawned {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Failure::Permanent(format!("cannot start a thread: {e}")));
+        }
+        Ok(SshSession {
+            child,
+            stdin,
+            stdout: BufReader::with_capacity(256 * 1024, stdout),
+            stderr: tail,
+        })
+    }
+
+    /// Turns a failed exchange into what the operator needs: ssh's own
+    /// words, and whether trying again can help. ssh exits 255 for its own
+    /// errors; a refused key or an unknown host key will not get better.
+    fn explain(&mut self, failure: Failure) -> Failure {
+        let Failure::Transient(reason) = failure else {
+            return failure;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => break None,
+            }
+        };
+        // The stderr thread sees EOF once ssh has exited; give it a moment
+        // to store the last line.
+        std::thread::sleep(Duration::from_millis(20));
+        let said = self
+            .stderr
+            .lock()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let Some(status) = status else {
+            return Failure::Transient(reason);
+        };
+        let permanent =
+            status.code() == Some(255) && PERMANENT_SSH_ERRORS.iter().any(|p| said.contains(p));
+        let reason = if reason.contains("without an answer") {
+            "the ssh session ended without an answer".to_owned()
+        } else {
+            reason
+        };
+        let mut text = format!("{reason}; ssh exited with {status}");
+        if !said.is_empty() {
+            text.push_str(&format!(" and said: {said}"));
+        }
+        if permanent {
+            text.push_str(
+                ": check the identity file, boss's authorized_keys entry and the known_hosts entry for boss",
+            );
+            Failure::Permanent(text)
+        } else {
+            Failure::Transient(text)
+        }
+    }
+}
+
+/// ssh's messages for failures that retrying cannot fix.
+const PERMANENT_SSH_ERRORS: &[&str] = &[
+    "Permission denied",
+    "Host key verification failed",
+    "Could not resolve hostname",
+    "No such file or directory",
+    "Bad configuration option",
+    "bad permissions",
+];
 
 impl Drop for SshSession {
     fn drop(&mut self) {
@@ -317,11 +430,20 @@ impl XmlRpcStore {
             .collect()
     }
 
+    /// A write: refused like any read-only store's.
     fn read_only(&self, what: &str) -> StoreError {
+        StoreError::ReadOnly {
+            location: self.location.clone(),
+            doing: what.to_owned(),
+        }
+    }
+
+    /// A read boss does not serve to schedulers.
+    fn not_offered(&self, what: &str) -> StoreError {
         remote(
             &self.location,
             format!(
-                "the XML-RPC store is read-only and offers only the scheduler's reads; {what} needs the boss store (sqlite: or mysql:)"
+                "the XML-RPC store offers only the scheduler's reads; {what} needs boss's store (sqlite: or mysql:)"
             ),
         )
     }
@@ -451,28 +573,17 @@ impl Transport {
                     Failure::Transient(e) if e.contains("alert") => Failure::Permanent(format!(
                         "{addr} refused the TLS session ({e}): check that the client certificate is signed by the CA boss trusts"
                     )),
+                    // A server that drops the session without an alert
+                    // may have refused the certificate, or restarted.
+                    Failure::Transient(e) if e.contains("without an answer") => Failure::Transient(format!(
+                        "{e} (if this persists, boss may be refusing the client certificate: check that it is signed by the CA boss trusts, and boss's log)"
+                    )),
                     other => other,
                 })
             }
             Transport::Ssh { argv, session } => {
                 if session.is_none() {
-                    let mut child = Command::new(&argv[0])
-                        .args(&argv[1..])
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::inherit())
-                        .spawn()
-                        .map_err(|e| Failure::Permanent(format!("cannot run {}: {e}", argv[0])))?;
-                    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take())
-                    else {
-                        let _ = child.kill();
-                        return Err(Failure::Permanent("ssh has no pipes".into()));
-                    };
-                    *session = Some(SshSession {
-                        child,
-                        stdin,
-                        stdout: BufReader::with_capacity(256 * 1024, stdout),
-                    });
+                    *session = Some(SshSession::start(argv)?);
                 }
                 let Some(s) = session.as_mut() else {
                     return Err(Failure::Transient("no ssh session".into()));
@@ -488,10 +599,14 @@ impl Transport {
                     .and_then(|()| s.stdin.flush())
                     .map_err(|e| Failure::Transient(format!("the ssh session failed: {e}")))
                     .and_then(|()| read_response(&mut s.stdout, false));
-                if result.is_err() {
-                    *session = None;
+                match result {
+                    Ok(answer) => Ok(answer),
+                    Err(failure) => {
+                        let failure = s.explain(failure);
+                        *session = None;
+                        Err(failure)
+                    }
                 }
-                result
             }
         }
     }
@@ -502,16 +617,16 @@ impl ExperimentStore for XmlRpcStore {
         self.location.clone()
     }
     fn schema_version(&self) -> Result<i64, StoreError> {
-        Err(self.read_only("the schema version"))
+        Err(self.not_offered("the schema version"))
     }
     fn create_experiment(&self, _: &NewExperiment) -> Result<Experiment, StoreError> {
         Err(self.read_only("creating an experiment"))
     }
     fn experiment(&self, _: &ExperimentId) -> Result<Experiment, StoreError> {
-        Err(self.read_only("the experiment row"))
+        Err(self.not_offered("the experiment row"))
     }
     fn list_experiments(&self) -> Result<Vec<Experiment>, StoreError> {
-        Err(self.read_only("listing experiments"))
+        Err(self.not_offered("listing experiments"))
     }
     fn delete_experiment(&self, _: &ExperimentId) -> Result<(), StoreError> {
         Err(self.read_only("deleting an experiment"))
@@ -533,13 +648,13 @@ impl ExperimentStore for XmlRpcStore {
         Err(self.read_only("loading a virtual experiment"))
     }
     fn virtual_experiment(&self, _: &ExperimentId) -> Result<VirtualExperiment, StoreError> {
-        Err(self.read_only("the virtual experiment"))
+        Err(self.not_offered("the virtual experiment"))
     }
     fn record_swapin(&self, _: &ExperimentId, _: &[NodeAssignment]) -> Result<(), StoreError> {
         Err(self.read_only("recording a swap-in"))
     }
     fn physical_mapping(&self, _: &ExperimentId) -> Result<Vec<NodeAssignment>, StoreError> {
-        Err(self.read_only("the physical mapping"))
+        Err(self.not_offered("the physical mapping"))
     }
     fn record_swapout(&self, _: &ExperimentId) -> Result<(), StoreError> {
         Err(self.read_only("recording a swap-out"))
@@ -597,16 +712,16 @@ impl ExperimentStore for XmlRpcStore {
         Ok(out)
     }
     fn type_table(&self, _: TypeTable) -> Result<Vec<TypeEntry>, StoreError> {
-        Err(self.read_only("the type tables"))
+        Err(self.not_offered("the type tables"))
     }
     fn create_user(&self, _: &User) -> Result<(), StoreError> {
         Err(self.read_only("creating a user"))
     }
     fn user(&self, _: &str) -> Result<User, StoreError> {
-        Err(self.read_only("reading a user"))
+        Err(self.not_offered("reading a user"))
     }
     fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        Err(self.read_only("listing users"))
+        Err(self.not_offered("listing users"))
     }
     fn delete_user(&self, _: &str) -> Result<(), StoreError> {
         Err(self.read_only("deleting a user"))
@@ -615,10 +730,10 @@ impl ExperimentStore for XmlRpcStore {
         Err(self.read_only("creating a group"))
     }
     fn group(&self, _: &str, _: &str) -> Result<Group, StoreError> {
-        Err(self.read_only("reading a group"))
+        Err(self.not_offered("reading a group"))
     }
     fn list_groups(&self) -> Result<Vec<Group>, StoreError> {
-        Err(self.read_only("listing groups"))
+        Err(self.not_offered("listing groups"))
     }
     fn delete_group(&self, _: &str, _: &str) -> Result<(), StoreError> {
         Err(self.read_only("deleting a group"))
@@ -630,10 +745,10 @@ impl ExperimentStore for XmlRpcStore {
         Err(self.read_only("removing a member"))
     }
     fn memberships(&self, _: &str) -> Result<Vec<GroupMembership>, StoreError> {
-        Err(self.read_only("reading memberships"))
+        Err(self.not_offered("reading memberships"))
     }
     fn group_members(&self, _: &str, _: &str) -> Result<Vec<GroupMembership>, StoreError> {
-        Err(self.read_only("reading group members"))
+        Err(self.not_offered("reading group members"))
     }
 }
 

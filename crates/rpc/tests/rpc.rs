@@ -2,31 +2,19 @@
 //! generated certificates, and over the ssh stdin/stdout framing through a
 //! pipe, read by the client store the scheduler uses.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
     SanType,
 };
+mod common;
+
+use common::{EVENTS, Server, build_store, free_port};
 use tbevents_rpc::XmlRpcStore;
-use tbevents_store::{
-    ExperimentId, ExperimentState, ExperimentStore, Group, GroupMembership, NewExperiment,
-    NodeAssignment, StaticEvent, StoreError, Trust, User, VirtAgent, VirtNode, VirtualExperiment,
-};
-
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tbevents_store::{ExperimentId, ExperimentState, ExperimentStore, StoreError};
 
 fn user_cert(dir: &Path, ca: &CertifiedIssuer<'static, KeyPair>, cn: &str) -> (PathBuf, PathBuf) {
     let key = KeyPair::generate().unwrap();
@@ -54,102 +42,6 @@ struct Setup {
     id: ExperimentId,
     port: u16,
     _server: Server,
-}
-
-const EVENTS: usize = 50;
-
-fn build_store(url: &str, id: &ExperimentId) {
-    let store = tbevents_store::open(url).unwrap();
-    for (uid, n) in [("alice", 2001), ("mallory", 2002)] {
-        store
-            .create_user(&User {
-                uid: uid.into(),
-                unix_uid: n,
-                status: "active".into(),
-                admin: false,
-            })
-            .unwrap();
-    }
-    for pid in ["tproj", "other"] {
-        store
-            .create_group(&Group {
-                pid: pid.into(),
-                gid: pid.into(),
-                unix_gid: if pid == "tproj" { 3001 } else { 3002 },
-                unix_name: pid.into(),
-            })
-            .unwrap();
-    }
-    for (uid, pid) in [("alice", "tproj"), ("mallory", "other")] {
-        store
-            .add_member(&GroupMembership {
-                uid: uid.into(),
-                pid: pid.into(),
-                gid: pid.into(),
-                trust: Trust::User,
-            })
-            .unwrap();
-    }
-    store
-        .create_experiment(&NewExperiment::new(
-            id.clone(),
-            "tproj",
-            "alice",
-            "/tmp/tproj",
-        ))
-        .unwrap();
-    let virt = VirtualExperiment {
-        nodes: vec![VirtNode {
-            vname: "n0".into(),
-            routertype: "none".into(),
-            ..VirtNode::default()
-        }],
-        agents: vec![
-            VirtAgent {
-                vname: "p0".into(),
-                vnode: "n0".into(),
-                objtype: "PROGRAM".into(),
-            },
-            VirtAgent {
-                vname: "ns".into(),
-                vnode: "*".into(),
-                objtype: "SIMULATOR".into(),
-            },
-        ],
-        events: (0..EVENTS)
-            .map(|i| StaticEvent {
-                time: i as f64 * 0.25,
-                vnode: "n0".into(),
-                vname: "p0".into(),
-                objtype: "PROGRAM".into(),
-                eventtype: "START".into(),
-                arguments: format!("COMMAND='echo <{i}> & done'"),
-                atstring: String::new(),
-            })
-            .collect(),
-        simulator_name: "ns".into(),
-        ..VirtualExperiment::default()
-    };
-    store.load_virtual(id, &virt).unwrap();
-    store
-        .record_swapin(
-            id,
-            &[NodeAssignment {
-                vnode: "n0".into(),
-                node_id: "pc1".into(),
-                control_ip: "127.0.9.1".into(),
-            }],
-        )
-        .unwrap();
-    store.set_state(id, ExperimentState::Active).unwrap();
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn setup() -> Setup {
@@ -237,11 +129,15 @@ fn https_member_reads_what_the_store_holds_and_others_are_refused() {
         remote.events(&missing),
         Err(StoreError::ExperimentNotFound(_))
     ));
-    // Writes are refused as read-only.
+    // Writes are refused as read-only, like any read-only store's.
     let err = remote
         .set_state(&s.id, ExperimentState::Swapped)
         .unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
     assert!(err.to_string().contains("read-only"), "{err}");
+    // Reads boss does not serve to schedulers say where to go instead.
+    let err = remote.virtual_experiment(&s.id).unwrap_err().to_string();
+    assert!(err.contains("offers only the scheduler's reads"), "{err}");
 
     // Another user's certificate (mapped to mallory) is refused, with no rows.
     let other = XmlRpcStore::open(&s.https_url("Mallory Example")).unwrap();
@@ -335,7 +231,6 @@ fn a_scheduler_loads_its_experiment_over_https_and_fires_its_events() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let s = setup();
     // nobody must read the user's certificate, key and CA, and the key file.
     let dir = s.dir.path();
@@ -343,72 +238,5 @@ fn a_scheduler_loads_its_experiment_over_https_and_fires_its_events() {
     for name in ["alice.pem", "alice.key", "ca.pem"] {
         std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
     }
-    let key = dir.join("eventkey");
-    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-
-    let router = tbevents_testkit::Router::start(&[]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (handle, mut events) = runtime.block_on(async {
-        let handle = tbevents_event::EventHandle::register_with_keyfile(&router.uri(), &key)
-            .await
-            .unwrap();
-        let tuple = tbevents_event::AddressTuple::new()
-            .expt(s.id.to_string())
-            .scheduler(0);
-        let events = handle.subscribe(&tuple).await.unwrap();
-        (handle, events)
-    });
-    let mut sched = Command::new(tbevents_testkit::bin_path("event-sched"));
-    sched
-        .args(["-s", "127.0.0.1", "-p", &router.port.to_string(), "-k"])
-        .arg(&key)
-        .args([
-            "--store",
-            &s.https_url("alice"),
-            "--start-delay",
-            "0",
-            "--",
-            "tproj",
-            "texp",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .uid(65534)
-        .gid(65534);
-    let mut child = Server {
-        child: sched.spawn().unwrap(),
-    };
-    // TIME START, then the first static events, signed with the key.
-    let got: Vec<(String, String)> = runtime.block_on(async {
-        let mut got = Vec::new();
-        while got.len() < 4 {
-            let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
-                .await
-                .expect("the scheduler fired nothing within 30 s")
-                .expect("the subscription ended");
-            got.push((
-                event.objtype().unwrap_or_default().to_owned(),
-                event.host().unwrap_or_default().to_owned(),
-            ));
-        }
-        got
-    });
-    assert_eq!(got[0], ("TIME".to_owned(), "*".to_owned()), "{got:?}");
-    for event in &got[1..] {
-        assert_eq!(
-            event,
-            &("PROGRAM".to_owned(), "127.0.9.1".to_owned()),
-            "{got:?}"
-        );
-    }
-    let _ = child.child.kill();
-    let _ = child.child.wait();
-    runtime.block_on(async {
-        let _ = handle.unregister().await;
-    });
+    common::scheduler_fires_its_events(dir, &s.https_url("alice"), &[]);
 }

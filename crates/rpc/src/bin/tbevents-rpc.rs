@@ -52,6 +52,9 @@ struct Cli {
     /// Seconds allowed to read one request.
     #[arg(long, default_value_t = 30)]
     read_timeout: u64,
+    /// Log filter (error, warn, info, debug, trace); beats RUST_LOG.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 fn parse_subject_map(text: &str) -> anyhow::Result<HashMap<String, String>> {
@@ -86,13 +89,12 @@ fn stdio_user(cli: &Cli) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    tbevents_cli::init_logging(
+        "tbevents-rpc",
+        cli.log_level.as_deref(),
+        "info",
+        tbevents_cli::LogStyle::Daemon,
+    );
     let url = tbevents_store::resolve_store_url(cli.store.as_deref())?;
     let store = tokio::task::spawn_blocking(move || tbevents_store::open(&url))
         .await

@@ -30,14 +30,19 @@ struct Cli {
     /// Listen inside NAMESPACE at ADDRESS:PORT (repeatable).
     #[arg(long, value_name = "NAMESPACE=ADDRESS:PORT", value_parser = forward::parse_listen, required = true)]
     listen: Vec<Listen>,
+    /// Log filter (error, warn, info, debug, trace); beats RUST_LOG.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    tbevents_cli::init_logging(
+        "tbevents-ctlfwd",
+        cli.log_level.as_deref(),
+        "info",
+        tbevents_cli::LogStyle::Daemon,
+    );
     let bound = match forward::bind_all(&cli.listen) {
         Ok(bound) => bound,
         Err(error) => {
