@@ -138,6 +138,7 @@ pub fn scheduler_fires_its_events(dir: &Path, store_url: &str, env: &[(&str, &st
     std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let id = ExperimentId::new("tproj", "texp");
+    let log = dir.join("event-sched.log");
     let router = tbevents_testkit::Router::start(&[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -168,7 +169,7 @@ pub fn scheduler_fires_its_events(dir: &Path, store_url: &str, env: &[(&str, &st
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .envs(env.iter().copied())
         .uid(65534)
         .gid(65534);
@@ -181,7 +182,12 @@ pub fn scheduler_fires_its_events(dir: &Path, store_url: &str, env: &[(&str, &st
         while got.len() < 4 {
             let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
                 .await
-                .expect("the scheduler fired nothing within 30 s")
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "the scheduler fired nothing within 30 s; its log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
                 .expect("the subscription ended");
             got.push((
                 event.objtype().unwrap_or_default().to_owned(),
