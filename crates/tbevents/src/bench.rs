@@ -95,16 +95,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.realtime {
         REALTIME.store(true, std::sync::atomic::Ordering::Relaxed);
         if nix::unistd::geteuid().is_root() {
-            let limit = libc::rlimit {
-                rlim_cur: 1,
-                rlim_max: 1,
-            };
-            // SAFETY: setrlimit reads a valid rlimit for this process only.
-            if unsafe { libc::setrlimit(libc::RLIMIT_RTPRIO, &limit) } != 0 {
-                eprintln!(
-                    "tbevents: could not raise RLIMIT_RTPRIO: {}",
-                    std::io::Error::last_os_error()
-                );
+            use nix::sys::resource::{Resource, setrlimit};
+            if let Err(error) = setrlimit(Resource::RLIMIT_RTPRIO, 1, 1) {
+                eprintln!("tbevents: could not raise RLIMIT_RTPRIO: {error}");
             }
         }
     }
