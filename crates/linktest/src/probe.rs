@@ -234,6 +234,33 @@ pub async fn stream_listener(socket: UdpSocket, run: u32, counters: Counters) {
     }
 }
 
+/// Sends one echo request stamped with the time since `epoch`. No route,
+/// a down link or an ICMP error from an earlier request means this request
+/// is lost, which is what the caller measures, not an error.
+async fn send_echo_request(
+    socket: &UdpSocket,
+    to: SocketAddrV4,
+    run: u32,
+    step: u32,
+    seq: u32,
+    epoch: Instant,
+) -> io::Result<()> {
+    let packet = encode(
+        Header {
+            kind: Kind::EchoRequest,
+            run,
+            step,
+            seq,
+            sent_ns: now_ns(epoch),
+        },
+        ECHO_PAYLOAD,
+    );
+    match socket.send_to(&packet, to).await {
+        Err(e) if !is_lost_packet(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Sequence numbers at and above this mark [`prime`]'s requests, so a late
 /// answer to one is never taken for a measured request's.
 const PRIME_SEQ: u32 = 1 << 30;
@@ -259,21 +286,7 @@ pub async fn prime(
     let mut buf = vec![0u8; 2048];
     let mut seq = PRIME_SEQ;
     while tokio::time::Instant::now() < give_up {
-        let packet = encode(
-            Header {
-                kind: Kind::EchoRequest,
-                run,
-                step,
-                seq,
-                sent_ns: now_ns(epoch),
-            },
-            ECHO_PAYLOAD,
-        );
-        match socket.send_to(&packet, to).await {
-            Ok(_) => {}
-            Err(e) if is_lost_packet(&e) => {}
-            Err(e) => return Err(e),
-        }
+        send_echo_request(socket, to, run, step, seq, epoch).await?;
         seq = seq.wrapping_add(1);
         let next = (tokio::time::Instant::now() + interval).min(give_up);
         while let Ok(received) = tokio::time::timeout_at(next, socket.recv_from(&mut buf)).await {
@@ -312,23 +325,7 @@ pub async fn ping(
     let mut deadline = None;
     loop {
         if sent < count && tokio::time::Instant::now() >= next_send {
-            let packet = encode(
-                Header {
-                    kind: Kind::EchoRequest,
-                    run,
-                    step,
-                    seq: sent,
-                    sent_ns: now_ns(epoch),
-                },
-                ECHO_PAYLOAD,
-            );
-            match socket.send_to(&packet, to).await {
-                Ok(_) => {}
-                // No route, a down link, an ICMP error from an earlier
-                // request: this request is lost, which is what we measure.
-                Err(e) if is_lost_packet(&e) => {}
-                Err(e) => return Err(e),
-            }
+            send_echo_request(socket, to, run, step, sent, epoch).await?;
             sent += 1;
             next_send += interval;
             if sent == count {
