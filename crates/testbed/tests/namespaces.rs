@@ -105,6 +105,30 @@ impl Lab {
         }
     }
 
+    /// Sends a LINK event to `objname`, as the scheduler would (HOST *).
+    fn send_link_event(&self, objname: &str, eventtype: &str, args: &str) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let handle = EventHandle::register_with_keyfile(&self.router.uri(), &self.key)
+                .await
+                .unwrap();
+            let tuple = AddressTuple::new()
+                .expt(self.id.to_string())
+                .host("*")
+                .objtype("LINK")
+                .objname(objname)
+                .eventtype(eventtype)
+                .scheduler(0);
+            let mut event = handle.new_notification(&tuple);
+            event.put("ARGS", args);
+            handle.notify(&mut event).await.unwrap();
+            let _ = handle.unregister().await;
+        })
+    }
+
     fn prefix(&self) -> String {
         names::prefix_for(&self.id.to_string())
     }
@@ -550,18 +574,19 @@ $ns at 1000 "$link0 delay 50ms"
 $ns run
 "#;
 
-/// Median round-trip time of `count` answered probes from a to b's
-/// address on link0 (probes lost in between are skipped).
-fn median_rtt(from: &str, to: &str, count: usize) -> Duration {
+/// b's address on link0 of [`SHAPED`], and on lan0 of [`SHAPED_LAN`].
+const B_ON_LINK0: Ipv4Addr = Ipv4Addr::new(10, 1, 1, 3);
+
+/// Median round-trip time of `count` answered probes from namespace
+/// `from` to address `to_ip` in namespace `to` (probes lost in between are
+/// skipped).
+fn median_rtt(from: &str, to: &str, to_ip: Ipv4Addr, count: usize) -> Duration {
     let (tx, rx) = mpsc::channel();
-    let probe = tbevents_testbed::probe::start(
-        from,
-        to,
-        Ipv4Addr::new(10, 1, 1, 3),
-        Duration::from_millis(50),
-        move |result| tx.send(result).is_ok(),
-    )
-    .unwrap();
+    let probe =
+        tbevents_testbed::probe::start(from, to, to_ip, Duration::from_millis(50), move |result| {
+            tx.send(result).is_ok()
+        })
+        .unwrap();
     let mut rtts = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while rtts.len() < count {
@@ -620,39 +645,17 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
         );
     }
     let (a, b) = (format!("{p}-n-a"), format!("{p}-n-b"));
-    let before = median_rtt(&a, &b, 5);
+    let before = median_rtt(&a, &b, B_ON_LINK0, 5);
     // Well under the 100 ms to come, even on a loaded machine.
     assert!(before < Duration::from_millis(40), "{before:?}");
 
     // DELAY=50ms on the link, as the scheduler would send it (HOST *).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let send = |eventtype: &'static str, args: &'static str| {
-        runtime.block_on(async {
-            let handle = EventHandle::register_with_keyfile(&lab.router.uri(), &lab.key)
-                .await
-                .unwrap();
-            let tuple = AddressTuple::new()
-                .expt(lab.id.to_string())
-                .host("*")
-                .objtype("LINK")
-                .objname("link0")
-                .eventtype(eventtype)
-                .scheduler(0);
-            let mut event = handle.new_notification(&tuple);
-            event.put("ARGS", args);
-            handle.notify(&mut event).await.unwrap();
-            let _ = handle.unregister().await;
-        })
-    };
-    send("MODIFY", "DELAY=50ms");
+    lab.send_link_event("link0", "MODIFY", "DELAY=50ms");
     // Both directions get 50 ms: about 100 ms round trip (± 10 %), once
     // the change has reached the delay node.
     let deadline = Instant::now() + Duration::from_secs(20);
     let after = loop {
-        let rtt = median_rtt(&a, &b, 5);
+        let rtt = median_rtt(&a, &b, B_ON_LINK0, 5);
         if rtt > Duration::from_millis(90) || Instant::now() > deadline {
             break rtt;
         }
@@ -682,6 +685,92 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
             .starts_with("Probable latency misconfiguration"),
         "{json:#}"
     );
+    tbevents_testbed::down(&lab.config, &lab.id).unwrap();
+    assert!(lab.namespaces().is_empty());
+}
+
+/// Three nodes on a LAN with 10 ms between any two: each member's port
+/// gets half, through its own delay node.
+const SHAPED_LAN: &str = r#"
+set ns [new Simulator]
+source tb_compat.tcl
+set a [$ns node]
+set b [$ns node]
+set c [$ns node]
+set lan0 [$ns make-lan "$a $b $c" 100Mb 10ms]
+$ns run
+"#;
+
+#[test]
+fn a_shaped_lan_passes_linktest_and_a_member_changed_behind_its_back_is_named() {
+    if !is_root() {
+        eprintln!("SKIPPED: the emulated testbed needs root (network namespaces)");
+        return;
+    }
+    tbevents_testkit::bin_path("delay-agent");
+    tbevents_testkit::bin_path("linktest");
+    let lab = Lab::with_topology("slan", SHAPED_LAN);
+    tbevents_testbed::up(&lab.config, &lab.id).unwrap();
+    let p = lab.prefix();
+    let mut expected: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|n| {
+            [
+                names::delay_namespace(&p, &format!("lan0-{n}")),
+                names::node_namespace(&p, n),
+            ]
+        })
+        .chain([names::lan_namespace(&p, "lan0")])
+        .collect();
+    expected.sort();
+    assert_eq!(lab.namespaces(), expected);
+
+    // The LAN as built: every pair 10 ms apart, 20 ms round trip, which is
+    // what linktest expects from the store.
+    let (code, json) = lab.linktest(&["--level", "1"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["errors"], serde_json::json!({}), "{json:#}");
+
+    // a's port of the LAN gets 40 ms each way (its agent answers
+    // `lan0-a`); b and c's ports are untouched.
+    lab.send_link_event("lan0-a", "MODIFY", "DELAY=40ms");
+    let (a, b) = (
+        names::node_namespace(&p, "a"),
+        names::node_namespace(&p, "b"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rtt = loop {
+        let rtt = median_rtt(&a, &b, B_ON_LINK0, 5);
+        if rtt > Duration::from_millis(80) || Instant::now() > deadline {
+            break rtt;
+        }
+    };
+    // 40 + 5 ms each way.
+    assert!(
+        rtt > Duration::from_millis(85) && rtt < Duration::from_millis(110),
+        "{rtt:?}"
+    );
+    // linktest names both pairs with a, and only those.
+    let (code, json) = lab.linktest(&["--level", "1"]);
+    assert!(code >= 1, "{json:#}");
+    let mut links: Vec<String> = json["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|errors| errors.as_array().unwrap().clone())
+        .map(|e| {
+            assert_eq!(e["test"], "Latency (Round Trip)", "{json:#}");
+            e["link"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    links.sort();
+    assert_eq!(links.len(), 2, "{json:#}");
+    for link in &links {
+        assert!(
+            link.starts_with("a to ") || link.contains(" to a "),
+            "{json:#}"
+        );
+    }
     tbevents_testbed::down(&lab.config, &lab.id).unwrap();
     assert!(lab.namespaces().is_empty());
 }
