@@ -176,15 +176,24 @@ async fn reconnect_gives_up_after_max_retries() {
 
 #[tokio::test]
 async fn connect_with_reconnect_retries_until_the_router_comes_up() {
-    let port = FakeServer::bind().await.port;
+    // A server that takes each attempt and hangs up before answering.
+    let hangs_up = FakeServer::bind().await;
+    let port = hangs_up.port;
     let uri = format!("elvin://127.0.0.1:{port}");
     let connecting =
         tokio::spawn(async move { Client::connect(uri.as_str(), reconnecting(None)).await });
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Two attempts seen (the second proves it retried), and it goes on.
+    for _ in 0..2 {
+        let mut peer = tokio::time::timeout(PROMPT, hangs_up.accept())
+            .await
+            .expect("the client did not try (again)");
+        peer.expect_conn_rqst().await;
+    }
     assert!(
         !connecting.is_finished(),
         "connect should still be retrying"
     );
+    drop(hangs_up);
     let _router = MiniRouter::start_on(port).await;
     let client = tokio::time::timeout(PROMPT, connecting)
         .await

@@ -108,10 +108,19 @@ async fn register_with_retry_waits_for_the_router() {
         retry_interval: Duration::from_millis(100),
         max_retries: None,
     };
+    // Until the router comes, something on its port takes each attempt
+    // and hangs up; two attempts prove that it retries.
+    let hangs_up = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let registering =
         tokio::spawn(async move { EventHandle::register_with_retry(&uri, None, retry).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..2 {
+        let accepted = tokio::time::timeout(PROMPT, hangs_up.accept()).await;
+        drop(accepted.expect("no (second) attempt to register").unwrap());
+    }
     assert!(!registering.is_finished(), "still retrying");
+    drop(hangs_up);
     let router = tokio::task::spawn_blocking(move || Router::start_on(port, &[]))
         .await
         .unwrap();
@@ -170,6 +179,15 @@ fn recorder(
     }
 }
 
+/// A request and its reply on `handle`'s connection: everything the
+/// router sent it before is in by the time this returns.
+fn round_trip(handle: &blocking::EventHandle) {
+    let token = handle
+        .subscribe(&AddressTuple::new().objname("round-trip"), |_, _| {})
+        .unwrap();
+    handle.unsubscribe(token).unwrap();
+}
+
 fn send_blocking(handle: &blocking::EventHandle, objname: &str) {
     let mut event = handle.new_notification(&AddressTuple::new().objname(objname));
     handle.notify(&mut event).unwrap();
@@ -203,8 +221,12 @@ fn blocking_poll_dispatches_to_the_right_callbacks() {
 
     send_blocking(&producer, "a");
     send_blocking(&producer, "b");
-    // Callbacks run only when we dispatch.
-    std::thread::sleep(QUIET);
+    // Callbacks run only when we dispatch. A round trip on the producer's
+    // connection means the router has routed both events; one on the
+    // consumer's means both have reached the consumer (they are ahead of
+    // its reply on the wire). Still nothing may have run.
+    round_trip(&producer);
+    round_trip(&consumer);
     assert!(seen.lock().unwrap().is_empty());
     let mut ran = consumer.poll_blocking(Some(PROMPT)).unwrap();
     let deadline = Instant::now() + PROMPT;
@@ -354,7 +376,8 @@ fn blocking_main_reports_a_lost_router() {
     let handle = blocking::EventHandle::register(&router.uri()).unwrap();
     handle.subscribe(&AddressTuple::new(), |_, _| {}).unwrap();
     let main = std::thread::spawn(move || handle.main());
-    std::thread::sleep(Duration::from_millis(200));
+    // Whether main() is already waiting or not yet called, a lost router
+    // must end it.
     router.proc.kill();
     let deadline = Instant::now() + PROMPT;
     while !main.is_finished() && Instant::now() < deadline {

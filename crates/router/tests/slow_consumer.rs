@@ -41,8 +41,8 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
     let mut healthy = Client::connect(router.addr());
     healthy.subscribe(r#"EXPT == "p/flood""#);
     let mut producer = Client::connect(router.addr());
+    // Every subscription is in place once the producer's round trip is.
     producer.sync();
-    std::thread::sleep(Duration::from_millis(200));
     let baseline = rss_kib(pid);
 
     let received = Arc::new(AtomicUsize::new(0));
@@ -112,8 +112,9 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
 
     // With notifications still queued for it, the stalled client's
     // TestConn gets no ConfConn (only an idle queue is confirmed).
+    // (The read below runs until 2 s of silence, so a ConfConn sent at any
+    // point would be seen.)
     stalled.send(elvin_proto::TestConn);
-    std::thread::sleep(Duration::from_millis(200));
 
     // The stalled client wakes up: it finds what its socket buffers held,
     // then a DropWarn, then only recent notifications.

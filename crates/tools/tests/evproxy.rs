@@ -384,7 +384,7 @@ async fn survives_routers_that_start_late_and_restart() {
     let upstream_port = free_port();
     let local = Router::start(&[]);
     let mut proxy = start_evproxy(upstream_port, local.port, &[], false);
-    std::thread::sleep(Duration::from_millis(600));
+    proxy.wait_for_output("could not connect; retrying", PROMPT);
     assert!(
         proxy.try_wait().is_none(),
         "evproxy waits for the event server"
@@ -500,8 +500,7 @@ fn help_is_a_manual_page_and_bad_arguments_are_refused() {
 fn sigterm_while_waiting_for_the_routers_exits_zero() {
     let closed = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut proxy = start_evproxy(closed.port(), free_port(), &[], false);
-    proxy.wait_for_output("evproxy starting", PROMPT);
-    std::thread::sleep(Duration::from_millis(500));
+    proxy.wait_for_output("could not connect; retrying", PROMPT);
     proxy.signal(signals::SIGTERM);
     assert_eq!(proxy.wait(PROMPT).code(), Some(0), "{}", proxy.stderr());
     assert!(
