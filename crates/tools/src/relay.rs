@@ -1,39 +1,14 @@
 //! The legacy relay behind `tbevents-relay`: a TCP forwarder that lets old
-//! node images keep using the event port they were built with.
+//! node images keep using the event port they were built with (the
+//! original's inetd + `nc -w 3` entry, as one long-running program).
 //!
-//! The original testbed kept old images working with an inetd entry that
-//! ran `nc -w 3 <new-server> 2917` for every connection to the old event
-//! port. This module does the same job as one long-running program with
-//! the failure modes of that hack fixed:
-//!
-//! - **Byte-for-byte copying in both directions.** The relay never looks
-//!   at the Elvin protocol, so clients see exactly what the router sends
-//!   and HMACs, subscriptions and keys pass through untouched.
-//! - **Half-close.** When one side ends its stream (EOF), the relay shuts
-//!   down the write half of the other side's socket, so the peer sees the
-//!   EOF too, and keeps copying the other direction. The connection closes
-//!   when both directions have ended, or when the direction still open has
-//!   moved no data for the *linger* time (3 s by default, the `-w 3` of
-//!   the original). The linger clock restarts whenever data moves, so a
-//!   reply still streaming after a half-close is never cut short; only a
-//!   silent half-open connection is closed.
-//! - **Idle timeout, off by default.** Elvin subscribers are legitimately
-//!   silent for hours (an agent waiting for its next event), so closing
-//!   quiet connections would break them. Dead peers are found by TCP
-//!   keep-alive instead (probes after 60 s of silence, every 10 s, then
-//!   the kernel's retry count), which costs a few bytes and never closes a
-//!   live connection.
-//! - **A connection limit.** Beyond `max_connections`, new connections are
-//!   accepted and closed at once (the client sees an immediate EOF and its
-//!   library's retry logic takes over) with a log line. Leaving them in
-//!   the kernel's backlog instead would make clients hang until their own
-//!   connect timeout, with nothing in the relay's log to say why.
-//! - **Per-connection target resolution.** The target name is looked up
-//!   for every connection, so moving the event server in DNS takes effect
-//!   without restarting the relay.
-//! - **One log line per connection**, written when it closes: peer,
-//!   target, bytes each way, duration and how it ended
-//!   ([`ConnectionEnd`]).
+//! What it does for the operator (half-close and linger, no idle timeout
+//! but keep-alive, the connection limit, per-connection name lookup, the
+//! log line) is described once, in docs/relay.md; `--help` prints the
+//! terminal summary. The shape: an accept loop gated by a semaphore (the
+//! connection limit), then one task per connection (`relay_connection`)
+//! that resolves and connects the target and runs two copy loops (`pump`)
+//! under one linger/idle clock.
 //!
 //! Memory is bounded: each connection holds two fixed copy buffers
 //! ([`COPY_BUFFER_SIZE`] bytes each) and at most `max_connections` exist
@@ -925,34 +900,13 @@ event-server) takes effect for the next connection without a restart.
 
 /// The rest of the manual page, after the options.
 const MANUAL: &str = "\
-HALF-CLOSE
-    When one side ends its stream, the relay passes the end on (a TCP shutdown of the \
-other side's write half) and keeps copying the other direction. The connection closes \
-once both directions have ended, or when the direction still open has moved no data for \
---linger. The linger clock restarts whenever data moves, so a reply still streaming is \
-never cut short (the behaviour of netcat's -w).
-
-IDLE CONNECTIONS
-    There is no idle timeout unless --idle-timeout is given: an Elvin subscriber can \
-legitimately wait hours for its next event, and closing it would silently break the \
-node's agents. Peers that vanish (a node powered off) are found by TCP keep-alive \
-instead: probes start after 60 s of silence and repeat every 10 s.
-
-CONNECTION LIMIT
-    At most --max-connections connections are relayed at once. Beyond that, a new \
-connection is accepted and closed at once (the client sees an immediate end of stream \
-and its library retries), and a line with end=over-limit is logged (at most 10 such \
-lines a second; the next line counts the ones left out). The open-files limit is raised \
-to fit the connection limit when the hard limit allows.
-
-LOGGING
-    Everything goes to standard error, one line per connection when it closes:
-        peer, target, target_addr, to_target and to_client (bytes), duration, end.
-    end is one of: completed (both sides closed), linger-expired, idle-timeout, \
-connect-timeout, connect-failed, resolve-failed, client-error, target-error, shutdown, \
-over-limit. Failures are logged as warnings, everything else as info. A line at start \
-gives the settings; a line at exit gives the totals. --log-level (or RUST_LOG) sets the \
-filter.
+BEHAVIOUR
+    The end of one direction is passed on as a TCP half-close; the connection closes when \
+both directions have ended or the open one is silent for --linger. There is no idle \
+timeout unless --idle-timeout is given (subscribers may wait hours); dead peers are found \
+by TCP keep-alive. Beyond --max-connections a new connection is accepted and closed at \
+once, with a log line. Each connection is logged once, when it closes, with its bytes, \
+duration and how it ended (end=...). docs/relay.md has the details.
 
 SIGNALS
     SIGTERM or SIGINT: stop accepting, close every open connection (each logs its \
