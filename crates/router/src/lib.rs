@@ -22,7 +22,7 @@
 //! | [`index`] | the subscription index that keeps routing cost proportional to matches |
 //! | [`outbox`] | per-client bounded send queues, drop policies, DropWarn, direct flushing |
 //! | [`connection`] | the reader task per connection (TCP and TLS) and clean closing |
-//! | [`server`] | listeners, signals, reload, statistics, shutdown |
+//! | [`server`] | [`Router`]: bind, run until a shutdown future, reload, statistics |
 //! | [`tls`] | rustls server configuration |
 //! | [`metrics`] | counters and the Prometheus responder |
 //! | [`privileges`] | switching to an unprivileged account once the endpoints are bound |
@@ -50,3 +50,4 @@ pub use broker::{Broker, Notification, RouteScratch};
 pub use config::{Cli, ConnectionLimits, Settings};
 pub use metrics::Metrics;
 pub use outbox::{Outbox, QueueLimits, Sink};
+pub use server::{Reloader, Router};

@@ -4,8 +4,11 @@
 //! configuration file, set up logging (`tbevents_cli::logging`, with a reload handle for
 //! SIGHUP),
 //! raise the open-files limit so tens of thousands of clients can connect,
-//! build the tokio runtime with the configured worker count, and run the
-//! server until SIGTERM or SIGINT. Exit codes: 0 after a clean shutdown,
+//! build the tokio runtime with the configured worker count, bind, and run
+//! the router until SIGTERM or SIGINT; SIGHUP re-reads the configuration
+//! file (the flags still win) and hands it to the router's reloader. The
+//! signals live here, not in the library, so tests and embedders run a
+//! router with any shutdown future. Exit codes: 0 after a clean shutdown,
 //! 1 when the router fails while running (say, a port already in use),
 //! 2 for a configuration error.
 
@@ -14,7 +17,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use elvin_router::config::{Cli, LogFormat, Settings};
-use elvin_router::server::{self, LogReloader};
+use elvin_router::server::{LogReloader, Reloader, Router};
+use tokio::signal::unix::{SignalKind, signal};
 
 fn init_logging(settings: &Settings) -> LogReloader {
     let setup = tbevents_cli::LogSetup {
@@ -76,13 +80,50 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(server::run(settings, cli, reload));
+    let result = runtime.block_on(serve(settings, cli, reload));
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("eventd failed: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds, then runs the router until SIGTERM or SIGINT, reloading on SIGHUP.
+async fn serve(settings: Settings, cli: Cli, log: LogReloader) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    // Handlers first, so a signal sent right after start-up is not lost.
+    let termination = tbevents_cli::signals::termination().context("cannot watch SIGTERM")?;
+    let mut hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let router = Router::bind(settings).await?;
+    let reloader = router.reloader(log);
+    let shutdown = async move {
+        tokio::pin!(termination);
+        loop {
+            tokio::select! {
+                name = &mut termination => {
+                    tracing::info!("{name}: shutting down");
+                    return;
+                }
+                _ = hangups.recv() => reload(&cli, &reloader),
+            }
+        }
+    };
+    router.run(shutdown).await
+}
+
+/// SIGHUP: re-reads the configuration file and applies what can change.
+fn reload(cli: &Cli, reloader: &Reloader) {
+    let Some(path) = &cli.config else {
+        tracing::info!("SIGHUP: no --config file to re-read; nothing changed");
+        return;
+    };
+    match Settings::load(cli) {
+        Ok(settings) => reloader.apply(settings, &path.display().to_string()),
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: configuration not reloaded; the running settings stay");
         }
     }
 }

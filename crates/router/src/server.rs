@@ -1,22 +1,26 @@
-//! The running router: listeners, signals, reloads, statistics and
-//! shutdown.
+//! The running router: listeners, reloads, statistics and shutdown, as a
+//! library that knows nothing of signals or command lines.
 //!
-//! [`run`] binds every endpoint first (so a port in use fails start-up
-//! with a clear error rather than leaving a half-started router), then
-//! spawns one accept loop per endpoint, the optional metrics listener and
-//! the statistics logger, and waits for a signal:
+//! The shape is mini-redis's: [`Router::bind`] takes validated
+//! [`Settings`] and binds every endpoint first (so a port in use fails
+//! start-up with a clear error rather than leaving a half-started router,
+//! and port 0 works: [`Router::local_addrs`] says what was bound); then
+//! [`Router::run`] spawns one accept loop per endpoint, the optional
+//! metrics listener and the statistics logger, and serves until the
+//! `shutdown` future the caller passes completes. Then it stops accepting,
+//! tells every connection to send Disconn(1) and flush, waits for them (at
+//! most `shutdown_timeout` plus a second) and returns.
 //!
-//! - **SIGTERM / SIGINT**: stop accepting, tell every connection to send
-//!   Disconn(1) and flush, wait for them (at most `shutdown_timeout` plus a
-//!   second), return `Ok` so the process exits 0.
-//! - **SIGHUP**: re-read the configuration file (with the start-up flags
-//!   still overriding it) and apply what can change live: the log filter,
-//!   the per-connection limits, max connections and the idle timeout for
-//!   connections accepted from then on, and the TLS certificate, key and
-//!   client CA for TLS handshakes from then on. Listen endpoints, worker
-//!   threads, the metrics listener, the statistics interval and the log
-//!   format are fixed at start-up. A file with errors is reported and
-//!   changes nothing.
+//! A [`Reloader`] (from [`Router::reloader`]) applies new settings to the
+//! running router: the log filter, the per-connection limits, max
+//! connections and the idle timeout for connections accepted from then on,
+//! and the TLS certificate, key and client CA for handshakes from then on.
+//! Listen endpoints, worker threads, the metrics listener, the statistics
+//! interval and the log format are fixed at start-up.
+//!
+//! `eventd`'s `main` maps SIGTERM/SIGINT to the shutdown future and SIGHUP
+//! to re-reading the configuration file and calling the reloader; tests
+//! run a router in-process with a oneshot as the shutdown future.
 //!
 //! The connection registry is [`ServerContext`]: the routing table, the
 //! counters, the live-connection count and the shutdown signal every
@@ -31,11 +35,10 @@ use anyhow::Context as _;
 use elvin_proto::uri::{ElvinUri, Transport};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::config::{Cli, ConnectionLimits, Settings};
+use crate::config::{ConnectionLimits, Settings};
 use crate::connection::{LiveConnections, serve_tcp, serve_tls};
 use crate::metrics::{self, Metrics};
 use crate::tls::build_acceptor;
@@ -389,153 +392,218 @@ async fn bind_endpoints(settings: &Settings, ctx: &ServerContext) -> anyhow::Res
     Ok(endpoints)
 }
 
-/// Re-reads the configuration for SIGHUP and applies what can change.
-fn reload(cli: &Cli, ctx: &ServerContext, log: &LogReloader, current: &mut Settings) {
-    let Some(path) = &cli.config else {
-        tracing::info!("SIGHUP: no --config file to re-read; nothing changed");
-        return;
-    };
-    let settings = match Settings::load(cli) {
-        Ok(settings) => settings,
-        Err(error) => {
-            tracing::error!(%error, "SIGHUP: configuration not reloaded; the running settings stay");
-            return;
-        }
-    };
-    if let Some(tls) = &settings.tls {
-        match build_acceptor(tls) {
-            Ok(acceptor) => *ctx.tls.write() = Some(acceptor),
-            Err(error) => {
-                tracing::error!(%error, "SIGHUP: TLS not reloaded; the running settings stay");
-                return;
-            }
-        }
-    }
-    let filter = settings
-        .log_level
-        .clone()
-        .unwrap_or_else(|| "info".to_owned());
-    if let Err(error) = log(&filter) {
-        tracing::error!(%error, "SIGHUP: log level not changed");
-    }
-    ctx.apply(&settings);
-    let fixed: Vec<&str> = [
-        (
-            settings.listen != current.listen || settings.endpoints != current.endpoints,
-            "listen",
-        ),
-        (settings.workers != current.workers, "workers"),
-        (
-            settings.metrics_listen != current.metrics_listen,
-            "metrics_listen",
-        ),
-        (
-            settings.stats_interval != current.stats_interval,
-            "stats_interval",
-        ),
-        (settings.log_format != current.log_format, "log_format"),
-    ]
-    .into_iter()
-    .filter_map(|(changed, name)| changed.then_some(name))
-    .collect();
-    if !fixed.is_empty() {
-        tracing::warn!(
-            settings = ?fixed,
-            "SIGHUP: these settings only take effect after a restart"
-        );
-    }
-    tracing::info!(config = %path.display(), log_level = %filter, "configuration reloaded");
-    *current = settings;
+/// Applies new settings to a running router (what SIGHUP does in
+/// `eventd`). Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader {
+    ctx: Arc<ServerContext>,
+    current: Arc<parking_lot::Mutex<Settings>>,
+    log: LogReloader,
 }
 
-/// Runs the router until SIGTERM or SIGINT.
-pub async fn run(mut settings: Settings, cli: Cli, log: LogReloader) -> anyhow::Result<()> {
-    let ctx = ServerContext::new(&settings);
-    if let Some(tls) = &settings.tls {
-        *ctx.tls.write() = Some(build_acceptor(tls)?);
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
     }
-    let endpoints = bind_endpoints(&settings, &ctx).await?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut sighup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+}
 
-    let metrics_task = match settings.metrics_listen {
-        Some(addr) => {
-            let listener = metrics::bind_metrics(addr)
-                .await
-                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-            tracing::info!(%addr, "serving metrics at /metrics");
-            Some(tokio::spawn(metrics::serve_metrics(
+impl Reloader {
+    /// Applies what can change live from `settings` (re-read from `source`,
+    /// named in the log); logs what needs a restart. New TLS material that
+    /// does not load leaves every running setting as it was.
+    pub fn apply(&self, settings: Settings, source: &str) {
+        let ctx = &self.ctx;
+        if let Some(tls) = &settings.tls {
+            match build_acceptor(tls) {
+                Ok(acceptor) => *ctx.tls.write() = Some(acceptor),
+                Err(error) => {
+                    tracing::error!(%error, "reload: TLS not reloaded; the running settings stay");
+                    return;
+                }
+            }
+        }
+        let filter = settings
+            .log_level
+            .clone()
+            .unwrap_or_else(|| "info".to_owned());
+        if let Err(error) = (self.log)(&filter) {
+            tracing::error!(%error, "reload: log level not changed");
+        }
+        ctx.apply(&settings);
+        let mut current = self.current.lock();
+        let fixed: Vec<&str> = [
+            (
+                settings.listen != current.listen || settings.endpoints != current.endpoints,
+                "listen",
+            ),
+            (settings.workers != current.workers, "workers"),
+            (
+                settings.metrics_listen != current.metrics_listen,
+                "metrics_listen",
+            ),
+            (
+                settings.stats_interval != current.stats_interval,
+                "stats_interval",
+            ),
+            (settings.log_format != current.log_format, "log_format"),
+        ]
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect();
+        if !fixed.is_empty() {
+            tracing::warn!(
+                settings = ?fixed,
+                "reload: these settings only take effect after a restart"
+            );
+        }
+        tracing::info!(config = %source, log_level = %filter, "configuration reloaded");
+        *current = settings;
+    }
+}
+
+/// A router whose endpoints are bound, ready to [`run`](Router::run).
+pub struct Router {
+    ctx: Arc<ServerContext>,
+    settings: Arc<parking_lot::Mutex<Settings>>,
+    endpoints: Vec<Endpoint>,
+    metrics_listener: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("local_addrs", &self.local_addrs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Binds every endpoint (and the metrics listener), then gives up root
+    /// if the settings name an account: nothing is served yet.
+    pub async fn bind(settings: Settings) -> anyhow::Result<Router> {
+        let ctx = ServerContext::new(&settings);
+        if let Some(tls) = &settings.tls {
+            *ctx.tls.write() = Some(build_acceptor(tls)?);
+        }
+        let endpoints = bind_endpoints(&settings, &ctx).await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(
+                metrics::bind_metrics(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+            ),
+            None => None,
+        };
+        // Every socket is bound: give up root before serving anyone.
+        crate::privileges::drop_after_bind(&settings)?;
+        Ok(Router {
+            ctx,
+            settings: Arc::new(parking_lot::Mutex::new(settings)),
+            endpoints,
+            metrics_listener,
+        })
+    }
+
+    /// The address of every bound endpoint, in the order of the settings'
+    /// listen URIs.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.endpoints
+            .iter()
+            .filter_map(|e| e.listener.local_addr().ok())
+            .collect()
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The shared state: routing domains, counters, connections.
+    pub fn context(&self) -> &Arc<ServerContext> {
+        &self.ctx
+    }
+
+    /// A handle that applies new settings while the router runs; `log`
+    /// changes the log filter.
+    pub fn reloader(&self, log: LogReloader) -> Reloader {
+        Reloader {
+            ctx: Arc::clone(&self.ctx),
+            current: Arc::clone(&self.settings),
+            log,
+        }
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection
+    /// cleanly and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let Router {
+            ctx,
+            settings,
+            endpoints,
+            metrics_listener,
+        } = self;
+        let (stats_interval, workers) = {
+            let settings = settings.lock();
+            (settings.stats_interval, settings.workers)
+        };
+        let metrics_task = metrics_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "serving metrics at /metrics");
+            }
+            tokio::spawn(metrics::serve_metrics(
                 listener,
                 Arc::clone(&ctx.metrics),
                 ctx.domains.clone(),
-            )))
-        }
-        None => None,
-    };
-    // Every socket is bound: give up root before serving anyone.
-    crate::privileges::drop_after_bind(&settings)?;
-    let stats_task = settings.stats_interval.map(|interval| {
-        let metrics = Arc::clone(&ctx.metrics);
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await;
-            loop {
+            ))
+        });
+        let stats_task = stats_interval.map(|interval| {
+            let metrics = Arc::clone(&ctx.metrics);
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(interval);
                 ticker.tick().await;
-                tracing::info!(stats = %metrics.snapshot(), "counters");
-            }
-        })
-    });
-    let mut accept_tasks = Vec::new();
-    for endpoint in endpoints {
-        tracing::info!(
-            endpoint = %endpoint.uri,
-            domain = %endpoint.domain.name,
-            max_connections = endpoint.max_connections,
-            addr = %endpoint.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            "listening"
-        );
-        accept_tasks.push(tokio::spawn(accept_loop(endpoint, Arc::clone(&ctx))));
-    }
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        workers = settings.workers,
-        "eventd ready"
-    );
-
-    loop {
-        tokio::select! {
-            _ = sigterm.recv() => {
-                tracing::info!("SIGTERM: shutting down");
-                break;
-            }
-            _ = sigint.recv() => {
-                tracing::info!("SIGINT: shutting down");
-                break;
-            }
-            _ = sighup.recv() => reload(&cli, &ctx, &log, &mut settings),
+                loop {
+                    ticker.tick().await;
+                    tracing::info!(stats = %metrics.snapshot(), "counters");
+                }
+            })
+        });
+        let mut accept_tasks = Vec::new();
+        for endpoint in endpoints {
+            tracing::info!(
+                endpoint = %endpoint.uri,
+                domain = %endpoint.domain.name,
+                max_connections = endpoint.max_connections,
+                addr = %endpoint.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+                "listening"
+            );
+            accept_tasks.push(tokio::spawn(accept_loop(endpoint, Arc::clone(&ctx))));
         }
-    }
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), workers, "eventd ready");
 
-    ctx.begin_shutdown();
-    for task in accept_tasks {
-        let _ = task.await;
+        shutdown.await;
+
+        ctx.begin_shutdown();
+        for task in accept_tasks {
+            let _ = task.await;
+        }
+        let deadline = Instant::now() + ctx.shutdown_timeout + Duration::from_secs(1);
+        ctx.live.wait_until_none(deadline).await;
+        let left = ctx.live.count();
+        if left > 0 {
+            tracing::warn!(
+                connections = left,
+                "shutdown: some connections did not finish in time"
+            );
+        }
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
+        if let Some(task) = stats_task {
+            task.abort();
+        }
+        tracing::info!(stats = %ctx.metrics.snapshot(), "eventd stopped");
+        Ok(())
     }
-    let deadline = Instant::now() + ctx.shutdown_timeout + Duration::from_secs(1);
-    ctx.live.wait_until_none(deadline).await;
-    let left = ctx.live.count();
-    if left > 0 {
-        tracing::warn!(
-            connections = left,
-            "shutdown: some connections did not finish in time"
-        );
-    }
-    if let Some(task) = metrics_task {
-        task.abort();
-    }
-    if let Some(task) = stats_task {
-        task.abort();
-    }
-    tracing::info!(stats = %ctx.metrics.snapshot(), "eventd stopped");
-    Ok(())
 }

@@ -12,14 +12,14 @@
 
 mod common;
 
-use common::{Client, emulab_event, eventd, rss_kib};
+use common::{Client, emulab_event, eventd, eventd_process, rss_kib};
 use elvin_proto::codes::nack;
 use elvin_proto::{Attributes, Keys, Packet};
 
 /// A second, well-behaved client gets its own event through.
-fn bystander_is_served(router: &common::Router) {
-    let mut sub = Client::connect(router.addr());
-    let mut producer = Client::connect(router.addr());
+fn bystander_is_served(addr: std::net::SocketAddr) {
+    let mut sub = Client::connect(addr);
+    let mut producer = Client::connect(addr);
     sub.subscribe(r#"EXPT == "p/bystander""#);
     producer.emit(emulab_event("p/bystander", 1));
     assert_eq!(
@@ -31,7 +31,7 @@ fn bystander_is_served(router: &common::Router) {
 
 #[test]
 fn the_same_regex_many_times_is_compiled_once() {
-    let router = eventd(&[]);
+    let router = eventd_process(&[]);
     let pid = router.proc.pid();
     let before = rss_kib(pid);
     let mut attacker = Client::connect(router.addr());
@@ -46,7 +46,7 @@ fn the_same_regex_many_times_is_compiled_once() {
             other => panic!("expected SubRply, got {other:?}"),
         }
     }
-    bystander_is_served(&router);
+    bystander_is_served(router.addr());
     let grown_mib = rss_kib(pid).saturating_sub(before) / 1024;
     assert!(
         grown_mib < 40,
@@ -56,7 +56,7 @@ fn the_same_regex_many_times_is_compiled_once() {
 
 #[test]
 fn distinct_large_regexes_stop_at_the_subscription_budget() {
-    let router = eventd(&[]);
+    let router = eventd_process(&[]);
     let pid = router.proc.pid();
     let before = rss_kib(pid);
     let mut attacker = Client::connect(router.addr());
@@ -77,7 +77,7 @@ fn distinct_large_regexes_stop_at_the_subscription_budget() {
     }
     // The connection is still usable.
     attacker.sync();
-    bystander_is_served(&router);
+    bystander_is_served(router.addr());
     let grown_mib = rss_kib(pid).saturating_sub(before) / 1024;
     assert!(
         grown_mib < 60,
@@ -99,7 +99,7 @@ fn a_long_wildcard_against_a_large_value_does_not_stall_the_router() {
     }
     // The publisher's own connection routes them in order; the bystander
     // is on other connections and must not wait behind a stall.
-    bystander_is_served(&router);
+    bystander_is_served(router.addr());
     publisher.sync();
 }
 
@@ -142,7 +142,7 @@ fn a_huge_notification_against_many_requires_is_hashed() {
         let delivered = sub.recv_deliver();
         assert_eq!(delivered.insecure_matches.len(), 5);
     }
-    bystander_is_served(&router);
+    bystander_is_served(router.addr());
 }
 
 /// The start of a NotifyEmit frame announcing `len` bytes, and `have` of them.
@@ -160,7 +160,7 @@ fn a_packet_that_stays_incomplete_is_cut_after_the_frame_timeout() {
     slow.send_raw(&partial_frame(4096, 1000));
     let text = slow.expect_disconn(elvin_proto::codes::disconn::PROTOCOL_VIOLATION);
     assert!(text.contains("stayed incomplete"), "{text}");
-    bystander_is_served(&router);
+    bystander_is_served(router.addr());
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn partial_packets_past_the_router_budget_cut_the_connection_that_passes_it() {
         text.contains("budget for partially received packets"),
         "{text}"
     );
-    bystander_is_served(&router);
+    bystander_is_served(router.addr());
     // The kept one completes its packet later... or here, is simply still
     // connected: a TestConn would be read as part of its packet, so just
     // check the socket is open.

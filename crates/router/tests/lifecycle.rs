@@ -8,14 +8,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Client, emulab_event, eventd};
+use common::{Client, emulab_event, eventd, eventd_process};
 use elvin_proto::codes::disconn;
 use elvin_proto::{Keys, Packet};
 use tbevents_testkit::{free_port, signals};
 
 #[test]
 fn sigterm_sends_disconn_shutdown_to_every_client_and_exits_zero() {
-    let mut router = eventd(&[]);
+    let mut router = eventd_process(&[]);
     let mut connected = Client::connect(router.addr());
     connected.subscribe("a == 1");
     let mut other = Client::connect(router.addr());
@@ -32,7 +32,7 @@ fn sigterm_sends_disconn_shutdown_to_every_client_and_exits_zero() {
 
 #[test]
 fn sigint_shuts_down_too() {
-    let mut router = eventd(&[]);
+    let mut router = eventd_process(&[]);
     let mut client = Client::connect(router.addr());
     router.proc.signal(signals::SIGINT);
     client.expect_disconn(disconn::SHUTDOWN);
@@ -45,7 +45,7 @@ fn sighup_reloads_the_log_level() {
     let config = dir.path().join("eventd.toml");
     std::fs::write(&config, "log_level = \"info\"\n").unwrap();
     let config_arg = config.to_str().unwrap().to_owned();
-    let mut router = eventd(&["--config", &config_arg]);
+    let mut router = eventd_process(&["--config", &config_arg]);
     let mut client = Client::connect(router.addr());
 
     // Nacks are logged at debug: not visible at info.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, eventd, options, rss_kib};
+use common::{Client, eventd, eventd_process, options, rss_kib};
 use elvin_proto::{Attributes, Packet, Value};
 
 const NOTIFICATIONS: usize = 100_000;
@@ -29,7 +29,7 @@ fn event(seq: i32) -> Attributes {
 
 #[test]
 fn stalled_subscriber_is_bounded_and_harms_nobody() {
-    let router = eventd(&["--send-queue-max-length", "8388608"]);
+    let router = eventd_process(&["--send-queue-max-length", "8388608"]);
     let pid = router.proc.pid();
 
     // The stalled client asks for a small queue, subscribes, then stops

@@ -20,7 +20,7 @@ struct Bystander {
 }
 
 impl Bystander {
-    fn new(router: &common::Router) -> Bystander {
+    fn new(router: &common::InProcess) -> Bystander {
         let mut sub = Client::connect(router.addr());
         sub.subscribe(r#"EXPT == "p/bystander""#);
         Bystander {
@@ -272,7 +272,7 @@ fn channels_without_a_session_are_closed_after_the_idle_timeout() {
 }
 
 /// Opens a session, or `None` if the router closes the connection.
-fn try_session(router: &common::Router) -> Option<Client> {
+fn try_session(router: &common::InProcess) -> Option<Client> {
     let mut client = Client::open(router.addr());
     client.send(ConnRqst {
         xid: 1,
@@ -291,7 +291,7 @@ fn try_session(router: &common::Router) -> Option<Client> {
 
 /// Opens `n` sessions, retrying while connections that are still closing
 /// (such as the test kit's readiness probe) hold places.
-fn sessions(router: &common::Router, n: usize) -> Vec<Client> {
+fn sessions(router: &common::InProcess, n: usize) -> Vec<Client> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut clients = Vec::new();
     while clients.len() < n {

@@ -22,9 +22,111 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure nothing arrives.
 pub const QUIET: Duration = Duration::from_millis(300);
 
-/// Starts `eventd` on a free loopback port with `extra` flags.
-pub fn eventd(extra: &[&str]) -> Router {
+/// Starts the `eventd` program on a free loopback port with `extra` flags,
+/// for the tests that need a process (signals, exit codes, its memory).
+pub fn eventd_process(extra: &[&str]) -> Router {
     Router::start(extra)
+}
+
+/// Runs the router library in this test process: `flags` are parsed as
+/// `eventd`'s command line (with a listener on a free loopback port unless
+/// they name one), the router is bound and served on its own
+/// runtime thread, and dropping the value shuts it down cleanly.
+pub fn eventd(flags: &[&str]) -> InProcess {
+    use clap::Parser as _;
+    // Listen URIs need a real port; the test kit hands out ports no other
+    // test process is using.
+    let listen = format!("elvin://127.0.0.1:{}", tbevents_testkit::free_port());
+    let mut args = vec!["eventd"];
+    if !flags.contains(&"--listen") {
+        args.extend(["--listen", listen.as_str()]);
+    }
+    args.extend_from_slice(flags);
+    let cli = elvin_router::Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{e}"));
+    let settings = elvin_router::Settings::load(&cli).unwrap_or_else(|e| panic!("{e}"));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the router");
+        runtime.block_on(async move {
+            let router = match elvin_router::Router::bind(settings).await {
+                Ok(router) => router,
+                Err(error) => {
+                    let _ = ready_tx.send(Err(format!("{error:#}")));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok((router.local_addrs(), router.metrics_addr())));
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(error) = router.run(shutdown).await {
+                panic!("the router failed: {error:#}");
+            }
+        });
+    });
+    let (addrs, metrics) = ready_rx
+        .recv_timeout(WAIT)
+        .expect("the router did not start")
+        .unwrap_or_else(|e| panic!("the router did not start: {e}"));
+    InProcess {
+        port: addrs[0].port(),
+        addrs,
+        metrics,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// A router running in this process (see [`eventd`]).
+pub struct InProcess {
+    /// The first endpoint's port.
+    pub port: u16,
+    /// Every endpoint's address.
+    pub addrs: Vec<SocketAddr>,
+    /// The metrics listener's address, if asked for.
+    pub metrics: Option<SocketAddr>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// The first endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// The first endpoint's URI.
+    pub fn uri(&self) -> String {
+        format!("elvin://{}", self.addr())
+    }
+
+    /// Shuts the router down (every client gets Disconn) and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && let Err(panic) = thread.join()
+            && !std::thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
 }
 
 /// A raw Elvin client over any byte stream.
