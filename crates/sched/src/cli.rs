@@ -1,13 +1,15 @@
 //! `event-sched`'s command line, compatible with the original's flags
 //! (docs/emulab-model.md §6.1) plus long options for what the original
-//! hard-coded.
+//! hard-coded. Part of the binary, not the library: the library takes the
+//! plain [`Settings`] this turns into.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
-use crate::simulator::{DEFAULT_HALT_COMMAND, DEFAULT_SWAPOUT_COMMAND};
+use tbevents_sched::run::Settings;
+use tbevents_sched::simulator::{DEFAULT_HALT_COMMAND, DEFAULT_SWAPOUT_COMMAND};
 
 /// Default pause between time zero's computation and time zero (the
 /// original's 30 s pad).
@@ -107,14 +109,22 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The start delay as a duration.
-    pub fn start_delay(&self) -> Duration {
-        Duration::from_secs_f64(self.start_delay)
-    }
-
-    /// The poll interval as a duration.
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.poll_interval)
+    /// The scheduler's settings (logging flags are `main`'s).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            pid: self.pid.clone(),
+            eid: self.eid.clone(),
+            server: self.server.clone(),
+            port: self.port,
+            keyfile: self.keyfile.clone(),
+            store: self.store.clone(),
+            start_delay: Duration::from_secs_f64(self.start_delay),
+            poll_interval: Duration::from_secs_f64(self.poll_interval),
+            swapout_command: self.swapout_command.clone(),
+            halt_command: self.halt_command.clone(),
+            spin_window_us: self.spin_window_us,
+            realtime: self.realtime,
+        }
     }
 }
 
@@ -178,7 +188,7 @@ mod tests {
         let cli =
             Cli::try_parse_from(["event-sched", "-k", "/k", "--start-delay", "0.25", "p", "e"])
                 .unwrap();
-        assert_eq!(cli.start_delay(), Duration::from_millis(250));
+        assert_eq!(cli.settings().start_delay, Duration::from_millis(250));
         for bad in ["-1", "nan", "1e9", "x"] {
             assert!(
                 Cli::try_parse_from(["event-sched", "-k", "/k", "--start-delay", bad, "p", "e"])

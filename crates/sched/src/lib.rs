@@ -18,14 +18,13 @@
 //! | [`simulator`] | SIMULATOR SWAPOUT / HALT commands |
 //! | [`network`] | the keyed router connection: request subscription and the signing outlet |
 //! | [`stats`] | counters and the lateness histogram |
-//! | [`cli`], [`logging`], [`privilege`], [`intern`], [`time`] | plumbing |
+//! | [`logging`], [`privilege`], [`intern`], [`time`] | plumbing (the command line is the binary's, `src/cli.rs`) |
 //!
 //! The async runtime (tokio) handles the network and the store; the
 //! firing thread is a plain OS thread because tokio's millisecond timer
 //! cannot meet the accuracy target (see [`firing`]).
 
 pub mod agents;
-pub mod cli;
 pub mod dynamic;
 pub mod firing;
 pub mod intern;

@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
+mod cli;
+
 use clap::Parser;
-use tbevents_sched::cli::Cli;
+use cli::Cli;
 use tbevents_sched::privilege::privilege_problem;
 
 fn main() -> ExitCode {
@@ -34,7 +36,15 @@ fn main() -> ExitCode {
         }
     };
     let expt = format!("{}/{}", cli.pid, cli.eid);
-    let result = runtime.block_on(tbevents_sched::run::run(cli));
+    let result = runtime.block_on(async {
+        // Handlers first, so a signal sent during start-up is not lost.
+        let termination = tbevents_cli::signals::termination()?;
+        let shutdown = async {
+            let name = termination.await;
+            tracing::info!("received {name}");
+        };
+        tbevents_sched::run::run(cli.settings(), shutdown).await
+    });
     // Do not wait for blocked store calls or the router connection.
     runtime.shutdown_background();
     match result {

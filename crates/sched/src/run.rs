@@ -13,19 +13,23 @@
 //! 5. Time zero = now + `--start-delay`, with microseconds (the original
 //!    truncated its base time to whole seconds). Arm TIME START and the
 //!    static events; release the held requests.
-//! 6. Fire until SIGTERM or SIGINT, then log the summary and exit 0.
+//! 6. Fire until the caller's `shutdown` future completes (in
+//!    `event-sched`, SIGTERM or SIGINT), then return the summary.
+//!
+//! Like the router, the library takes plain [`Settings`] and a shutdown
+//! future; the command line and the signals are the binary's.
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use elvin_client::ConnectOptions;
 use tbevents_event::{EventHandle, EventKey, Reconnect, RegisterOptions, server_uri};
 use tbevents_store::{ExperimentId, ExperimentState, ExperimentStore, StoreError};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::agents::AgentTable;
-use crate::cli::Cli;
 use crate::dynamic::{DEFAULT_HOLD_LIMIT, Intake};
 use crate::firing::{Firing, FiringConfig};
 use crate::intern::Interner;
@@ -42,45 +46,84 @@ pub const SEND_BUFFER_BYTES: usize = 16 << 20;
 /// How often a waiting scheduler says it is still waiting, in polls.
 pub const WAIT_LOG_EVERY: u64 = 10;
 
-/// Runs the scheduler until a signal; returns the run's figures.
-pub async fn run(cli: Cli) -> anyhow::Result<Summary> {
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+/// What one scheduler runs with (`event-sched`'s flags, parsed).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The experiment's project.
+    pub pid: String,
+    /// The experiment's name.
+    pub eid: String,
+    /// The event router's host (or an `elvin://` URI).
+    pub server: String,
+    /// The router's port, when not the default or in `server`.
+    pub port: Option<u16>,
+    /// The experiment's key file.
+    pub keyfile: PathBuf,
+    /// The store URL; `None` for `TBEVENTS_STORE`, then the default.
+    pub store: Option<String>,
+    /// From the moment the experiment is seen active to time zero.
+    pub start_delay: Duration,
+    /// Between two looks at the store while waiting for it.
+    pub poll_interval: Duration,
+    /// The command SWAPOUT runs (see [`crate::simulator`]).
+    pub swapout_command: String,
+    /// The command HALT runs.
+    pub halt_command: String,
+    /// How long before a due time the firing thread stops sleeping and
+    /// spins, in microseconds.
+    pub spin_window_us: u32,
+    /// Ask for real-time priority for the firing thread.
+    pub realtime: bool,
+}
+
+/// Runs the scheduler until `shutdown` completes; returns the run's
+/// figures. A start-up failure (key, store, experiment, events) returns
+/// at once with the reason.
+///
+/// Refuses to run with privilege (root, group root, capabilities), as
+/// `event-sched` does: the scheduler runs the experiment's commands.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Summary> {
+    if let Some(problem) = crate::privilege::privilege_problem() {
+        anyhow::bail!(
+            "refusing to run the scheduler with privilege ({problem}): run it as the experiment's user"
+        );
+    }
     let stats = Arc::new(Stats::new());
-    let expt = format!("{}/{}", cli.pid, cli.eid);
-    let served = serve(&cli, Arc::clone(&stats));
+    let expt = format!("{}/{}", settings.pid, settings.eid);
+    let served = serve(&settings, Arc::clone(&stats));
     tokio::pin!(served);
-    let signal_name = tokio::select! {
+    tokio::select! {
         result = &mut served => {
             // `serve` returns only on a start-up failure; its success
             // case waits for ever.
             result?;
-            return Ok(stats.summary());
         }
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
-    tracing::info!("received {signal_name}; stopping the scheduler for {expt}");
+        () = shutdown => {
+            tracing::info!("stopping the scheduler for {expt}");
+        }
+    }
     Ok(stats.summary())
 }
 
 /// Everything up to firing; then waits for ever (the caller's signal
 /// handling ends it, dropping the firing thread, which stops it).
-async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
-    let id = ExperimentId::new(&cli.pid, &cli.eid);
+async fn serve(settings: &Settings, stats: Arc<Stats>) -> anyhow::Result<()> {
+    let id = ExperimentId::new(&settings.pid, &settings.eid);
     id.validate().context("bad experiment name")?;
     let expt = id.to_string();
-    let key = EventKey::from_file(&cli.keyfile)
-        .with_context(|| format!("cannot use key file {}", cli.keyfile.display()))?;
+    let key = EventKey::from_file(&settings.keyfile)
+        .with_context(|| format!("cannot use key file {}", settings.keyfile.display()))?;
     let simulator = SimulatorCommands {
-        swapout: CommandTemplate::parse(&cli.swapout_command, "SWAPOUT")?,
-        halt: CommandTemplate::parse(&cli.halt_command, "HALT")?,
-        pid: cli.pid.clone(),
-        eid: cli.eid.clone(),
+        swapout: CommandTemplate::parse(&settings.swapout_command, "SWAPOUT")?,
+        halt: CommandTemplate::parse(&settings.halt_command, "HALT")?,
+        pid: settings.pid.clone(),
+        eid: settings.eid.clone(),
     };
 
-    let url = tbevents_store::resolve_store_url(cli.store.as_deref())?;
+    let url = tbevents_store::resolve_store_url(settings.store.as_deref())?;
     // On ops the scheduler reads boss's store over XML-RPC (docs/rpc.md).
     tbevents_rpc::register();
     let store: Arc<dyn ExperimentStore> = {
@@ -97,11 +140,11 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
         move |s| s.state(&id)
     })
     .await?;
-    let router = server_uri(&cli.server, cli.port);
+    let router = server_uri(&settings.server, settings.port);
     tracing::info!(
         store = %store.location(),
         router = %router,
-        start_delay_s = cli.start_delay,
+        start_delay_s = settings.start_delay.as_secs_f64(),
         "event-sched for {expt} starting (experiment state: {initial})"
     );
 
@@ -136,10 +179,10 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     )));
     tokio::spawn(pump_requests(subscription, Arc::clone(&intake)));
 
-    wait_for_active(&store, &id, initial, cli).await?;
+    wait_for_active(&store, &id, initial, settings).await?;
 
     let started = Instant::now();
-    let (agents, groups, events) = patiently(&store, cli, "loading the experiment", {
+    let (agents, groups, events) = patiently(&store, settings, "loading the experiment", {
         let id = id.clone();
         move |s| Ok((s.agents(&id)?, s.groups(&id)?, s.events(&id)?))
     })
@@ -164,8 +207,8 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     let outlet = RouterOutlet::new(handle.clone(), key, tokio::runtime::Handle::current());
     let config = FiringConfig {
         sender: Some(handle.sender().address.to_string()),
-        spin_window: std::time::Duration::from_micros(u64::from(cli.spin_window_us)),
-        realtime: cli.realtime,
+        spin_window: std::time::Duration::from_micros(u64::from(settings.spin_window_us)),
+        realtime: settings.realtime,
         ..FiringConfig::default()
     };
     let firing = Firing::start(
@@ -182,7 +225,7 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
     let simulator_events = plan.simulator_events;
     let last_offset = plan.last_offset;
     let records = plan.len();
-    let time_zero = now_micros().saturating_add(duration_micros(cli.start_delay()));
+    let time_zero = now_micros().saturating_add(duration_micros(settings.start_delay));
     let mut next_seq = 0u64;
     let armed = plan.arm(time_zero, &mut next_seq);
     if !firing.handle().add(armed) {
@@ -213,7 +256,7 @@ async fn serve(cli: &Cli, stats: Arc<Stats>) -> anyhow::Result<()> {
         "time zero (TIME START) is {} ({}), in {:.3} s; the last static event is at +{:.3} s",
         human_time(time_zero),
         format_sec_usec(time_zero),
-        cli.start_delay,
+        settings.start_delay.as_secs_f64(),
         last_offset as f64 / 1e6,
     );
     match intake.lock() {
@@ -233,7 +276,7 @@ async fn wait_for_active(
     store: &Arc<dyn ExperimentStore>,
     id: &ExperimentId,
     initial: ExperimentState,
-    cli: &Cli,
+    settings: &Settings,
 ) -> anyhow::Result<()> {
     let mut state = initial;
     let mut tries: u64 = 0;
@@ -244,7 +287,7 @@ async fn wait_for_active(
             tracing::info!("Waiting for {id} to become active: still {state} after {tries} checks");
         }
         tries += 1;
-        tokio::time::sleep(cli.poll_interval()).await;
+        tokio::time::sleep(settings.poll_interval).await;
         let id = id.clone();
         match blocking(store, move |s| s.state(&id)).await {
             Ok(now) => state = now,
@@ -279,7 +322,7 @@ fn is_transient(err: &anyhow::Error) -> bool {
 /// error names the server.
 async fn patiently<T, F>(
     store: &Arc<dyn ExperimentStore>,
-    cli: &Cli,
+    settings: &Settings,
     doing: &str,
     call: F,
 ) -> anyhow::Result<T>
@@ -293,7 +336,7 @@ where
             Err(err) if is_transient(&err) && attempt < LOAD_ATTEMPTS => {
                 tracing::warn!("{doing}: {err:#}; trying again ({attempt}/{LOAD_ATTEMPTS})");
                 attempt += 1;
-                tokio::time::sleep(cli.poll_interval()).await;
+                tokio::time::sleep(settings.poll_interval).await;
             }
             other => return other,
         }
@@ -361,4 +404,33 @@ pub fn resident_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_library_refuses_privilege_too() {
+        if crate::privilege::privilege_problem().is_none() {
+            eprintln!("SKIPPED: this test checks the refusal, so it needs root");
+            return;
+        }
+        let settings = Settings {
+            pid: "p".into(),
+            eid: "e".into(),
+            server: "localhost".into(),
+            port: None,
+            keyfile: PathBuf::from("/nonexistent"),
+            store: None,
+            start_delay: Duration::ZERO,
+            poll_interval: Duration::from_secs(1),
+            swapout_command: String::new(),
+            halt_command: String::new(),
+            spin_window_us: 0,
+            realtime: false,
+        };
+        let error = run(settings, std::future::pending()).await.unwrap_err();
+        assert!(error.to_string().contains("privilege"), "{error}");
+    }
 }
