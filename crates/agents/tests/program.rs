@@ -3,6 +3,14 @@
 //! as root), and signed events sent with the event library as the
 //! scheduler fires them.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,14 @@
 //! source's node and the sink's node), real UDP and TCP traffic on
 //! loopback, and the sink's REPORT events read with the event library.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

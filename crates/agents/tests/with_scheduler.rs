@@ -4,6 +4,14 @@
 //! the program, and its COMPLETE comes back through the scheduler as an
 //! event every watcher sees; a trafgen sink's REPORT takes the same way.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::os::unix::process::CommandExt;

@@ -2,6 +2,14 @@
 //! reading a delivered event back. Both must be far below a router's
 //! per-event cost (microseconds), or the tool would measure itself.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elvin_bench::shape::{EventTemplate, read_event};
 use std::hint::black_box;

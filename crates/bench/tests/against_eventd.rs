@@ -3,6 +3,14 @@
 //! sane: counts match, nothing is lost or reordered, percentiles are
 //! ordered, and the router's memory is read from its own process.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::time::Duration;
 
 use elvin_bench::connections::{self, ConnectionsConfig};

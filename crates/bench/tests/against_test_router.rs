@@ -2,6 +2,14 @@
 //! the failure modes an operator meets: nothing listening, a silent
 //! router, refused subscriptions, and a router that loses events.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

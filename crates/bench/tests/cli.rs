@@ -2,6 +2,14 @@
 //! and error messages, run as a separate process against the in-test
 //! router.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::process::Command;

@@ -8,6 +8,14 @@
 //!   one at a time (the consumer path: framing, decode, routing, queue,
 //!   wake-up).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;

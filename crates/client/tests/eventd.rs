@@ -2,6 +2,14 @@
 //! by tbevents-testkit): the protocol end to end, keys, close, reconnect
 //! after the router is killed and restarted, the blocking API.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::time::Duration;
 
 use elvin_client::{

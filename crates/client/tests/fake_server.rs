@@ -1,6 +1,14 @@
 //! The client against a scripted fake router over real TCP: negotiation,
 //! request/reply matching, error mapping, misbehaving routers, bounds.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,14 @@
 //! Automatic reconnect against a router that goes away and comes back on
 //! the same port, and the blocking API end to end.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::ops::ControlFlow;

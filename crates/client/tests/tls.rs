@@ -2,6 +2,14 @@
 //! with certificates made by rcgen: handshake, CA trust, client
 //! certificates.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::sync::Arc;

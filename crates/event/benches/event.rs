@@ -5,6 +5,14 @@
 //!
 //! Run with `cargo bench -p tbevents-event`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use tbevents_event::{AddressTuple, EventKey, EventNotification, FiringTime, arg_get};

@@ -3,6 +3,14 @@
 //! signatures are dropped before the subscriber sees them; keyless handles
 //! see everything; relays forward signatures untouched.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use common::{KEY, OTHER_KEY, QUIET, Router, key_file, marks, soon};

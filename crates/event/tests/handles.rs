@@ -2,6 +2,14 @@
 //! failures and retry, and the blocking handle's poll, blocking poll and
 //! stoppable main loop.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

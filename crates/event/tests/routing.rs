@@ -3,6 +3,14 @@
 //! behave as the original defined them; scheduler requests and live events
 //! never cross.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use common::{Router, marks, soon};

@@ -12,6 +12,14 @@
 //! `cargo bench -p tbevents-linkshape --bench shaper` (optionally
 //! `-- --rounds N` for the event test, default 100).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

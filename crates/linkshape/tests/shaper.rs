@@ -2,6 +2,14 @@
 //! a real `delay-agent --backend shaper` and signed events from the event
 //! library; the probes measure what the link does.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

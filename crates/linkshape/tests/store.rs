@@ -2,6 +2,14 @@
 //! NS file: the access link's two directions, its deeper router queue,
 //! and the refusal of links the store does not have.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::Path;
 use std::time::Duration;
 

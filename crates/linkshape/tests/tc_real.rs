@@ -3,6 +3,14 @@
 //! are used where the kernel has them and skipped with a printed reason
 //! where it does not.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

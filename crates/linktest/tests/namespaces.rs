@@ -12,6 +12,14 @@
 //! delay, routing, zero loss and bandwidth, and a changed bandwidth or a
 //! broken link behind linktest's back.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::path::Path;

@@ -4,6 +4,14 @@
 //! the delay node behind linktest's back is reported at its level, with
 //! the link named, in the right node's error file.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,14 @@
 //! experiment, and a hostile file that runs the command budget out (the
 //! worst case any input can cost).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::hint::black_box;
 use std::path::PathBuf;
 

@@ -1,5 +1,13 @@
 //! Prints the rows an NS file produces: `cargo run -p tbevents-ns --example ns2rows -- FILE`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

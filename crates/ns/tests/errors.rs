@@ -1,6 +1,14 @@
 //! Bad files fail with the promised error, on the right line, and nothing
 //! a user can write makes the parser panic or run unbounded.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use proptest::prelude::*;
 use tbevents_ns::{NsError, NsErrorKind, parse_str};
 

@@ -3,6 +3,14 @@
 //! hand from the files and the rules in the crate docs, not copied from
 //! output.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::PathBuf;
 
 use tbevents_ns::{VirtualExperiment, parse_file};

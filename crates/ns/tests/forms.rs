@@ -1,6 +1,14 @@
 //! Individual statement and event forms, beyond the every-form example:
 //! naming, ordering and snapshot rules, address assignment, loops.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use tbevents_ns::{NsError, VirtualExperiment, parse_str};
 use tbevents_store::model::StaticEvent;
 

@@ -2,6 +2,14 @@
 //! queues reaches the right `virt_lans` rows, bad values stop the file at
 //! the line that wrote them, and the rows survive a trip through the store.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::PathBuf;
 
 use tbevents_ns::{NsError, NsErrorKind, VirtualExperiment, parse_file, parse_str};

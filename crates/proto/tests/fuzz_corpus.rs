@@ -3,6 +3,14 @@
 //! CI run exercises the fuzz check on the stable toolchain (`fuzz/README.md`
 //! says how to run the fuzzer itself).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 #[path = "../fuzz/fuzz_targets/decode_frame_check.rs"]
 mod decode_frame_check;
 

@@ -1,6 +1,14 @@
 //! Byte-exact examples from the protocol notes (§1, §2, §3.2, §4.2), both
 //! ways, and rejection of every malformed case the notes list (§2, §3, §5.4).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use elvin_proto::codes::{disconn, nack};
 use elvin_proto::frame::{DEFAULT_MAX_PACKET_LENGTH, FrameError, frame_len, split_frame};
 use elvin_proto::keys::{KeyEntry, Keys};

@@ -2,6 +2,14 @@
 //! compared bit for bit), and no input, however hostile, makes the decoders
 //! or the framer panic or return an out-of-bounds length.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::num::NonZeroI32;
 
 use elvin_proto::frame::{frame_len, split_frame};

@@ -6,6 +6,14 @@
 //!
 //! Run with `cargo bench -p elvin-router --bench routing`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

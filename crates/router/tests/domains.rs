@@ -8,6 +8,14 @@
 //! that must not cross, a second one is sent on the subscriber's own side;
 //! it must be the next thing the subscriber sees.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::net::SocketAddr;

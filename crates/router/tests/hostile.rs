@@ -10,6 +10,14 @@
 //! - a 100,000-attribute notification against subscriptions that each
 //!   `require()` a hundred names (hashed lookup).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use common::{Client, emulab_event, eventd, eventd_process, rss_kib};

@@ -2,6 +2,14 @@
 //! consumer and dual SHA-1 schemes, keys on connections and on messages,
 //! secure/insecure id placement and accept_insecure = false.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use common::{Client, eventd};

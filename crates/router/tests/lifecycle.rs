@@ -2,6 +2,14 @@
 //! Disconn(1) to every client, SIGHUP reloads the log level from the
 //! configuration file, and the metrics listener reports traffic.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::io::{Read, Write};

@@ -1,6 +1,14 @@
 //! `eventd --user/--group` gives up root after binding, and `--syslog`
 //! sends its log lines to a syslog socket as well as stderr.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;

@@ -3,6 +3,14 @@
 //! capability of root left; an account switch that would leave root
 //! behind stops it at start instead.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 

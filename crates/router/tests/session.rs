@@ -3,6 +3,14 @@
 //! UNotify, TestConn, SecRqst, disconnection, and the unimplemented
 //! optional features.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use common::{Client, emulab_event, eventd, option, options};

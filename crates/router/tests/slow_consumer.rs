@@ -4,6 +4,14 @@
 //! and the stalled one, when it finally reads, is told about its losses
 //! with a DropWarn.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,14 @@
 //! at test time: the full protocol over TLS, delivery between TLS and
 //! plain TCP clients, and client-certificate checking against a CA.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::net::TcpStream;

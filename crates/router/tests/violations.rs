@@ -4,6 +4,14 @@
 //! limits protect the router (Packet.Max-Length before and after
 //! negotiation, expression length, max connections).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

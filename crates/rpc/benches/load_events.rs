@@ -5,6 +5,14 @@
 //! `cargo bench -p tbevents-rpc --bench load_events` (EVENTS=n to change
 //! the count).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

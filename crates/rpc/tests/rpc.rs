@@ -2,6 +2,14 @@
 //! generated certificates, and over the ssh stdin/stdout framing through a
 //! pipe, read by the client store the scheduler uses.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -7,6 +7,14 @@
 //! Needs root (to run sshd and add the service account) and openssh-server
 //! (`.ci/run` installs it); without them each test says why it did not run.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -2,6 +2,13 @@
 //! store, a real `eventd`, a real `event-sched` (as `nobody` when the
 //! tests run as root), keyed subscribers and the real `tevc`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 #![allow(dead_code)]
 
 use std::os::unix::process::CommandExt;

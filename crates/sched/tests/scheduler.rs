@@ -1,6 +1,14 @@
 //! event-sched end to end: real eventd, real event-sched (as `nobody` when
 //! run as root), a real SQLite store, keyed subscribers and the real tevc.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,14 @@
 //! back with `events()`. The scheduler must load *and arm* 100,000 events in
 //! under a second, so `events()` has to take well under that.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -1,6 +1,14 @@
 //! Key custody, snapshots, the importer and the read-only view, on real
 //! files, a real MariaDB and real Unix users.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 

@@ -1,6 +1,14 @@
 //! Behaviour of the SQLite experiment store through its public interface,
 //! on real database files in temporary directories.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,6 +3,14 @@
 //! true, each of its constraints holds; (2) index keys are equal exactly
 //! when the values are `==`.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use elvin_proto::{Attributes, Value, ValueRef};

@@ -3,6 +3,14 @@
 //! CI run exercises the fuzz check on the stable toolchain (`fuzz/README.md`
 //! says how to run the fuzzer itself).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 #[path = "../fuzz/fuzz_targets/parse_check.rs"]
 mod parse_check;
 

@@ -2,6 +2,14 @@
 //! random text must give clean errors (or bounded work), never a panic or a
 //! stack overflow.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::thread;

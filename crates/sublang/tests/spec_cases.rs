@@ -9,6 +9,14 @@
 //! E13, literal overflow, is named), so E01–E24 here walk through every
 //! error the notes describe, in the order §10 and §11.8 describe them.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use common::{emulab_event, error, eval, notification};

@@ -2,6 +2,14 @@
 //! value of every type and every awkward number, covering every operator
 //! and every function, with the expected truth value or compile error.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use elvin_proto::{Attributes, Value};

@@ -1,6 +1,14 @@
 //! The `tbevents` command as an operator uses it: real binary, real SQLite
 //! file, the repository's example NS files.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

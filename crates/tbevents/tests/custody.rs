@@ -7,6 +7,14 @@
 //! describes, and from the per-experiment snapshot `tbevents snapshot`
 //! writes. Either way it reads only its own experiment's key file.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -2,6 +2,14 @@
 //! installed: run as root with a test-made user, a real `eventd` and real
 //! `event-sched` processes. Skips (saying why) when not root.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,6 +6,14 @@
 //! unique to the run; a Drop guard runs `down` even when an assertion
 //! fails. Traffic stays inside the test's namespaces.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;

@@ -3,6 +3,14 @@
 //! `--scheduler`, `-k` dropping a forged event, reconnecting after the
 //! router restarts, and stopping on SIGTERM.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

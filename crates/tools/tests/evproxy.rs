@@ -2,6 +2,14 @@
 //! server and a node's own router) with the real `evproxy` binary between
 //! them, and agents on both sides using the event library.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};

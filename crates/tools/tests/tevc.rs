@@ -3,6 +3,14 @@
 //! time form, control mode, the server precedence, and each failure's
 //! message and exit status.
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;

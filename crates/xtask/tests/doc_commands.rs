@@ -3,6 +3,14 @@
 //! that starts with one of our programs is checked against that program's
 //! `--help` (the subcommand's, for `tbevents` and the proxy).
 
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::Path;
 use std::process::Command;
 
