@@ -13,7 +13,7 @@ use tbevents_sched::simulator::{DEFAULT_HALT_COMMAND, DEFAULT_SWAPOUT_COMMAND};
 
 /// Default pause between time zero's computation and time zero (the
 /// original's 30 s pad).
-pub const DEFAULT_START_DELAY_SECS: f64 = 30.0;
+pub(crate) const DEFAULT_START_DELAY_SECS: f64 = 30.0;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ event-sched -k /proj/testbed/exp/demo/tbdata/eventkey testbed demo\n  \
 event-sched -d -s ops -p 2917 -l /proj/testbed/exp/demo/logs/event-sched.log \\\n      \
 -k /proj/testbed/exp/demo/tbdata/eventkey --start-delay 5 testbed demo"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More logging: once for every event fired (with its lateness) and the
     /// agent table, twice for everything.
     #[arg(short = 'd', long = "debug", action = clap::ArgAction::Count)]
@@ -110,7 +110,7 @@ pub struct Cli {
 
 impl Cli {
     /// The scheduler's settings (logging flags are `main`'s).
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         Settings {
             pid: self.pid.clone(),
             eid: self.eid.clone(),

@@ -20,7 +20,7 @@ pub(crate) enum BinOp {
 impl BinOp {
     /// All binary operators, from the loosest-binding to the tightest. Each
     /// has a precedence level of its own (Avis's grammar).
-    pub const BY_PRECEDENCE: [BinOp; 11] = [
+    pub(crate) const BY_PRECEDENCE: [BinOp; 11] = [
         BinOp::Sub,
         BinOp::Add,
         BinOp::Mul,
@@ -35,7 +35,7 @@ impl BinOp {
     ];
 
     /// The operator as written.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             BinOp::Sub => "-",
             BinOp::Add => "+",
@@ -52,7 +52,7 @@ impl BinOp {
     }
 
     /// True for the operators that take integers only (shifts and bitwise).
-    pub fn integers_only(self) -> bool {
+    pub(crate) fn integers_only(self) -> bool {
         !matches!(
             self,
             BinOp::Sub | BinOp::Add | BinOp::Mul | BinOp::Div | BinOp::Rem
@@ -70,7 +70,7 @@ pub(crate) enum UnaryOp {
 
 impl UnaryOp {
     /// The operator as written.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             UnaryOp::Neg => "-",
             UnaryOp::Plus => "+",
@@ -92,7 +92,7 @@ pub(crate) enum CmpOp {
 
 impl CmpOp {
     /// The operator as written.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             CmpOp::Eq => "==",
             CmpOp::Ne => "!=",
@@ -105,7 +105,7 @@ impl CmpOp {
 
     /// The operator that gives the same answer with the operands swapped
     /// (`1 < a` is `a > 1`).
-    pub fn swapped(self) -> CmpOp {
+    pub(crate) fn swapped(self) -> CmpOp {
         match self {
             CmpOp::Lt => CmpOp::Gt,
             CmpOp::Le => CmpOp::Ge,
@@ -126,7 +126,7 @@ pub(crate) enum Logic {
 
 impl Logic {
     /// The operator as written.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Logic::And => "&&",
             Logic::Or => "||",

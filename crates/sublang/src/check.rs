@@ -165,7 +165,7 @@ impl Operand {
     }
 
     /// A leaf for a name.
-    pub fn name(name: String, span: Span) -> Operand {
+    pub(crate) fn name(name: String, span: Span) -> Operand {
         let checked = Checked::Value(Expr::Attr(name.into()), StaticType::Attribute);
         Operand {
             checked,
@@ -177,7 +177,7 @@ impl Operand {
     }
 
     /// A leaf for a literal.
-    pub fn literal(literal: Literal, span: Span) -> Operand {
+    pub(crate) fn literal(literal: Literal, span: Span) -> Operand {
         let ty = StaticType::of_literal(&literal);
         let form = if ty == StaticType::String {
             Form::StringLiteral
@@ -195,7 +195,7 @@ impl Operand {
 
     /// The operand wrapped in parentheses: same meaning and form, wider
     /// text, one level deeper.
-    pub fn parenthesised(self, open: Span, close_end: usize) -> Operand {
+    pub(crate) fn parenthesised(self, open: Span, close_end: usize) -> Operand {
         Operand {
             span: open,
             end: close_end,
@@ -239,7 +239,7 @@ impl Checker<'_, '_> {
     }
 
     /// The root: it must be a predicate.
-    pub fn root(&self, operand: Operand) -> Result<Pred, SubscriptionError> {
+    pub(crate) fn root(&self, operand: Operand) -> Result<Pred, SubscriptionError> {
         let text = operand.text(self.source);
         match operand.checked {
             Checked::Pred(pred) => Ok(pred),
@@ -294,7 +294,7 @@ impl Checker<'_, '_> {
     }
 
     /// `op operand` for a unary `-`, `+` or `~` at `op_span`.
-    pub fn unary(
+    pub(crate) fn unary(
         &self,
         op: UnaryOp,
         op_span: Span,
@@ -336,7 +336,7 @@ impl Checker<'_, '_> {
     }
 
     /// `operands[0] op operands[1] op …`.
-    pub fn chain(&self, op: BinOp, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
+    pub(crate) fn chain(&self, op: BinOp, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
         let (span, end, height) = extent(&operands);
         let mut exprs = Vec::with_capacity(operands.len());
         let mut ty: Option<StaticType> = None;
@@ -372,7 +372,7 @@ impl Checker<'_, '_> {
     }
 
     /// `lhs op rhs` for a comparison at `op_span`.
-    pub fn compare(
+    pub(crate) fn compare(
         &self,
         op: CmpOp,
         op_span: Span,
@@ -404,7 +404,7 @@ impl Checker<'_, '_> {
     }
 
     /// `! operand` for the `!` at `op_span`.
-    pub fn not(&self, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
+    pub(crate) fn not(&self, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
         let (end, height) = (operand.end, operand.height);
         let pred = negate(self.predicate(operand, "!")?);
         Ok(Operand {
@@ -417,7 +417,7 @@ impl Checker<'_, '_> {
     }
 
     /// Two or more operands joined by one logical connective.
-    pub fn logic(
+    pub(crate) fn logic(
         &self,
         logic: Logic,
         operands: Vec<Operand>,
@@ -437,7 +437,7 @@ impl Checker<'_, '_> {
     }
 
     /// A call of `name` (at `span`, with the closing `)` ending at `end`).
-    pub fn call(
+    pub(crate) fn call(
         &self,
         name: &str,
         span: Span,

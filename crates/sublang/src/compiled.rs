@@ -41,7 +41,7 @@ pub(crate) enum Literal {
 
 impl Literal {
     /// The literal as an evaluation value, borrowing its string.
-    pub fn as_val(&self) -> Val<'_> {
+    pub(crate) fn as_val(&self) -> Val<'_> {
         match self {
             Literal::Int32(v) => Val::Int32(*v),
             Literal::Int64(v) => Val::Int64(*v),
@@ -51,7 +51,7 @@ impl Literal {
     }
 
     /// The literal as a notification value, for index keys.
-    pub fn as_value_ref(&self) -> ValueRef<'_> {
+    pub(crate) fn as_value_ref(&self) -> ValueRef<'_> {
         match self {
             Literal::Int32(v) => ValueRef::Int32(*v),
             Literal::Int64(v) => ValueRef::Int64(*v),
@@ -83,7 +83,7 @@ pub(crate) enum StrFn {
 impl StrFn {
     /// Applies the function, borrowing when the string is already in the
     /// result form.
-    pub fn apply<'a>(self, s: Cow<'a, str>) -> Cow<'a, str> {
+    pub(crate) fn apply<'a>(self, s: Cow<'a, str>) -> Cow<'a, str> {
         match self {
             StrFn::FoldCase => {
                 if s.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
@@ -198,7 +198,7 @@ impl Truth {
 
 impl Pred {
     /// Evaluates the predicate against a notification.
-    pub fn eval<L: AttributeLookup + ?Sized>(&self, attrs: &L) -> Truth {
+    pub(crate) fn eval<L: AttributeLookup + ?Sized>(&self, attrs: &L) -> Truth {
         match self {
             Pred::Const(t) => *t,
             Pred::And(children) => {
@@ -308,7 +308,7 @@ impl Pred {
 
 impl Expr {
     /// Evaluates the expression against a notification; `None` is ⊥.
-    pub fn eval<'a, L: AttributeLookup + ?Sized>(&'a self, attrs: &'a L) -> Option<Val<'a>> {
+    pub(crate) fn eval<'a, L: AttributeLookup + ?Sized>(&'a self, attrs: &'a L) -> Option<Val<'a>> {
         match self {
             Expr::Literal(literal) => Some(literal.as_val()),
             Expr::Bottom => None,

@@ -121,7 +121,7 @@ impl Span {
     /// The span's text in `source`, or `""` if the span does not lie on
     /// character boundaries of `source` (it always does for spans this crate
     /// makes; the check keeps error reporting panic-free regardless).
-    pub fn text<'s>(&self, source: &'s str) -> &'s str {
+    pub(crate) fn text<'s>(&self, source: &'s str) -> &'s str {
         source.get(self.start..self.end).unwrap_or("")
     }
 }

@@ -185,7 +185,7 @@ pub(crate) enum GlobError {
 
 impl Glob {
     /// Compiles a pattern (already unescaped once as a string literal).
-    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+    pub(crate) fn new(pattern: &str) -> Result<Glob, GlobError> {
         let mut segments = Vec::new();
         let mut current = Vec::new();
         let mut chars = pattern.chars();
@@ -209,7 +209,7 @@ impl Glob {
     }
 
     /// Whether the pattern matches all of `s`.
-    pub fn matches(&self, s: &str) -> bool {
+    pub(crate) fn matches(&self, s: &str) -> bool {
         let Some((first, rest)) = self.segments.split_first() else {
             return s.is_empty();
         };

@@ -113,7 +113,7 @@ fn is_space(c: char) -> bool {
 
 impl<'s> Lexer<'s> {
     /// A lexer positioned at the start of `source`.
-    pub fn new(source: &'s str) -> Self {
+    pub(crate) fn new(source: &'s str) -> Self {
         Lexer {
             source,
             offset: 0,
@@ -123,7 +123,7 @@ impl<'s> Lexer<'s> {
     }
 
     /// The source being tokenised.
-    pub fn source(&self) -> &'s str {
+    pub(crate) fn source(&self) -> &'s str {
         self.source
     }
 
@@ -174,7 +174,7 @@ impl<'s> Lexer<'s> {
 
     /// Reads the next token. After the end of the source it keeps returning
     /// [`TokenKind::End`].
-    pub fn next_token(&mut self) -> Result<Token, SubscriptionError> {
+    pub(crate) fn next_token(&mut self) -> Result<Token, SubscriptionError> {
         while self.peek().is_some_and(is_space) {
             self.bump();
         }

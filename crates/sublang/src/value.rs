@@ -69,7 +69,7 @@ impl From<Num> for Val<'_> {
 
 impl Val<'_> {
     /// The value as a number, or `None` for strings and opaque values.
-    pub fn as_num(&self) -> Option<Num> {
+    pub(crate) fn as_num(&self) -> Option<Num> {
         match *self {
             Val::Int32(v) => Some(Num::Int32(v)),
             Val::Int64(v) => Some(Num::Int64(v)),

@@ -27,7 +27,7 @@ use crate::demo::{Lab, Scheduler};
 
 /// `bench-sched` options.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Run the scheduler with -d (every fired event and its lateness in its
     /// log) and keep the temporary directory with the logs.
     #[arg(long, global = true)]
@@ -84,7 +84,7 @@ enum Mode {
 }
 
 /// Runs a benchmark.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

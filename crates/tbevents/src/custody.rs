@@ -15,7 +15,7 @@ use tbevents_store::tables::{Table, event_groups, eventlist, inventory, reserved
 use crate::experiments::{open_store, parse_experiment};
 
 /// `tbevents snapshot -e pid/eid --to PATH`.
-pub fn snapshot(store_url: Option<&str>, experiment: &str, dest: &Path) -> anyhow::Result<()> {
+pub(crate) fn snapshot(store_url: Option<&str>, experiment: &str, dest: &Path) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     tbevents_store::write_experiment_snapshot(&*store, &id, dest)
@@ -30,7 +30,7 @@ pub fn snapshot(store_url: Option<&str>, experiment: &str, dest: &Path) -> anyho
 }
 
 /// `tbevents import --from URL --to URL`.
-pub fn import(from: &str, to: &str) -> anyhow::Result<()> {
+pub(crate) fn import(from: &str, to: &str) -> anyhow::Result<()> {
     if from == to {
         bail!("--from and --to name the same store ({from}); give two different stores");
     }
@@ -55,7 +55,7 @@ pub fn import(from: &str, to: &str) -> anyhow::Result<()> {
 
 /// Which account `mysql-grants` describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Account {
+pub(crate) enum Account {
     /// The scheduler: read-only, only the columns it reads, no keys.
     Scheduler,
     /// The operator's `tbevents`: everything on the database (it migrates).
@@ -78,7 +78,7 @@ fn scheduler_tables() -> Vec<Table> {
 
 /// The SQL that creates `user`@`host` with `password` and grants it what
 /// `account` needs on `database`.
-pub fn grant_statements(
+pub(crate) fn grant_statements(
     account: Account,
     user: &str,
     host: &str,
@@ -134,7 +134,7 @@ pub fn grant_statements(
 }
 
 /// `tbevents mysql-grants`.
-pub fn mysql_grants(
+pub(crate) fn mysql_grants(
     account: Account,
     user: &str,
     host: &str,

@@ -53,12 +53,12 @@ use crate::experiments;
 use crate::view::{StaticIndex, View, format_offset};
 
 /// The example experiment, built in so the demo needs no files.
-pub const EMBEDDED_DEMO_NS: &str = include_str!("../../../examples/demo.ns");
+pub(crate) const EMBEDDED_DEMO_NS: &str = include_str!("../../../examples/demo.ns");
 
 /// The demo experiment's name.
-pub const DEMO_PID: &str = "tbdemo";
+pub(crate) const DEMO_PID: &str = "tbdemo";
 /// The demo experiment's name.
-pub const DEMO_EID: &str = "demo";
+pub(crate) const DEMO_EID: &str = "demo";
 
 /// `tbevents demo` options.
 #[derive(Debug, Args)]
@@ -68,7 +68,7 @@ runs, send your own event from another terminal with the tevc command it prints;
 marked DYNAMIC.\n\n\
 EXAMPLES:\n  tbevents demo\n  tbevents demo --start-delay 1 my-experiment.ns"
 )]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// NS file to run (default: the built-in examples/demo.ns).
     pub nsfile: Option<PathBuf>,
     /// Seconds between loading and time zero.
@@ -89,7 +89,7 @@ pub struct DemoArgs {
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !(0.0..=3600.0).contains(&args.start_delay) || !(0.0..=3600.0).contains(&args.grace) {
         bail!("--start-delay and --grace must be between 0 and 3600 seconds");
     }
@@ -105,7 +105,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Who the scheduler runs as when the demo runs as root.
 #[derive(Clone, Copy, Debug)]
-pub struct RunAs {
+pub(crate) struct RunAs {
     /// User id.
     pub uid: u32,
     /// Group id.
@@ -113,7 +113,7 @@ pub struct RunAs {
 }
 
 /// A scratch environment: temporary directory, store, router.
-pub struct Lab {
+pub(crate) struct Lab {
     /// The temporary directory (removed on drop unless kept).
     pub dir: tempfile::TempDir,
     /// `sqlite:<dir>/store.db`.
@@ -130,7 +130,7 @@ pub struct Lab {
 
 impl Lab {
     /// Finds the programs, makes the directory and starts the router.
-    pub async fn start(port: Option<u16>) -> anyhow::Result<Lab> {
+    pub(crate) async fn start(port: Option<u16>) -> anyhow::Result<Lab> {
         let found = bins::find_siblings(bins::DEMO_PROGRAMS)?;
         let (eventd, event_sched) = match found.as_slice() {
             [eventd, event_sched, ..] => (eventd.clone(), event_sched.clone()),
@@ -184,13 +184,13 @@ impl Lab {
     }
 
     /// The router's URI.
-    pub fn router_uri(&self) -> String {
+    pub(crate) fn router_uri(&self) -> String {
         format!("elvin://127.0.0.1:{}", self.port)
     }
 
     /// Creates and swaps in an experiment; returns its key file and the
     /// static schedule the view expects.
-    pub fn experiment(
+    pub(crate) fn experiment(
         &self,
         id: &ExperimentId,
         virt: VirtualExperiment,
@@ -214,7 +214,7 @@ impl Lab {
 
     /// When running as root, gives the whole directory to the scheduler's
     /// user so it can read the key and use the store.
-    pub fn hand_over(&self) -> anyhow::Result<()> {
+    pub(crate) fn hand_over(&self) -> anyhow::Result<()> {
         let Some(run_as) = self.run_as else {
             return Ok(());
         };
@@ -222,7 +222,7 @@ impl Lab {
     }
 
     /// Starts `event-sched` for `id`.
-    pub fn start_scheduler(
+    pub(crate) fn start_scheduler(
         &self,
         id: &ExperimentId,
         key: &Path,
@@ -265,13 +265,13 @@ impl Lab {
     }
 
     /// Stops the router.
-    pub async fn stop_router(&mut self) {
+    pub(crate) async fn stop_router(&mut self) {
         terminate(&mut self.router, Duration::from_secs(3)).await;
     }
 }
 
 /// A running `event-sched`.
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     /// The process.
     pub child: Child,
     /// Its log file.
@@ -280,19 +280,19 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// The log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// The last `lines` lines of the log.
-    pub fn log_tail(&self, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
         let log = self.log();
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Fails if the scheduler has exited.
-    pub fn check_running(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         if let Ok(Some(status)) = self.child.try_wait() {
             bail!(
                 "event-sched exited ({status}); the end of its log:\n{}",
@@ -303,7 +303,7 @@ impl Scheduler {
     }
 
     /// SIGTERM, wait, and return the scheduler's summary line.
-    pub async fn stop(&mut self) -> Option<String> {
+    pub(crate) async fn stop(&mut self) -> Option<String> {
         terminate(&mut self.child, Duration::from_secs(5)).await;
         self.log()
             .lines()
@@ -314,7 +314,7 @@ impl Scheduler {
 }
 
 /// SIGTERM, then SIGKILL after `patience`.
-pub async fn terminate(child: &mut Child, patience: Duration) {
+pub(crate) async fn terminate(child: &mut Child, patience: Duration) {
     if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),

@@ -15,7 +15,7 @@ use tbevents_testbed::probe::ProbeResult;
 
 /// One measurement.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Measurement {
+pub(crate) enum Measurement {
     /// A probe's outcome.
     Probe(ProbeResult),
     /// A sink's report: its name, received rate (kbit/s) and loss
@@ -32,7 +32,7 @@ pub enum Measurement {
 
 /// The current window and the latest sink reports.
 #[derive(Debug, Default)]
-pub struct Effects {
+pub(crate) struct Effects {
     link: String,
     rtts: Vec<Duration>,
     lost: u32,
@@ -42,7 +42,7 @@ pub struct Effects {
 
 impl Effects {
     /// Effects measured on `link` (its name, for the line).
-    pub fn new(link: &str) -> Effects {
+    pub(crate) fn new(link: &str) -> Effects {
         Effects {
             link: link.to_owned(),
             ..Effects::default()
@@ -50,7 +50,7 @@ impl Effects {
     }
 
     /// Takes one measurement.
-    pub fn record(&mut self, measurement: Measurement) {
+    pub(crate) fn record(&mut self, measurement: Measurement) {
         match measurement {
             Measurement::Probe(ProbeResult { rtt: Some(rtt), .. }) => self.rtts.push(rtt),
             Measurement::Probe(ProbeResult { rtt: None, .. }) => self.lost += 1,
@@ -66,7 +66,7 @@ impl Effects {
 
     /// Closes the window: the line describing it (also kept as
     /// [`Effects::latest`]).
-    pub fn close_window(&mut self) -> String {
+    pub(crate) fn close_window(&mut self) -> String {
         let probes = self.rtts.len() as u32 + self.lost;
         let mut line = if probes == 0 {
             format!("{} rtt -", self.link)
@@ -96,13 +96,13 @@ impl Effects {
     }
 
     /// The last closed window's line.
-    pub fn latest(&self) -> Option<&str> {
+    pub(crate) fn latest(&self) -> Option<&str> {
         self.last.as_deref()
     }
 }
 
 /// Reads `RATE=` and `LOSS=` from a trafgen REPORT's ARGS.
-pub fn parse_report(args: &str) -> Option<(f64, f64)> {
+pub(crate) fn parse_report(args: &str) -> Option<(f64, f64)> {
     let mut rate = None;
     let mut loss = None;
     for pair in args.split_whitespace() {

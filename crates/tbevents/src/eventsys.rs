@@ -21,10 +21,10 @@ use tbevents_control::proxy::{self, Caller, Operation};
 use tbevents_control::{ControlError, DEFAULT_CONFIG_PATH};
 
 /// The proxy program's name.
-pub const PROXY: &str = "tbevents-eventsys-proxy";
+pub(crate) const PROXY: &str = "tbevents-eventsys-proxy";
 
 /// The control configuration in use, if scheduler control is installed.
-pub fn configured(config: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn configured(config: Option<&Path>) -> Option<PathBuf> {
     match config {
         Some(path) => Some(path.to_owned()),
         None => Path::new(DEFAULT_CONFIG_PATH)
@@ -34,7 +34,7 @@ pub fn configured(config: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Runs one operation and returns what the proxy printed.
-pub fn run(
+pub(crate) fn run(
     config: Option<&Path>,
     operation: Operation,
     experiment: &str,
@@ -103,7 +103,7 @@ fn find_proxy() -> anyhow::Result<PathBuf> {
 }
 
 /// `tbevents eventsys OP -e PID/EID`.
-pub fn command(
+pub(crate) fn command(
     config: Option<&Path>,
     operation: Operation,
     experiment: &str,
@@ -114,7 +114,7 @@ pub fn command(
 
 /// The scheduler step of `swapin` and `swapout`: the operation when
 /// control is installed, a note when it is not.
-pub fn lifecycle_step(
+pub(crate) fn lifecycle_step(
     config: Option<&Path>,
     operation: Operation,
     experiment: &str,
@@ -132,7 +132,7 @@ pub fn lifecycle_step(
 }
 
 /// The line `tbevents state` adds when control is installed.
-pub fn state_line(config: Option<&Path>, experiment: &str) -> Option<String> {
+pub(crate) fn state_line(config: Option<&Path>, experiment: &str) -> Option<String> {
     configured(config)?;
     match run(config, Operation::Status, experiment) {
         Ok(text) => Some(text),

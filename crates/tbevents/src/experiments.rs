@@ -18,13 +18,13 @@ use tbevents_store::{
 use crate::table::Table;
 
 /// Opens the store the global flag, the environment or the default names.
-pub fn open_store(url: Option<&str>) -> anyhow::Result<Box<dyn ExperimentStore>> {
+pub(crate) fn open_store(url: Option<&str>) -> anyhow::Result<Box<dyn ExperimentStore>> {
     let url = tbevents_store::resolve_store_url(url)?;
     Ok(tbevents_store::open(&url)?)
 }
 
 /// Parses `pid/eid` with a message that says what is expected.
-pub fn parse_experiment(text: &str) -> anyhow::Result<ExperimentId> {
+pub(crate) fn parse_experiment(text: &str) -> anyhow::Result<ExperimentId> {
     let id = ExperimentId::parse(text).with_context(|| {
         format!("`{text}` is not an experiment name: write it as pid/eid, e.g. testbed/web")
     })?;
@@ -33,7 +33,7 @@ pub fn parse_experiment(text: &str) -> anyhow::Result<ExperimentId> {
 }
 
 /// The conventional experiment directory, `/proj/<pid>/exp/<eid>`.
-pub fn default_experiment_dir(id: &ExperimentId) -> PathBuf {
+pub(crate) fn default_experiment_dir(id: &ExperimentId) -> PathBuf {
     PathBuf::from("/proj")
         .join(&id.pid)
         .join("exp")
@@ -42,7 +42,7 @@ pub fn default_experiment_dir(id: &ExperimentId) -> PathBuf {
 
 /// What `create` made.
 #[derive(Debug)]
-pub struct Created {
+pub(crate) struct Created {
     /// The key file's path.
     pub key_path: PathBuf,
     /// The parsed experiment.
@@ -51,7 +51,7 @@ pub struct Created {
 
 /// Where the event key goes besides the key file.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeyCustody {
+pub(crate) struct KeyCustody {
     /// Also record it in the store (`--store-key`).
     pub in_store: bool,
     /// The Unix group the key file belongs to.
@@ -61,7 +61,7 @@ pub struct KeyCustody {
 /// Creates an experiment from parsed rows, writes its key, and leaves it
 /// `swapped`. On failure after the experiment row exists, the row is
 /// deleted again so the command can simply be re-run.
-pub fn create_from(
+pub(crate) fn create_from(
     store: &dyn ExperimentStore,
     id: &ExperimentId,
     gid: &str,
@@ -112,7 +112,7 @@ fn current_user() -> String {
 
 /// The options of `tbevents create`.
 #[derive(Debug, Default)]
-pub struct CreateOptions<'a> {
+pub(crate) struct CreateOptions<'a> {
     /// Project group (default: the pid).
     pub gid: Option<&'a str>,
     /// Creating user (default: the current Unix user).
@@ -155,7 +155,7 @@ fn key_file_gid(
 }
 
 /// `tbevents create`.
-pub fn create(
+pub(crate) fn create(
     store_url: Option<&str>,
     experiment: &str,
     options: CreateOptions<'_>,
@@ -204,14 +204,14 @@ fn count_groups(virt: &VirtualExperiment) -> usize {
 }
 
 /// Most virtual nodes one experiment can have with default addresses.
-pub const MAX_DEFAULT_NODES: usize = 1022;
+pub(crate) const MAX_DEFAULT_NODES: usize = 1022;
 
 /// The default mapping for virtual node number `index` (from 0) of the
 /// experiment with store index `idx`: node id `tb<idx>-<vnode>` and the
 /// loopback address `127.0.0.0 | (idx mod 16383 + 1) << 10 | (index + 1)`,
 /// so each experiment has its own /22 in 127.0.0.0/8 and two experiments'
 /// nodes never share an address unless 16,383 experiments apart.
-pub fn default_assignment(idx: u64, index: usize, vnode: &str) -> anyhow::Result<NodeAssignment> {
+pub(crate) fn default_assignment(idx: u64, index: usize, vnode: &str) -> anyhow::Result<NodeAssignment> {
     if index >= MAX_DEFAULT_NODES {
         bail!(
             "more than {MAX_DEFAULT_NODES} nodes cannot get default loopback addresses: give \
@@ -229,7 +229,7 @@ pub fn default_assignment(idx: u64, index: usize, vnode: &str) -> anyhow::Result
 }
 
 /// Parses one `--map vnode=node_id:control_ip`.
-pub fn parse_map(text: &str) -> anyhow::Result<NodeAssignment> {
+pub(crate) fn parse_map(text: &str) -> anyhow::Result<NodeAssignment> {
     let usage = || format!("`{text}` is not a mapping: write VNODE=NODE_ID:CONTROL_IP");
     let (vnode, rest) = text.split_once('=').with_context(usage)?;
     let (node_id, ip) = rest.split_once(':').with_context(usage)?;
@@ -248,7 +248,7 @@ pub fn parse_map(text: &str) -> anyhow::Result<NodeAssignment> {
 
 /// The mapping for every virtual node: `--map` entries where given,
 /// defaults for the rest.
-pub fn mapping(
+pub(crate) fn mapping(
     store: &dyn ExperimentStore,
     id: &ExperimentId,
     maps: &[String],
@@ -281,7 +281,7 @@ pub fn mapping(
 }
 
 /// Records the mapping and makes the experiment active.
-pub fn swapin_with(
+pub(crate) fn swapin_with(
     store: &dyn ExperimentStore,
     id: &ExperimentId,
     maps: &[String],
@@ -293,7 +293,7 @@ pub fn swapin_with(
 }
 
 /// `tbevents swapin`.
-pub fn swapin(store_url: Option<&str>, experiment: &str, maps: &[String]) -> anyhow::Result<()> {
+pub(crate) fn swapin(store_url: Option<&str>, experiment: &str, maps: &[String]) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     let assignments = swapin_with(&*store, &id, maps)?;
@@ -311,7 +311,7 @@ pub fn swapin(store_url: Option<&str>, experiment: &str, maps: &[String]) -> any
 }
 
 /// `tbevents swapout`.
-pub fn swapout(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
+pub(crate) fn swapout(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     store.record_swapout(&id)?;
@@ -321,7 +321,7 @@ pub fn swapout(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> 
 }
 
 /// `tbevents state`.
-pub fn state(store_url: Option<&str>, experiment: &str, new: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn state(store_url: Option<&str>, experiment: &str, new: Option<&str>) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     match new {
@@ -337,7 +337,7 @@ pub fn state(store_url: Option<&str>, experiment: &str, new: Option<&str>) -> an
 }
 
 /// `tbevents list`.
-pub fn list(store_url: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn list(store_url: Option<&str>) -> anyhow::Result<()> {
     let store = open_store(store_url)?;
     let experiments = store.list_experiments()?;
     if experiments.is_empty() {
@@ -362,7 +362,7 @@ pub fn list(store_url: Option<&str>) -> anyhow::Result<()> {
 }
 
 /// `tbevents agents`.
-pub fn agents(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
+pub(crate) fn agents(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     let agents = store.agents(&id)?;
@@ -402,7 +402,7 @@ pub fn agents(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
 }
 
 /// `tbevents events`.
-pub fn events(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
+pub(crate) fn events(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     let events = store.events(&id)?;
@@ -429,7 +429,7 @@ pub fn events(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
 }
 
 /// `tbevents delete`.
-pub fn delete(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
+pub(crate) fn delete(store_url: Option<&str>, experiment: &str) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     let path = store.experiment(&id)?.path;

@@ -21,7 +21,7 @@ status is the number of nodes with errors (255 for a run cancelled before it fou
 EXAMPLES:\n  tbevents linktest -e testbed/web\n  tbevents linktest -e testbed/web --level 2 --json\n  \
 tbevents linktest -e testbed/web --kill"
 )]
-pub struct LinktestArgs {
+pub(crate) struct LinktestArgs {
     /// The experiment, pid/eid.
     #[arg(short = 'e', long = "experiment", value_name = "PID/EID")]
     experiment: String,
@@ -69,7 +69,7 @@ pub struct LinktestArgs {
 }
 
 /// Runs the command; returns the process exit status.
-pub fn run(store: Option<&str>, args: LinktestArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(store: Option<&str>, args: LinktestArgs) -> anyhow::Result<ExitCode> {
     let experiment = ExperimentId::parse(&args.experiment)
         .ok_or_else(|| anyhow::anyhow!("-e wants pid/eid, got {:?}", args.experiment))?;
     let host = tbevents_event::config::resolve_event_server(args.server.as_deref())?.host;

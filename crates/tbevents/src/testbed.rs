@@ -19,7 +19,7 @@ use crate::table::Table;
 
 /// `tbevents testbed` options.
 #[derive(Debug, Args)]
-pub struct TestbedArgs {
+pub(crate) struct TestbedArgs {
     #[command(subcommand)]
     command: TestbedCommand,
 }
@@ -87,7 +87,7 @@ fn server(flag: Option<String>) -> String {
 
 /// The directory holding every program the experiment's testbed needs
 /// (next to `tbevents`; in a source tree, missing ones are built once).
-pub fn program_dir(store_url: &str, id: &tbevents_store::ExperimentId) -> anyhow::Result<PathBuf> {
+pub(crate) fn program_dir(store_url: &str, id: &tbevents_store::ExperimentId) -> anyhow::Result<PathBuf> {
     let plan = tbevents_testbed::plan_for(store_url, id)?;
     let found = bins::find_siblings(&plan.programs())?;
     found
@@ -98,7 +98,7 @@ pub fn program_dir(store_url: &str, id: &tbevents_store::ExperimentId) -> anyhow
 }
 
 /// Runs a testbed subcommand.
-pub fn run(store_url: Option<&str>, args: TestbedArgs) -> anyhow::Result<()> {
+pub(crate) fn run(store_url: Option<&str>, args: TestbedArgs) -> anyhow::Result<()> {
     let store_url = tbevents_store::resolve_store_url(store_url)?;
     match args.command {
         TestbedCommand::Up {

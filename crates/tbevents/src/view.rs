@@ -23,7 +23,7 @@ use tbevents_store::{AgentRow, EventRow, GroupRow};
 
 /// The static events the view expects, by (offset µs, object, event type).
 #[derive(Debug, Default)]
-pub struct StaticIndex {
+pub(crate) struct StaticIndex {
     expected: HashMap<(i64, String, String), u32>,
     /// Number of static notifications expected (SIMULATOR events excluded:
     /// they are not sent).
@@ -34,7 +34,7 @@ pub struct StaticIndex {
 
 impl StaticIndex {
     /// Resolves the rows as the scheduler will.
-    pub fn build(
+    pub(crate) fn build(
         agents: &[AgentRow],
         groups: &[GroupRow],
         events: &[EventRow],
@@ -66,7 +66,7 @@ impl StaticIndex {
 
     /// Marks one matching static event as seen; false if none is
     /// outstanding (so the event is dynamic).
-    pub fn claim(&mut self, offset: i64, objname: &str, eventtype: &str) -> bool {
+    pub(crate) fn claim(&mut self, offset: i64, objname: &str, eventtype: &str) -> bool {
         let key = (offset, objname.to_owned(), eventtype.to_owned());
         match self.expected.get_mut(&key) {
             Some(count) if *count > 0 => {
@@ -80,7 +80,7 @@ impl StaticIndex {
 
 /// The view's state.
 #[derive(Debug)]
-pub struct View {
+pub(crate) struct View {
     index: StaticIndex,
     time_zero: Option<i64>,
     static_lateness: Histogram<u64>,
@@ -91,7 +91,7 @@ pub struct View {
 
 /// One printed line's facts (kept for tests).
 #[derive(Debug, PartialEq, Eq)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Static (from the NS file) or dynamic (tevc).
     pub dynamic: bool,
     /// The formatted line.
@@ -100,7 +100,7 @@ pub struct Seen {
 
 impl View {
     /// A view expecting `index`'s static events.
-    pub fn new(index: StaticIndex) -> anyhow::Result<View> {
+    pub(crate) fn new(index: StaticIndex) -> anyhow::Result<View> {
         Ok(View {
             index,
             time_zero: None,
@@ -112,18 +112,18 @@ impl View {
     }
 
     /// Time zero, once TIME START was seen.
-    pub fn time_zero(&self) -> Option<i64> {
+    pub(crate) fn time_zero(&self) -> Option<i64> {
         self.time_zero
     }
 
     /// True once every expected static event has been seen.
-    pub fn all_static_seen(&self) -> bool {
+    pub(crate) fn all_static_seen(&self) -> bool {
         self.static_seen >= self.index.total
     }
 
     /// Takes one fired event received at `received` (µs since the epoch)
     /// and returns the line to print.
-    pub fn observe(&mut self, event: &Attributes, received: i64) -> Seen {
+    pub(crate) fn observe(&mut self, event: &Attributes, received: i64) -> Seen {
         let text = |name: &str| event.get_str(name).unwrap_or("").to_owned();
         let (objtype, objname, eventtype, args) = (
             text("OBJTYPE"),
@@ -179,7 +179,7 @@ impl View {
     }
 
     /// The closing summary.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let h = &self.static_lateness;
         let mut text = format!(
             "static events seen: {} of {}",
@@ -208,7 +208,7 @@ impl View {
 }
 
 /// `+12.345 s` style offset.
-pub fn format_offset(offset: i64) -> String {
+pub(crate) fn format_offset(offset: i64) -> String {
     let sign = if offset < 0 { "-" } else { "+" };
     let abs = offset.unsigned_abs();
     let per = MICROS_PER_SEC.unsigned_abs();
@@ -216,7 +216,7 @@ pub fn format_offset(offset: i64) -> String {
 }
 
 /// `0.183 ms` style lateness.
-pub fn format_lateness(micros: i64) -> String {
+pub(crate) fn format_lateness(micros: i64) -> String {
     format!("{:.3} ms", micros as f64 / 1000.0)
 }
 

@@ -29,7 +29,7 @@ use anyhow::{Context as _, bail};
 /// Everything else in `PREFIX/bin` comes from the workspace's binary
 /// targets ([`workspace_bins`]), so a crate added later (delay-agent, the
 /// RPC server) is installed without this file learning its name.
-pub const REQUIRED_PROGRAMS: &[&str] = &[
+pub(crate) const REQUIRED_PROGRAMS: &[&str] = &[
     "eventd",
     "tevc",
     "eventdebug",
@@ -42,7 +42,7 @@ pub const REQUIRED_PROGRAMS: &[&str] = &[
 
 /// Programs this kit has units or documents for that a build may lack
 /// (installed when the build has them).
-pub const OPTIONAL_PROGRAMS: &[&str] = &[
+pub(crate) const OPTIONAL_PROGRAMS: &[&str] = &[
     "program-agent",
     "trafgen",
     "linktest",
@@ -52,17 +52,17 @@ pub const OPTIONAL_PROGRAMS: &[&str] = &[
 
 /// Binary targets that are not for a site: the build tool itself, and the
 /// emulated testbed's control-network forwarder (tests only).
-pub const NOT_INSTALLED: &[&str] = &["xtask", "tbevents-ctlfwd"];
+pub(crate) const NOT_INSTALLED: &[&str] = &["xtask", "tbevents-ctlfwd"];
 
 /// Programs installed in `PREFIX/sbin` (run by root only).
-pub const ADMIN_PROGRAMS: &[&str] = &["tbevents-eventsys-proxy"];
+pub(crate) const ADMIN_PROGRAMS: &[&str] = &["tbevents-eventsys-proxy"];
 
 /// Units installed only with the program they start.
 const UNIT_NEEDS: &[(&str, &str)] = &[("tbevents-rpc.service", "tbevents-rpc")];
 
 /// Where things go.
 #[derive(Clone, Debug)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Staging root (empty for a live install).
     pub destdir: PathBuf,
     /// Installation prefix, e.g. /usr/local.
@@ -103,7 +103,7 @@ impl Layout {
     }
 
     /// A template with the final paths filled in.
-    pub fn substitute(&self, text: &str) -> String {
+    pub(crate) fn substitute(&self, text: &str) -> String {
         text.replace("@BINDIR@", &self.bindir().display().to_string())
             .replace("@SBINDIR@", &self.sbindir().display().to_string())
             .replace("@SYSCONFDIR@", &self.sysconfdir.display().to_string())
@@ -112,7 +112,7 @@ impl Layout {
 }
 
 /// The workspace root (this crate is `crates/xtask`).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .nth(2)
@@ -121,7 +121,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Builds the release binaries and returns their directory.
-pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("xtask: cargo build --release --locked --workspace --bins");
     let status = Command::new(cargo)
@@ -136,7 +136,7 @@ pub fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Where `cargo build --release` puts the programs.
-pub fn release_dir(root: &Path) -> PathBuf {
+pub(crate) fn release_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
@@ -144,7 +144,7 @@ pub fn release_dir(root: &Path) -> PathBuf {
 }
 
 /// The binary targets of the workspace's packages, from `cargo metadata`.
-pub fn workspace_bins(root: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn workspace_bins(root: &Path) -> anyhow::Result<Vec<String>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .args([
@@ -167,7 +167,7 @@ pub fn workspace_bins(root: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// The `bin` targets named in `cargo metadata` output, sorted.
-pub fn bins_in_metadata(json: &[u8]) -> anyhow::Result<Vec<String>> {
+pub(crate) fn bins_in_metadata(json: &[u8]) -> anyhow::Result<Vec<String>> {
     let metadata: serde_json::Value =
         serde_json::from_slice(json).context("cargo metadata printed something other than JSON")?;
     let mut bins: Vec<String> = metadata["packages"]
@@ -190,7 +190,7 @@ pub fn bins_in_metadata(json: &[u8]) -> anyhow::Result<Vec<String>> {
 
 /// What an install did, for the summary and the tests.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Nothing was written: the paths are what an install would write.
     pub dry_run: bool,
     /// Every file written (staged paths).
@@ -202,7 +202,7 @@ pub struct Report {
 }
 
 /// Installs from `from` (a directory of built programs) into `layout`.
-pub fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Report> {
+pub(crate) fn install(root: &Path, from: &Path, layout: &Layout) -> anyhow::Result<Report> {
     let mut report = Report {
         dry_run: layout.dry_run,
         ..Report::default()
