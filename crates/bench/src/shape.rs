@@ -24,7 +24,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use elvin_proto::xdr::{self, Reader};
+use elvin_proto::raw::{self, Reader};
 use elvin_proto::{
     DecodeError, DecodeErrorKind, Message, NotifyDeliver, NotifyEmit, ValueRef, ValueType,
 };
@@ -139,7 +139,7 @@ pub struct EventStamp {
 /// Appends an XDR string and returns where its bytes start.
 fn put_str_at(out: &mut Vec<u8>, text: &str) -> usize {
     let at = out.len() + 4;
-    xdr::put_str(out, text);
+    raw::put_str(out, text);
     at
 }
 
@@ -172,33 +172,33 @@ impl EventTemplate {
         // Frame: length, packet id, attribute count, attributes,
         // deliver_insecure, empty key block.
         let mut frame = Vec::with_capacity(512 + padding);
-        xdr::put_u32(&mut frame, 0);
-        xdr::put_i32(&mut frame, NotifyEmit::ID);
-        xdr::put_count(&mut frame, EVENT_ATTRIBUTES);
+        raw::put_u32(&mut frame, 0);
+        raw::put_i32(&mut frame, NotifyEmit::ID);
+        raw::put_count(&mut frame, EVENT_ATTRIBUTES);
         for (name, value) in strings {
-            xdr::put_str(&mut frame, name);
-            xdr::put_value(&mut frame, ValueRef::String(value));
+            raw::put_str(&mut frame, name);
+            raw::put_value(&mut frame, ValueRef::String(value));
         }
-        xdr::put_str(&mut frame, "SCHEDULER");
-        xdr::put_value(&mut frame, ValueRef::Int32(0));
-        xdr::put_str(&mut frame, "___SENDER___");
-        xdr::put_value(&mut frame, ValueRef::String("10.0.0.254"));
-        xdr::put_str(&mut frame, "ARGS");
-        xdr::put_i32(&mut frame, elvin_proto::ValueType::String.code());
+        raw::put_str(&mut frame, "SCHEDULER");
+        raw::put_value(&mut frame, ValueRef::Int32(0));
+        raw::put_str(&mut frame, "___SENDER___");
+        raw::put_value(&mut frame, ValueRef::String("10.0.0.254"));
+        raw::put_str(&mut frame, "ARGS");
+        raw::put_i32(&mut frame, elvin_proto::ValueType::String.code());
         let args_at = put_str_at(&mut frame, &args);
-        xdr::put_str(&mut frame, "time_sec");
-        xdr::put_i32(&mut frame, elvin_proto::ValueType::Int32.code());
+        raw::put_str(&mut frame, "time_sec");
+        raw::put_i32(&mut frame, elvin_proto::ValueType::Int32.code());
         let time_sec_at = frame.len();
-        xdr::put_i32(&mut frame, 0);
-        xdr::put_str(&mut frame, "time_usec");
-        xdr::put_i32(&mut frame, elvin_proto::ValueType::Int32.code());
+        raw::put_i32(&mut frame, 0);
+        raw::put_str(&mut frame, "time_usec");
+        raw::put_i32(&mut frame, elvin_proto::ValueType::Int32.code());
         let time_usec_at = frame.len();
-        xdr::put_i32(&mut frame, 0);
-        xdr::put_str(&mut frame, "__hmac__");
+        raw::put_i32(&mut frame, 0);
+        raw::put_str(&mut frame, "__hmac__");
         // The router never checks the HMAC; any 20 bytes do.
-        xdr::put_value(&mut frame, ValueRef::Opaque(&[0xA5; 20]));
-        xdr::put_bool(&mut frame, true);
-        xdr::put_count(&mut frame, 0);
+        raw::put_value(&mut frame, ValueRef::Opaque(&[0xA5; 20]));
+        raw::put_bool(&mut frame, true);
+        raw::put_count(&mut frame, 0);
         let body_len = frame.len() - 4;
         if body_len > max_packet_len {
             return Err(BenchError::Config(format!(
@@ -294,7 +294,7 @@ pub fn read_event(body: &[u8]) -> Result<Option<EventStamp>, DecodeError> {
     reader
         .read_i32()
         .map_err(|_| DecodeError::bare(DecodeErrorKind::MissingPacketId))?;
-    let count = reader.read_count(xdr::MIN_NAME_VALUE_LEN).map_err(fail)?;
+    let count = reader.read_count(raw::MIN_NAME_VALUE_LEN).map_err(fail)?;
     let mut ids = None;
     let mut secs = None;
     let mut micros = None;
@@ -370,21 +370,21 @@ impl PingTemplate {
     /// A ping for run `run` with `payload` opaque bytes.
     pub fn new(run: i32, payload: usize, max_packet_len: usize) -> Result<Self, BenchError> {
         let mut frame = Vec::with_capacity(64 + payload);
-        xdr::put_u32(&mut frame, 0);
-        xdr::put_i32(&mut frame, NotifyEmit::ID);
-        xdr::put_count(&mut frame, 4);
-        xdr::put_str(&mut frame, PING);
-        xdr::put_value(&mut frame, ValueRef::Int32(1));
-        xdr::put_str(&mut frame, RUN);
-        xdr::put_value(&mut frame, ValueRef::Int32(run));
-        xdr::put_str(&mut frame, SEQ);
-        xdr::put_i32(&mut frame, elvin_proto::ValueType::Int64.code());
+        raw::put_u32(&mut frame, 0);
+        raw::put_i32(&mut frame, NotifyEmit::ID);
+        raw::put_count(&mut frame, 4);
+        raw::put_str(&mut frame, PING);
+        raw::put_value(&mut frame, ValueRef::Int32(1));
+        raw::put_str(&mut frame, RUN);
+        raw::put_value(&mut frame, ValueRef::Int32(run));
+        raw::put_str(&mut frame, SEQ);
+        raw::put_i32(&mut frame, elvin_proto::ValueType::Int64.code());
         let seq_at = frame.len();
-        xdr::put_i64(&mut frame, 0);
-        xdr::put_str(&mut frame, "PAYLOAD");
-        xdr::put_value(&mut frame, ValueRef::Opaque(&vec![0x5A; payload]));
-        xdr::put_bool(&mut frame, true);
-        xdr::put_count(&mut frame, 0);
+        raw::put_i64(&mut frame, 0);
+        raw::put_str(&mut frame, "PAYLOAD");
+        raw::put_value(&mut frame, ValueRef::Opaque(&vec![0x5A; payload]));
+        raw::put_bool(&mut frame, true);
+        raw::put_count(&mut frame, 0);
         let body_len = frame.len() - 4;
         if body_len > max_packet_len {
             return Err(BenchError::Config(format!(

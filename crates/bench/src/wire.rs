@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use elvin_proto::xdr::{self, Reader};
+use elvin_proto::raw::{self, Reader};
 use elvin_proto::{
     ConnRqst, DEFAULT_MAX_PACKET_LENGTH, DecodeError, DecodeErrorKind, ElvinUri, Keys, Message,
     NotifyDeliver, NotifyEmit, Options, Packet, SubAddRqst, Transport, Value, ValueRef, frame_len,
@@ -487,7 +487,7 @@ pub fn walk_attributes<'a>(
     reader
         .read_i32()
         .map_err(|_| DecodeError::bare(DecodeErrorKind::MissingPacketId))?;
-    let count = reader.read_count(xdr::MIN_NAME_VALUE_LEN).map_err(fail)?;
+    let count = reader.read_count(raw::MIN_NAME_VALUE_LEN).map_err(fail)?;
     for _ in 0..count {
         let name_offset = reader.position() + 4;
         let name = reader.read_str().map_err(fail)?;
@@ -503,11 +503,11 @@ pub fn walk_attributes<'a>(
 pub fn encode_emit_raw(out: &mut Vec<u8>, raw_attributes: &[u8]) {
     // Packet id, the attributes, deliver_insecure and an empty key block.
     let body_len = 4 + raw_attributes.len() + 4 + 4;
-    xdr::put_u32(out, u32::try_from(body_len).unwrap_or(u32::MAX));
-    xdr::put_i32(out, NotifyEmit::ID);
+    raw::put_u32(out, u32::try_from(body_len).unwrap_or(u32::MAX));
+    raw::put_i32(out, NotifyEmit::ID);
     out.extend_from_slice(raw_attributes);
-    xdr::put_bool(out, true);
-    xdr::put_count(out, 0);
+    raw::put_bool(out, true);
+    raw::put_count(out, 0);
 }
 
 /// A control packet that ends a measurement: Disconn becomes

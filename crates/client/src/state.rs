@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use elvin_proto::{
     Attributes, EncodeError, Keys, Message, NotifyEmit, Packet, SubAddRqst, SubDelRqst, SubModRqst,
-    UNotify, xdr,
+    UNotify, raw,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -673,7 +673,7 @@ pub(crate) fn encode_notification(
             .map(|(name, value)| (name, value.as_ref()))
     };
     let version_len = if unotify { 8 } else { 0 };
-    let length = 4 + version_len + xdr::name_values_len(pairs()) + 4 + keys.encoded_len();
+    let length = 4 + version_len + raw::name_values_len(pairs()) + 4 + keys.encoded_len();
     let packet = if unotify { "UNotify" } else { "NotifyEmit" };
     let max = max_len.min(i32::MAX as usize);
     if length > max {
@@ -684,16 +684,16 @@ pub(crate) fn encode_notification(
         });
     }
     let mut out = Vec::with_capacity(4 + length);
-    xdr::put_u32(&mut out, u32::try_from(length).unwrap_or(u32::MAX));
+    raw::put_u32(&mut out, u32::try_from(length).unwrap_or(u32::MAX));
     if unotify {
-        xdr::put_i32(&mut out, <UNotify as Message>::ID);
-        xdr::put_i32(&mut out, CLIENT_MAJOR);
-        xdr::put_i32(&mut out, CLIENT_MINOR);
+        raw::put_i32(&mut out, <UNotify as Message>::ID);
+        raw::put_i32(&mut out, CLIENT_MAJOR);
+        raw::put_i32(&mut out, CLIENT_MINOR);
     } else {
-        xdr::put_i32(&mut out, <NotifyEmit as Message>::ID);
+        raw::put_i32(&mut out, <NotifyEmit as Message>::ID);
     }
-    xdr::put_name_values(&mut out, pairs());
-    xdr::put_bool(&mut out, deliver_insecure);
+    raw::put_name_values(&mut out, pairs());
+    raw::put_bool(&mut out, deliver_insecure);
     keys.encode(&mut out);
     Ok(out)
 }

@@ -37,7 +37,7 @@
 //!
 //! That is exactly the Elvin wire encoding of the attribute list (as in a
 //! NotifyEmit) with the attributes sorted by name, produced by
-//! [`elvin_proto::xdr`]'s own writers. Because names, types and lengths
+//! [`elvin_proto::raw`]'s own writers. Because names, types and lengths
 //! are covered, a value cannot be moved to another attribute, retyped or
 //! split differently without breaking the MAC; because the order is
 //! sorted, the router's attribute order does not matter.
@@ -59,7 +59,7 @@ use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use elvin_proto::{Attributes, ValueRef, xdr};
+use elvin_proto::{Attributes, ValueRef, raw};
 use hmac::{KeyInit, Mac};
 use sha1::{Digest, Sha1};
 
@@ -297,8 +297,8 @@ pub fn canonical_encoding(attributes: &Attributes) -> Vec<u8> {
         .map(|(name, value)| (name, value.as_ref()))
         .collect();
     entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut out = Vec::with_capacity(xdr::name_values_len(entries.iter().copied()));
-    xdr::put_name_values(&mut out, entries);
+    let mut out = Vec::with_capacity(raw::name_values_len(entries.iter().copied()));
+    raw::put_name_values(&mut out, entries);
     out
 }
 

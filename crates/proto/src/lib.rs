@@ -11,7 +11,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`frame`] | splitting a byte stream into length-prefixed frames, with the size limit applied to the header |
-//! | [`xdr`] | the bounds-checked XDR reader and the writers; the only code that touches raw bytes |
+//! | `xdr` (private) | the bounds-checked XDR reader and the writers; the only code that touches raw bytes |
+//! | [`raw`] | the curated raw writers and reader other crates may use to build or skim frames by hand (tests, the bench tool, signing) |
 //! | [`value`] | the five Elvin value types, owned ([`Value`], [`Attributes`]) and borrowed ([`ValueRef`], [`AttributesRef`]) |
 //! | [`keys`] | key blocks, SHA-1 public-key derivation and the secure-delivery key match |
 //! | [`packet`] | one struct per client-protocol message and the [`Packet`] enum over them |
@@ -97,10 +98,11 @@ pub mod keys;
 pub mod notify;
 pub mod options;
 pub mod packet;
+pub mod raw;
 pub mod sub_ast;
 pub mod uri;
 pub mod value;
-pub mod xdr;
+mod xdr;
 
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use frame::{DEFAULT_MAX_PACKET_LENGTH, FrameError, frame_len, split_frame};

@@ -17,10 +17,15 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
 pub enum ValueType {
+    /// A 32-bit signed integer.
     Int32 = 1,
+    /// A 64-bit signed integer.
     Int64 = 2,
+    /// An IEEE 754 double.
     Real64 = 3,
+    /// A UTF-8 string.
     String = 4,
+    /// An opaque byte array.
     Opaque = 5,
 }
 
@@ -65,10 +70,15 @@ impl fmt::Display for ValueType {
 /// An owned attribute value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// A 32-bit signed integer.
     Int32(i32),
+    /// A 64-bit signed integer.
     Int64(i64),
+    /// An IEEE 754 double.
     Real64(f64),
+    /// A UTF-8 string.
     String(String),
+    /// An opaque byte array.
     Opaque(Vec<u8>),
 }
 
@@ -165,10 +175,15 @@ impl fmt::Display for Value {
 /// A value borrowed from a decoded frame or from an owned [`Value`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ValueRef<'a> {
+    /// A 32-bit signed integer.
     Int32(i32),
+    /// A 64-bit signed integer.
     Int64(i64),
+    /// An IEEE 754 double.
     Real64(f64),
+    /// A UTF-8 string, borrowed.
     String(&'a str),
+    /// An opaque byte array, borrowed.
     Opaque(&'a [u8]),
 }
 
@@ -348,6 +363,7 @@ impl AttributeLookup for Attributes {
 /// Avis.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AttributesRef<'a> {
+    /// The attributes in wire order, duplicates included.
     pub entries: Vec<(&'a str, ValueRef<'a>)>,
 }
 

@@ -25,26 +25,26 @@ use crate::error::DecodeErrorKind;
 use crate::value::{AttributesRef, Value, ValueRef, ValueType};
 
 /// Result of an XDR read.
-pub type XdrResult<T> = Result<T, DecodeErrorKind>;
+pub(crate) type XdrResult<T> = Result<T, DecodeErrorKind>;
 
 /// Smallest encoding of a typed value: a type code and a 4-byte payload.
-pub const MIN_VALUE_LEN: usize = 8;
+pub(crate) const MIN_VALUE_LEN: usize = 8;
 /// Smallest encoding of a name/value pair: an empty name and a value.
 pub const MIN_NAME_VALUE_LEN: usize = 4 + MIN_VALUE_LEN;
 /// Smallest encoding of a string or opaque (its length word).
-pub const MIN_OPAQUE_LEN: usize = 4;
+pub(crate) const MIN_OPAQUE_LEN: usize = 4;
 
 /// Number of zero bytes that follow an item of `len` bytes to reach a
 /// multiple of 4.
 #[inline]
-pub const fn padding(len: usize) -> usize {
+pub(crate) const fn padding(len: usize) -> usize {
     (4 - (len % 4)) % 4
 }
 
 /// Encoded size of a string or opaque of `len` bytes: the length word, the
 /// bytes and their padding.
 #[inline]
-pub const fn opaque_encoded_len(len: usize) -> usize {
+pub(crate) const fn opaque_encoded_len(len: usize) -> usize {
     4 + len + padding(len)
 }
 
@@ -320,7 +320,7 @@ pub fn put_i64(out: &mut Vec<u8>, value: i64) {
 
 /// Appends a big-endian IEEE-754 double, bit for bit.
 #[inline]
-pub fn put_f64(out: &mut Vec<u8>, value: f64) {
+pub(crate) fn put_f64(out: &mut Vec<u8>, value: f64) {
     out.extend_from_slice(&value.to_bits().to_be_bytes());
 }
 
@@ -352,7 +352,7 @@ pub fn put_str(out: &mut Vec<u8>, text: &str) {
 
 /// Appends an int64 array.
 #[inline]
-pub fn put_i64_array(out: &mut Vec<u8>, items: &[i64]) {
+pub(crate) fn put_i64_array(out: &mut Vec<u8>, items: &[i64]) {
     put_count(out, items.len());
     for item in items {
         put_i64(out, *item);
@@ -360,12 +360,12 @@ pub fn put_i64_array(out: &mut Vec<u8>, items: &[i64]) {
 }
 
 /// Encoded size of an int64 array.
-pub fn i64_array_len(items: &[i64]) -> usize {
+pub(crate) fn i64_array_len(items: &[i64]) -> usize {
     4 + 8 * items.len()
 }
 
 /// Appends a string array.
-pub fn put_str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
+pub(crate) fn put_str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
     put_count(out, items.len());
     for item in items {
         put_str(out, item.as_ref());
@@ -373,7 +373,7 @@ pub fn put_str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
 }
 
 /// Encoded size of a string array.
-pub fn str_array_len<S: AsRef<str>>(items: &[S]) -> usize {
+pub(crate) fn str_array_len<S: AsRef<str>>(items: &[S]) -> usize {
     4 + items
         .iter()
         .map(|s| opaque_encoded_len(s.as_ref().len()))
@@ -381,7 +381,7 @@ pub fn str_array_len<S: AsRef<str>>(items: &[S]) -> usize {
 }
 
 /// Appends a value's payload without its type code.
-pub fn put_value_payload(out: &mut Vec<u8>, value: ValueRef<'_>) {
+pub(crate) fn put_value_payload(out: &mut Vec<u8>, value: ValueRef<'_>) {
     match value {
         ValueRef::Int32(v) => put_i32(out, v),
         ValueRef::Int64(v) => put_i64(out, v),
@@ -392,7 +392,7 @@ pub fn put_value_payload(out: &mut Vec<u8>, value: ValueRef<'_>) {
 }
 
 /// Encoded size of a value's payload without its type code.
-pub fn value_payload_len(value: ValueRef<'_>) -> usize {
+pub(crate) fn value_payload_len(value: ValueRef<'_>) -> usize {
     match value {
         ValueRef::Int32(_) => 4,
         ValueRef::Int64(_) | ValueRef::Real64(_) => 8,
@@ -408,12 +408,12 @@ pub fn put_value(out: &mut Vec<u8>, value: ValueRef<'_>) {
 }
 
 /// Encoded size of a typed value.
-pub fn value_len(value: ValueRef<'_>) -> usize {
+pub(crate) fn value_len(value: ValueRef<'_>) -> usize {
     4 + value_payload_len(value)
 }
 
 /// Appends an array of typed values.
-pub fn put_values(out: &mut Vec<u8>, values: &[Value]) {
+pub(crate) fn put_values(out: &mut Vec<u8>, values: &[Value]) {
     put_count(out, values.len());
     for value in values {
         put_value(out, value.as_ref());
@@ -421,7 +421,7 @@ pub fn put_values(out: &mut Vec<u8>, values: &[Value]) {
 }
 
 /// Encoded size of an array of typed values.
-pub fn values_len(values: &[Value]) -> usize {
+pub(crate) fn values_len(values: &[Value]) -> usize {
     4 + values.iter().map(|v| value_len(v.as_ref())).sum::<usize>()
 }
 

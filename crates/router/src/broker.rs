@@ -537,7 +537,7 @@ mod tests {
 
     fn raw_of(attributes: &[(&str, ValueRef<'_>)]) -> Vec<u8> {
         let mut raw = Vec::new();
-        elvin_proto::xdr::put_name_values(&mut raw, attributes.iter().map(|(n, v)| (*n, *v)));
+        elvin_proto::raw::put_name_values(&mut raw, attributes.iter().map(|(n, v)| (*n, *v)));
         raw
     }
 

@@ -665,9 +665,9 @@ mod tests {
     /// bytes.
     fn raw(value: i32) -> Vec<u8> {
         let mut out = Vec::new();
-        elvin_proto::xdr::put_count(&mut out, 1);
-        elvin_proto::xdr::put_str(&mut out, "n");
-        elvin_proto::xdr::put_value(&mut out, elvin_proto::ValueRef::Int32(value));
+        elvin_proto::raw::put_count(&mut out, 1);
+        elvin_proto::raw::put_str(&mut out, "n");
+        elvin_proto::raw::put_value(&mut out, elvin_proto::ValueRef::Int32(value));
         out
     }
 

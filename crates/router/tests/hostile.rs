@@ -127,21 +127,21 @@ fn a_huge_notification_against_many_requires_is_hashed() {
     let mut publisher = Client::connect(router.addr());
     // Encoded by hand: building 100,000 attributes with `insert` (which
     // replaces in place) would be quadratic in the test itself.
-    use elvin_proto::xdr;
+    use elvin_proto::raw;
     let mut body = Vec::new();
-    xdr::put_i32(
+    raw::put_i32(
         &mut body,
         <elvin_proto::NotifyEmit as elvin_proto::Message>::ID,
     );
-    xdr::put_count(&mut body, 100_000);
+    raw::put_count(&mut body, 100_000);
     for k in 0..100_000 {
-        xdr::put_str(&mut body, &format!("n{k}"));
-        xdr::put_value(&mut body, elvin_proto::ValueRef::Int32(1));
+        raw::put_str(&mut body, &format!("n{k}"));
+        raw::put_value(&mut body, elvin_proto::ValueRef::Int32(1));
     }
-    xdr::put_bool(&mut body, true);
-    xdr::put_count(&mut body, 0);
+    raw::put_bool(&mut body, true);
+    raw::put_count(&mut body, 0);
     let mut frame = Vec::new();
-    xdr::put_u32(&mut frame, body.len() as u32);
+    raw::put_u32(&mut frame, body.len() as u32);
     frame.extend_from_slice(&body);
     publisher.send_raw(&frame);
     // Every subscription requires names the notification has: each

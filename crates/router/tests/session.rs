@@ -342,19 +342,19 @@ fn a_repeated_attribute_is_delivered_once_with_its_last_value() {
     let id = sub.subscribe("n == 2");
     // Attributes::insert replaces, so write the repeated name by hand.
     let mut body = Vec::new();
-    elvin_proto::xdr::put_i32(
+    elvin_proto::raw::put_i32(
         &mut body,
         <elvin_proto::NotifyEmit as elvin_proto::Message>::ID,
     );
-    elvin_proto::xdr::put_count(&mut body, 3);
+    elvin_proto::raw::put_count(&mut body, 3);
     for (name, value) in [("n", 1), ("m", 7), ("n", 2)] {
-        elvin_proto::xdr::put_str(&mut body, name);
-        elvin_proto::xdr::put_value(&mut body, elvin_proto::ValueRef::Int32(value));
+        elvin_proto::raw::put_str(&mut body, name);
+        elvin_proto::raw::put_value(&mut body, elvin_proto::ValueRef::Int32(value));
     }
-    elvin_proto::xdr::put_bool(&mut body, true);
-    elvin_proto::xdr::put_count(&mut body, 0);
+    elvin_proto::raw::put_bool(&mut body, true);
+    elvin_proto::raw::put_count(&mut body, 0);
     let mut frame = Vec::new();
-    elvin_proto::xdr::put_u32(&mut frame, body.len() as u32);
+    elvin_proto::raw::put_u32(&mut frame, body.len() as u32);
     frame.extend_from_slice(&body);
     producer.send_raw(&frame);
     let delivered = sub.recv_deliver();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{Client, emulab_event, eventd, options};
 use elvin_proto::codes::{disconn, nack};
-use elvin_proto::{ConnRqst, DisconnRqst, Keys, NotifyEmit, Packet, SubAddRqst, Value, xdr};
+use elvin_proto::{ConnRqst, DisconnRqst, Keys, NotifyEmit, Packet, SubAddRqst, Value, raw};
 
 /// A bystander that must keep receiving while others misbehave.
 struct Bystander {
@@ -48,7 +48,7 @@ impl Bystander {
 
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    xdr::put_u32(&mut out, body.len() as u32);
+    raw::put_u32(&mut out, body.len() as u32);
     out.extend_from_slice(body);
     out
 }
@@ -123,10 +123,10 @@ fn every_violation_closes_only_its_connection() {
             true,
             {
                 let mut body = Vec::new();
-                xdr::put_i32(&mut body, 56);
-                xdr::put_count(&mut body, 0);
-                xdr::put_i32(&mut body, 2);
-                xdr::put_count(&mut body, 0);
+                raw::put_i32(&mut body, 56);
+                raw::put_count(&mut body, 0);
+                raw::put_i32(&mut body, 2);
+                raw::put_count(&mut body, 0);
                 frame(&body)
             },
             "Error decoding NotifyEmit",
@@ -136,8 +136,8 @@ fn every_violation_closes_only_its_connection() {
             true,
             {
                 let mut body = Vec::new();
-                xdr::put_i32(&mut body, 63);
-                xdr::put_i32(&mut body, 0);
+                raw::put_i32(&mut body, 63);
+                raw::put_i32(&mut body, 0);
                 frame(&body)
             },
             "Error decoding TestConn",
@@ -147,14 +147,14 @@ fn every_violation_closes_only_its_connection() {
             true,
             {
                 let mut body = Vec::new();
-                xdr::put_i32(&mut body, 58);
-                xdr::put_i32(&mut body, 1);
-                xdr::put_str(&mut body, "a == 1");
-                xdr::put_bool(&mut body, true);
-                xdr::put_count(&mut body, 1);
-                xdr::put_i32(&mut body, 9);
-                xdr::put_i32(&mut body, 1);
-                xdr::put_count(&mut body, 0);
+                raw::put_i32(&mut body, 58);
+                raw::put_i32(&mut body, 1);
+                raw::put_str(&mut body, "a == 1");
+                raw::put_bool(&mut body, true);
+                raw::put_count(&mut body, 1);
+                raw::put_i32(&mut body, 9);
+                raw::put_i32(&mut body, 1);
+                raw::put_count(&mut body, 0);
                 frame(&body)
             },
             "unknown key scheme 9",
@@ -170,11 +170,11 @@ fn every_violation_closes_only_its_connection() {
             true,
             {
                 let mut body = Vec::new();
-                xdr::put_i32(&mut body, 58);
-                xdr::put_i32(&mut body, 1);
-                xdr::put_opaque(&mut body, &[0xff, 0xfe]);
-                xdr::put_bool(&mut body, true);
-                xdr::put_count(&mut body, 0);
+                raw::put_i32(&mut body, 58);
+                raw::put_i32(&mut body, 1);
+                raw::put_opaque(&mut body, &[0xff, 0xfe]);
+                raw::put_bool(&mut body, true);
+                raw::put_count(&mut body, 0);
                 frame(&body)
             },
             "UTF-8",

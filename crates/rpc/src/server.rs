@@ -59,8 +59,14 @@ const MAX_HEADERS: usize = 16 * 1024;
 /// A request frame, or why there is none.
 #[derive(Debug)]
 pub enum Frame {
-    /// A body to decode; `http` when the frame had an HTTP request line.
-    Request { body: Vec<u8>, http: bool },
+    /// A body to decode.
+    Request {
+        /// The XML-RPC request body.
+        body: Vec<u8>,
+        /// Whether the frame had an HTTP request line (HTTPS) rather than
+        /// the ssh framing's bare headers.
+        http: bool,
+    },
     /// The peer closed the stream between requests.
     Closed,
     /// A bad frame: the code and message to answer with before closing.

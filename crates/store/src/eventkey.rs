@@ -54,6 +54,7 @@ pub fn try_generate_event_key() -> Result<String, StoreError> {
 /// Only if the operating system cannot supply random bytes at all (no
 /// `getrandom(2)` and no `/dev/urandom`), which no usable host does; use
 /// [`try_generate_event_key`] to handle that as an error instead.
+#[allow(clippy::panic)] // documented above; the fallible form is try_generate_event_key
 pub fn generate_event_key() -> String {
     match try_generate_event_key() {
         Ok(key) => key,

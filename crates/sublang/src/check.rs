@@ -336,7 +336,11 @@ impl Checker<'_, '_> {
     }
 
     /// `operands[0] op operands[1] op …`.
-    pub(crate) fn chain(&self, op: BinOp, operands: Vec<Operand>) -> Result<Operand, SubscriptionError> {
+    pub(crate) fn chain(
+        &self,
+        op: BinOp,
+        operands: Vec<Operand>,
+    ) -> Result<Operand, SubscriptionError> {
         let (span, end, height) = extent(&operands);
         let mut exprs = Vec::with_capacity(operands.len());
         let mut ty: Option<StaticType> = None;
@@ -404,7 +408,11 @@ impl Checker<'_, '_> {
     }
 
     /// `! operand` for the `!` at `op_span`.
-    pub(crate) fn not(&self, op_span: Span, operand: Operand) -> Result<Operand, SubscriptionError> {
+    pub(crate) fn not(
+        &self,
+        op_span: Span,
+        operand: Operand,
+    ) -> Result<Operand, SubscriptionError> {
         let (end, height) = (operand.end, operand.height);
         let pred = negate(self.predicate(operand, "!")?);
         Ok(Operand {

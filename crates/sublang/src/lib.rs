@@ -231,7 +231,9 @@ pub use subscription::Subscription;
 /// | F | F | T | F | F | F |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Truth {
+    /// The subscription matches.
     True,
+    /// The subscription does not match.
     False,
     /// Undefined (⊥): a missing attribute, a type mismatch, a division by
     /// zero. Never delivers, like false, but `!⊥` is still ⊥.

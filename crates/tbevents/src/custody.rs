@@ -15,7 +15,11 @@ use tbevents_store::tables::{Table, event_groups, eventlist, inventory, reserved
 use crate::experiments::{open_store, parse_experiment};
 
 /// `tbevents snapshot -e pid/eid --to PATH`.
-pub(crate) fn snapshot(store_url: Option<&str>, experiment: &str, dest: &Path) -> anyhow::Result<()> {
+pub(crate) fn snapshot(
+    store_url: Option<&str>,
+    experiment: &str,
+    dest: &Path,
+) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     tbevents_store::write_experiment_snapshot(&*store, &id, dest)

@@ -211,7 +211,11 @@ pub(crate) const MAX_DEFAULT_NODES: usize = 1022;
 /// loopback address `127.0.0.0 | (idx mod 16383 + 1) << 10 | (index + 1)`,
 /// so each experiment has its own /22 in 127.0.0.0/8 and two experiments'
 /// nodes never share an address unless 16,383 experiments apart.
-pub(crate) fn default_assignment(idx: u64, index: usize, vnode: &str) -> anyhow::Result<NodeAssignment> {
+pub(crate) fn default_assignment(
+    idx: u64,
+    index: usize,
+    vnode: &str,
+) -> anyhow::Result<NodeAssignment> {
     if index >= MAX_DEFAULT_NODES {
         bail!(
             "more than {MAX_DEFAULT_NODES} nodes cannot get default loopback addresses: give \
@@ -293,7 +297,11 @@ pub(crate) fn swapin_with(
 }
 
 /// `tbevents swapin`.
-pub(crate) fn swapin(store_url: Option<&str>, experiment: &str, maps: &[String]) -> anyhow::Result<()> {
+pub(crate) fn swapin(
+    store_url: Option<&str>,
+    experiment: &str,
+    maps: &[String],
+) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     let assignments = swapin_with(&*store, &id, maps)?;
@@ -321,7 +329,11 @@ pub(crate) fn swapout(store_url: Option<&str>, experiment: &str) -> anyhow::Resu
 }
 
 /// `tbevents state`.
-pub(crate) fn state(store_url: Option<&str>, experiment: &str, new: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn state(
+    store_url: Option<&str>,
+    experiment: &str,
+    new: Option<&str>,
+) -> anyhow::Result<()> {
     let id = parse_experiment(experiment)?;
     let store = open_store(store_url)?;
     match new {

@@ -87,7 +87,10 @@ fn server(flag: Option<String>) -> String {
 
 /// The directory holding every program the experiment's testbed needs
 /// (next to `tbevents`; in a source tree, missing ones are built once).
-pub(crate) fn program_dir(store_url: &str, id: &tbevents_store::ExperimentId) -> anyhow::Result<PathBuf> {
+pub(crate) fn program_dir(
+    store_url: &str,
+    id: &tbevents_store::ExperimentId,
+) -> anyhow::Result<PathBuf> {
     let plan = tbevents_testbed::plan_for(store_url, id)?;
     let found = bins::find_siblings(&plan.programs())?;
     found

@@ -16,6 +16,9 @@
 //! Everything here panics on failure: it is test-only code, where a panic
 //! with a clear message is the right way to fail a test.
 
+// Test support: failing loudly, with a message, is this crate's job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -249,17 +252,25 @@ unsafe extern "C" {
 
 /// Signal numbers used by tests (Linux).
 pub mod signals {
+    /// Hang-up: reload the configuration.
     pub const SIGHUP: i32 = 1;
+    /// Interrupt (Ctrl-C).
     pub const SIGINT: i32 = 2;
+    /// Kill, uncatchable.
     pub const SIGKILL: i32 = 9;
+    /// Terminate: the clean stop.
     pub const SIGTERM: i32 = 15;
+    /// Stop (freeze) the process.
     pub const SIGSTOP: i32 = 19;
+    /// Continue a stopped process.
     pub const SIGCONT: i32 = 18;
 }
 
 /// An `eventd` router on a free loopback port.
 pub struct Router {
+    /// The `eventd` process.
     pub proc: Proc,
+    /// Its port on 127.0.0.1.
     pub port: u16,
 }
 

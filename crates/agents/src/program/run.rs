@@ -20,7 +20,8 @@ use super::{ProgramConfig, Settings};
 
 /// PATH for programs: the standard one, not the agent's (which, for an
 /// agent started by root, may name directories the user cannot search).
-pub(super) const PROGRAM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const PROGRAM_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Messages from a run's helper tasks to the agent.
 #[derive(Debug)]
