@@ -3,7 +3,7 @@
 //!
 //! Configuration arrives in two layers. [`FileConfig`] is the TOML file as
 //! written (every key optional, unknown keys rejected so a typo is an error
-//! rather than a silently ignored setting); [`Cli`] holds the flags, every
+//! rather than a silently ignored setting); [`Flags`] holds the flags, every
 //! one optional too. [`Settings::resolve`] merges them (a flag beats the
 //! file, the file beats the built-in default) and validates the result, so
 //! a bad value is reported once, at start-up or at SIGHUP, with the key's
@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
 use elvin_proto::options::DropPolicy;
 use elvin_proto::uri::{ElvinUri, Transport};
 use serde::Deserialize;
@@ -146,7 +145,7 @@ pub struct FileTls {
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -156,166 +155,112 @@ pub enum LogFormat {
     Json,
 }
 
-/// Command-line flags. Every flag overrides the configuration file's key
-/// of the same name.
-#[derive(Clone, Debug, Default, Parser)]
-#[command(
-    name = "eventd",
-    version,
-    about = "eventd: the tbevents Elvin 4 event router",
-    long_about = "eventd routes Elvin 4 notifications between the tbevents tools, schedulers and \
-                  agents, and any existing Elvin 4 client.\n\n\
-                  Settings come from built-in defaults, then the TOML file given with --config, \
-                  then these flags (a flag wins). SIGHUP re-reads the file and applies the log \
-                  level, the limits and max connections for new connections, and the TLS \
-                  certificates for new connections. SIGTERM or SIGINT sends Disconn (shutdown) to \
-                  every client and exits 0.",
-    after_help = "Examples:\n  \
-                  eventd                                     listen on elvin://0.0.0.0:2917\n  \
-                  eventd --listen elvin://127.0.0.1:2927     the control server's internal bus\n  \
-                  eventd --config /etc/tbevents/eventd.toml --log-level debug\n  \
-                  eventd --listen elvin://0.0.0.0:2917 --listen elvin:/secure/0.0.0.0:2918 \\\n      \
-                  --tls-cert cert.pem --tls-key key.pem\n  \
-                  eventd --metrics-listen 127.0.0.1:9917     then: curl http://127.0.0.1:9917/metrics\n\n\
-                  See docs/eventd.md for every setting."
-)]
-pub struct Cli {
+/// What the command line gave: every field overrides the configuration
+/// file's key of the same name (`eventd`'s clap parser in `main.rs` fills
+/// it; the library takes it plain).
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
     /// TOML configuration file (see docs/eventd.md and crates/router/eventd.toml).
-    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// Endpoint to listen on, as an Elvin URI; repeat for several. Plain TCP:
     /// elvin://HOST:PORT (e.g. elvin://0.0.0.0:2917); TLS: elvin:/secure/HOST:PORT.
     /// [default: elvin://0.0.0.0:2917]
-    #[arg(long, value_name = "URI")]
     pub listen: Vec<String>,
 
     /// Runtime worker threads. [default: number of CPUs]
-    #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
     /// "elvin_router=debug". Beats log_level in the file, which beats RUST_LOG. [default: info]
-    #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
 
     /// Log format. [default: text]
-    #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
 
     /// Seconds between log lines with the counters; 0 turns them off. [default: 60]
-    #[arg(long, value_name = "SECONDS")]
     pub stats_interval: Option<f64>,
 
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9917. [default: off]
-    #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
 
     /// Most simultaneous client connections on each endpoint (a listen URI's `;max_connections=N` overrides it for that endpoint); more are accepted and closed at once. [default: 100000]
-    #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
     /// Most simultaneous connections from one source address, all endpoints together. [default: no cap]
-    #[arg(long, value_name = "N")]
     pub max_connections_per_source: Option<usize>,
 
     /// Milliseconds one notification may spend being evaluated against subscriptions; past it the remaining candidates are skipped and counted. 0 turns the limit off. [default: 20]
-    #[arg(long, value_name = "MS")]
     pub notification_time_budget_ms: Option<f64>,
 
     /// Seconds a packet may stay incomplete (its bytes trickling in) before the connection is closed. [default: 30]
-    #[arg(long, value_name = "SECONDS")]
     pub frame_timeout: Option<f64>,
 
     /// Bytes of partially received packets all connections together may hold; a connection that would pass it is closed. [default: 268435456]
-    #[arg(long, value_name = "BYTES")]
     pub partial_frame_budget: Option<usize>,
 
     /// Seconds a channel may stay open without sending ConnRqst or UNotify. [default: 15]
-    #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<f64>,
 
     /// Seconds allowed at shutdown for Disconn to reach every client. [default: 5]
-    #[arg(long, value_name = "SECONDS")]
     pub shutdown_timeout: Option<f64>,
 
     /// Set TCP_NODELAY on client sockets (true/false). With false, a client's
     /// TCP.Send-Immediately=1 still turns it on for that client. [default: true]
-    #[arg(long, value_name = "BOOL")]
     pub tcp_nodelay: Option<bool>,
 
     /// Packet.Max-Length: largest packet in either direction, bytes; clients may ask for less.
     /// Also applies before ConnRqst. [default: 2097152]
-    #[arg(long, value_name = "BYTES")]
     pub packet_max_length: Option<usize>,
 
     /// Subscription.Max-Count: subscriptions per connection; clients may ask for less. [default: 2048]
-    #[arg(long, value_name = "N")]
     pub subscription_max_count: Option<usize>,
 
     /// Subscription.Max-Length: longest subscription expression, bytes of UTF-8. [default: 2048]
-    #[arg(long, value_name = "BYTES")]
     pub subscription_max_length: Option<usize>,
 
     /// Subscription.Max-Keys: keys on one subscription. [default: 256]
-    #[arg(long, value_name = "N")]
     pub subscription_max_keys: Option<usize>,
 
     /// Connection.Max-Keys: keys in each of a connection's two key sets. [default: 1024]
-    #[arg(long, value_name = "N")]
     pub connection_max_keys: Option<usize>,
 
     /// Send-Queue.Max-Length: bytes queued for one client before the drop policy applies.
     /// [default: 2097152]
-    #[arg(long, value_name = "BYTES")]
     pub send_queue_max_length: Option<usize>,
 
     /// Send-Queue.Drop-Policy: oldest, newest, largest, fail or none (fail and none disconnect
     /// the client). [default: oldest]
-    #[arg(long, value_name = "POLICY")]
     pub send_queue_drop_policy: Option<String>,
 
     /// Receive-Queue.Max-Length reported to clients, bytes (input is never dropped; reading is
     /// throttled instead). [default: 1048576]
-    #[arg(long, value_name = "BYTES")]
     pub receive_queue_max_length: Option<usize>,
 
     /// PEM certificate chain for TLS endpoints.
-    #[arg(long, value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for TLS endpoints.
-    #[arg(long, value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
 
     /// PEM CA bundle: verify client certificates against it.
-    #[arg(long, value_name = "PATH")]
     pub tls_client_ca: Option<PathBuf>,
 
     /// Refuse TLS clients that present no valid certificate (needs --tls-client-ca).
-    #[arg(long)]
     pub tls_require_client_cert: bool,
 
     /// After binding every endpoint, run as this account (name or uid); needs eventd started as
     /// root. With --group, that group; otherwise the account's primary group.
-    #[arg(long, value_name = "USER")]
     pub user: Option<String>,
 
     /// After binding, run with this group (name or gid).
-    #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
 
     /// Also send log lines to the system log (/dev/log: journald or syslogd), as well as stderr.
-    #[arg(long)]
     pub syslog: bool,
 
     /// The syslog socket for --syslog. [default: /dev/log]
-    #[arg(long, value_name = "PATH")]
     pub syslog_socket: Option<PathBuf>,
-
-    /// Check the configuration, print the resolved settings and exit.
-    #[arg(long)]
-    pub check_config: bool,
 }
 
 /// Per-connection limits. Each value is both what a client gets without
@@ -543,7 +488,7 @@ fn limit(key: &'static str, value: usize, min: usize) -> Result<usize, ConfigErr
 }
 
 impl ConnectionLimits {
-    fn resolve(file: &FileLimits, cli: &Cli, tcp_nodelay: bool) -> Result<Self, ConfigError> {
+    fn resolve(file: &FileLimits, cli: &Flags, tcp_nodelay: bool) -> Result<Self, ConfigError> {
         let d = ConnectionLimits::default();
         let pick = |flag: Option<usize>, key: Option<usize>, default: usize| {
             flag.or(key).unwrap_or(default)
@@ -641,7 +586,7 @@ impl ConnectionLimits {
 impl Settings {
     /// Reads the file named by `cli.config` (if any) and merges it with the
     /// flags.
-    pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
+    pub fn load(cli: &Flags) -> Result<Settings, ConfigError> {
         let file = match &cli.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -650,7 +595,7 @@ impl Settings {
     }
 
     /// Merges a parsed file with the flags and validates the result.
-    pub fn resolve(file: &FileConfig, cli: &Cli) -> Result<Settings, ConfigError> {
+    pub fn resolve(file: &FileConfig, cli: &Flags) -> Result<Settings, ConfigError> {
         let listen_text: Vec<String> = if !cli.listen.is_empty() {
             cli.listen.clone()
         } else {
@@ -826,110 +771,5 @@ impl Settings {
                 },
             ),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cli(args: &[&str]) -> Cli {
-        let mut all = vec!["eventd"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
-    }
-
-    #[test]
-    fn defaults_listen_on_the_standard_port() {
-        let s = Settings::resolve(&FileConfig::default(), &cli(&[])).unwrap();
-        assert_eq!(s.listen, vec![ElvinUri::parse(DEFAULT_LISTEN).unwrap()]);
-        assert_eq!(s.limits, ConnectionLimits::default());
-        assert_eq!(s.idle_timeout, Duration::from_secs(15));
-        assert_eq!(s.stats_interval, Some(Duration::from_secs(60)));
-        assert!(s.tls.is_none() && s.metrics_listen.is_none());
-    }
-
-    #[test]
-    fn flags_beat_the_file() {
-        let file = FileConfig::parse(
-            r#"
-            listen = ["elvin://127.0.0.1:2927"]
-            log_level = "warn"
-            stats_interval = 0
-            [limits]
-            packet_max_length = 4096
-            send_queue_drop_policy = "newest"
-            "#,
-        )
-        .unwrap();
-        let s = Settings::resolve(&file, &cli(&["--packet-max-length", "8192"])).unwrap();
-        assert_eq!(s.listen[0].port, 2927);
-        assert_eq!(s.log_level.as_deref(), Some("warn"));
-        assert_eq!(s.stats_interval, None);
-        assert_eq!(s.limits.packet_max_length, 8192);
-        assert_eq!(s.limits.send_queue_drop_policy, DropPolicy::Newest);
-        let s = Settings::resolve(&file, &cli(&["--listen", "elvin://127.0.0.1:3000"])).unwrap();
-        assert_eq!(s.listen.len(), 1);
-        assert_eq!(s.listen[0].port, 3000);
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let err = FileConfig::parse("listn = []").unwrap_err();
-        assert!(err.contains("listn"), "{err}");
-        let file = FileConfig::parse("[limits]\npacket_max_length = 12").unwrap();
-        let err = Settings::resolve(&file, &cli(&[])).unwrap_err().to_string();
-        assert!(err.contains("limits.packet_max_length"), "{err}");
-        let err = Settings::resolve(&FileConfig::default(), &cli(&["--listen", "http://x"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("listen"), "{err}");
-        let err = Settings::resolve(
-            &FileConfig::default(),
-            &cli(&["--send-queue-drop-policy", "random"]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("oldest, newest"), "{err}");
-        let err = Settings::resolve(&FileConfig::default(), &cli(&["--idle-timeout", "0"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("idle_timeout"), "{err}");
-    }
-
-    #[test]
-    fn the_example_configuration_is_valid() {
-        let file = FileConfig::parse(include_str!("../eventd.toml")).unwrap();
-        let s = Settings::resolve(&file, &cli(&[])).unwrap();
-        assert_eq!(s.listen.len(), 2);
-        assert_eq!(s.limits, ConnectionLimits::default());
-    }
-
-    #[test]
-    fn tls_endpoint_needs_a_certificate() {
-        let err = Settings::resolve(
-            &FileConfig::default(),
-            &cli(&["--listen", "elvin:/secure/127.0.0.1:2918"]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("tls.cert"), "{err}");
-        let err = Settings::resolve(&FileConfig::default(), &cli(&["--tls-cert", "c.pem"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("tls.key"), "{err}");
-        let err = Settings::resolve(
-            &FileConfig::default(),
-            &cli(&[
-                "--tls-cert",
-                "c.pem",
-                "--tls-key",
-                "k.pem",
-                "--tls-require-client-cert",
-            ]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("client_ca"), "{err}");
     }
 }

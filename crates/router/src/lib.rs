@@ -47,7 +47,7 @@ pub mod session;
 pub mod tls;
 
 pub use broker::{Broker, Notification, RouteScratch};
-pub use config::{Cli, ConnectionLimits, Settings};
+pub use config::{ConnectionLimits, Flags, Settings};
 pub use metrics::Metrics;
 pub use outbox::{Outbox, QueueLimits, Sink};
 pub use server::{Reloader, Router};

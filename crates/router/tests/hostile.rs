@@ -20,7 +20,7 @@
 
 mod common;
 
-use common::{Client, emulab_event, eventd, eventd_process, rss_kib};
+use common::{Client, emulab_event, eventd, eventd_process, eventd_with, rss_kib};
 use elvin_proto::codes::nack;
 use elvin_proto::{Attributes, Keys, Packet};
 
@@ -95,7 +95,7 @@ fn distinct_large_regexes_stop_at_the_subscription_budget() {
 
 #[test]
 fn a_long_wildcard_against_a_large_value_does_not_stall_the_router() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut attacker = Client::connect(router.addr());
     let mut publisher = Client::connect(router.addr());
     let expression = format!(r#"wildcard(x, "*{}z*")"#, "?".repeat(1500));
@@ -113,7 +113,7 @@ fn a_long_wildcard_against_a_large_value_does_not_stall_the_router() {
 
 #[test]
 fn a_huge_notification_against_many_requires_is_hashed() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut subscribers: Vec<Client> = (0..4).map(|_| Client::connect(router.addr())).collect();
     for (i, sub) in subscribers.iter_mut().enumerate() {
         for s in 0..5 {
@@ -163,7 +163,7 @@ fn partial_frame(len: u32, have: usize) -> Vec<u8> {
 
 #[test]
 fn a_packet_that_stays_incomplete_is_cut_after_the_frame_timeout() {
-    let router = eventd(&["--frame-timeout", "0.5"]);
+    let router = eventd_with(|f| f.frame_timeout = Some(0.5));
     let mut slow = Client::connect(router.addr());
     slow.send_raw(&partial_frame(4096, 1000));
     let text = slow.expect_disconn(elvin_proto::codes::disconn::PROTOCOL_VIOLATION);
@@ -173,7 +173,7 @@ fn a_packet_that_stays_incomplete_is_cut_after_the_frame_timeout() {
 
 #[test]
 fn partial_packets_past_the_router_budget_cut_the_connection_that_passes_it() {
-    let router = eventd(&["--partial-frame-budget", "100000"]);
+    let router = eventd_with(|f| f.partial_frame_budget = Some(100000));
     // Within the budget: kept (the bystander check below runs while it
     // still holds its 60 KB).
     let mut within = Client::connect(router.addr());

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Client, eventd};
+use common::{Client, eventd, eventd_with};
 use elvin_proto::keys::sha1_public_key;
 use elvin_proto::{Attributes, ConnRqst, KeyEntry, Keys, NotifyEmit, Packet};
 
@@ -45,7 +45,7 @@ fn ids(client: &mut Client) -> (Vec<i64>, Vec<i64>) {
 
 #[test]
 fn producer_scheme_identifies_the_sender() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     let secret = b"alice".to_vec();
@@ -94,7 +94,7 @@ fn producer_scheme_identifies_the_sender() {
 
 #[test]
 fn consumer_scheme_lets_the_producer_choose_receivers() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut bob = Client::connect(router.addr());
     let mut carol = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
@@ -126,7 +126,7 @@ fn consumer_scheme_lets_the_producer_choose_receivers() {
 
 #[test]
 fn dual_scheme_needs_both_halves() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     let dual_sub = Keys {
@@ -164,7 +164,7 @@ fn dual_scheme_needs_both_halves() {
 
 #[test]
 fn connection_keys_apply_to_every_notification_and_subscription() {
-    let router = eventd(&[]);
+    let router = eventd();
     let secret = b"conn-secret".to_vec();
     // Subscriber: connection subscription keys hold the producer's public key.
     let mut sub = Client::open(router.addr());
@@ -210,7 +210,7 @@ fn connection_keys_apply_to_every_notification_and_subscription() {
 
 #[test]
 fn too_many_subscription_keys_are_nacked() {
-    let router = eventd(&["--subscription-max-keys", "1"]);
+    let router = eventd_with(|f| f.subscription_max_keys = Some(1));
     let mut sub = Client::connect(router.addr());
     let reply = sub.sub_add(
         "n == 1",
@@ -230,7 +230,7 @@ fn too_many_subscription_keys_are_nacked() {
 
 #[test]
 fn submod_adds_and_removes_subscription_keys() {
-    let router = eventd(&["--subscription-max-keys", "2"]);
+    let router = eventd_with(|f| f.subscription_max_keys = Some(2));
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     let id = subscribe(&mut sub, false, Keys::new());

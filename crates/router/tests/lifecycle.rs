@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Client, emulab_event, eventd, eventd_process};
+use common::{Client, emulab_event, eventd_process, eventd_with};
 use elvin_proto::codes::disconn;
 use elvin_proto::{Keys, Packet};
 use tbevents_testkit::{free_port, signals};
@@ -109,7 +109,7 @@ fn metric(text: &str, name: &str) -> u64 {
 fn metrics_report_traffic() {
     let metrics_port = free_port();
     let listen = format!("127.0.0.1:{metrics_port}");
-    let router = eventd(&["--metrics-listen", &listen]);
+    let router = eventd_with(|f| f.metrics_listen = Some(listen.clone()));
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     sub.subscribe(r#"EXPT == "p/m""#);

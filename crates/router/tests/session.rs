@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Client, emulab_event, eventd, option, options};
+use common::{Client, emulab_event, eventd, eventd_with, option, options};
 use elvin_proto::codes::nack;
 use elvin_proto::options::VENDOR_IDENTIFICATION;
 use elvin_proto::{
@@ -23,7 +23,7 @@ use elvin_proto::{
 
 #[test]
 fn connrqst_gets_connrply_with_vendor_and_key_schemes() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::open(router.addr());
     let reply = client.handshake(vec![]);
     assert_eq!(
@@ -43,7 +43,7 @@ fn connrqst_gets_connrply_with_vendor_and_key_schemes() {
 
 #[test]
 fn negotiation_follows_the_rules_for_every_kind_of_request() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::open(router.addr());
     let reply = client.handshake(options(&[
         ("Packet.Max-Length", Value::Int32(8192)),
@@ -89,7 +89,7 @@ fn negotiation_follows_the_rules_for_every_kind_of_request() {
 
 #[test]
 fn negotiated_subscription_count_is_enforced() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::open(router.addr());
     client.handshake(options(&[(
         "router.subscription.max-count",
@@ -109,7 +109,7 @@ fn negotiated_subscription_count_is_enforced() {
 
 #[test]
 fn wrong_version_is_nacked_and_the_socket_stays_open() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::open(router.addr());
     client.send(ConnRqst {
         xid: 7,
@@ -133,7 +133,7 @@ fn wrong_version_is_nacked_and_the_socket_stays_open() {
 
 #[test]
 fn too_many_connection_keys_are_nacked() {
-    let router = eventd(&["--connection-max-keys", "2"]);
+    let router = eventd_with(|f| f.connection_max_keys = Some(2));
     let mut client = Client::open(router.addr());
     let keys = Keys {
         entries: vec![elvin_proto::KeyEntry::Producer(vec![
@@ -159,7 +159,7 @@ fn too_many_connection_keys_are_nacked() {
 
 #[test]
 fn subscription_requests_get_ids_and_precise_nacks() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::connect(router.addr());
     let first = client.subscribe(r#"EXPT == "p/e""#);
     let second = client.subscribe("SCHEDULER == 0");
@@ -234,7 +234,7 @@ fn subscription_requests_get_ids_and_precise_nacks() {
 
 #[test]
 fn submod_changes_or_keeps_the_expression() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     let id = sub.subscribe("n == 1");
@@ -290,7 +290,7 @@ fn submod_changes_or_keeps_the_expression() {
 
 #[test]
 fn one_deliver_per_client_listing_all_matching_subscriptions() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut other = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
@@ -315,7 +315,7 @@ fn one_deliver_per_client_listing_all_matching_subscriptions() {
 
 #[test]
 fn function_calls_with_a_space_before_the_paren_are_accepted_and_match() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     // The Elvin draft's own example, as existing clients send it.
@@ -336,7 +336,7 @@ fn function_calls_with_a_space_before_the_paren_are_accepted_and_match() {
 
 #[test]
 fn a_repeated_attribute_is_delivered_once_with_its_last_value() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     let id = sub.subscribe("n == 2");
@@ -368,7 +368,7 @@ fn a_repeated_attribute_is_delivered_once_with_its_last_value() {
 
 #[test]
 fn producers_receive_their_own_notifications() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::connect(router.addr());
     let id = client.subscribe(r#"EXPT == "p/self""#);
     client.emit(emulab_event("p/self", 1));
@@ -377,7 +377,7 @@ fn producers_receive_their_own_notifications() {
 
 #[test]
 fn a_thousand_notifications_arrive_in_order() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     sub.subscribe(r#"EXPT == "p/order""#);
@@ -392,7 +392,7 @@ fn a_thousand_notifications_arrive_in_order() {
 
 #[test]
 fn unotify_is_delivered_without_a_session_and_never_answered() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut sub = Client::connect(router.addr());
     let id = sub.subscribe(r#"EXPT == "p/u""#);
     let mut sender = Client::open(router.addr());
@@ -416,7 +416,7 @@ fn unotify_is_delivered_without_a_session_and_never_answered() {
 
 #[test]
 fn testconn_is_answered_even_before_connrqst() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::open(router.addr());
     client.send(elvin_proto::TestConn);
     assert!(matches!(client.recv(), Packet::ConfConn(_)));
@@ -427,7 +427,7 @@ fn testconn_is_answered_even_before_connrqst() {
 
 #[test]
 fn secrqst_changes_keys_atomically_and_enforces_the_limit() {
-    let router = eventd(&["--connection-max-keys", "2"]);
+    let router = eventd_with(|f| f.connection_max_keys = Some(2));
     let mut sub = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     let private = b"producer-secret".to_vec();
@@ -512,7 +512,7 @@ fn secrqst_changes_keys_atomically_and_enforces_the_limit() {
 
 #[test]
 fn disconnrqst_gets_disconnrply_then_close() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::connect(router.addr());
     client.subscribe("a == 1");
     client.send(DisconnRqst { xid: 42 });
@@ -525,7 +525,7 @@ fn disconnrqst_gets_disconnrply_then_close() {
 
 #[test]
 fn qos_and_quench_requests_are_not_implemented() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::connect(router.addr());
     client.send(QosRqst {
         xid: 5,
@@ -559,7 +559,7 @@ fn qos_and_quench_requests_are_not_implemented() {
 
 #[test]
 fn router_packets_sent_by_a_client_are_ignored() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut client = Client::connect(router.addr());
     client.send(ConnRply {
         xid: 1,
@@ -572,7 +572,7 @@ fn router_packets_sent_by_a_client_are_ignored() {
 
 #[test]
 fn no_delivery_before_a_subscription() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut quiet = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     producer.emit(emulab_event("p/e", 1));
@@ -581,7 +581,7 @@ fn no_delivery_before_a_subscription() {
 
 #[test]
 fn nacks_never_exceed_the_clients_packet_limit() {
-    let router = eventd(&["--subscription-max-length", "4096"]);
+    let router = eventd_with(|f| f.subscription_max_length = Some(4096));
     let mut client = Client::open(router.addr());
     client.handshake(options(&[("Packet.Max-Length", Value::Int32(1024))]));
     // A 1000-byte expression whose error quotes a long token back.

@@ -149,7 +149,7 @@ fn stalled_subscriber_is_bounded_and_harms_nobody() {
 
 #[test]
 fn fail_policy_disconnects_a_client_that_cannot_keep_up() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut stalled = Client::open(router.addr());
     stalled.handshake(options(&[
         ("Send-Queue.Max-Length", Value::Int32(16_384)),

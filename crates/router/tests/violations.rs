@@ -16,7 +16,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, emulab_event, eventd, options};
+use common::{Client, emulab_event, eventd, eventd_with, options};
 use elvin_proto::codes::{disconn, nack};
 use elvin_proto::{ConnRqst, DisconnRqst, Keys, NotifyEmit, Packet, SubAddRqst, Value, raw};
 
@@ -61,7 +61,7 @@ fn encoded(packet: impl Into<Packet>) -> Vec<u8> {
 
 #[test]
 fn every_violation_closes_only_its_connection() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut bystander = Bystander::new(&router);
 
     let cases: Vec<(&str, bool, Vec<u8>, &str)> = vec![
@@ -201,7 +201,7 @@ fn every_violation_closes_only_its_connection() {
 
 #[test]
 fn oversize_frames_are_refused_before_and_after_negotiation() {
-    let router = eventd(&[]);
+    let router = eventd();
     let mut bystander = Bystander::new(&router);
 
     // Before ConnRqst the configured 2 MiB applies to the header alone.
@@ -241,7 +241,7 @@ fn oversize_frames_are_refused_before_and_after_negotiation() {
 
 #[test]
 fn long_expressions_are_refused() {
-    let router = eventd(&["--subscription-max-length", "64"]);
+    let router = eventd_with(|f| f.subscription_max_length = Some(64));
     let mut client = Client::connect(router.addr());
     let long = format!("a == \"{}\"", "x".repeat(80));
     match client.sub_add(&long, true, Keys::new()) {
@@ -256,7 +256,7 @@ fn long_expressions_are_refused() {
 
 #[test]
 fn channels_without_a_session_are_closed_after_the_idle_timeout() {
-    let router = eventd(&["--idle-timeout", "0.5"]);
+    let router = eventd_with(|f| f.idle_timeout = Some(0.5));
     let mut bystander = Bystander::new(&router);
     let started = Instant::now();
     let mut idle = Client::open(router.addr());
@@ -316,7 +316,7 @@ fn sessions(router: &common::InProcess, n: usize) -> Vec<Client> {
 
 #[test]
 fn connections_beyond_the_maximum_are_refused() {
-    let router = eventd(&["--max-connections", "3"]);
+    let router = eventd_with(|f| f.max_connections = Some(3));
     let mut clients = sessions(&router, 3);
     let mut refused = Client::open(router.addr());
     refused.expect_closed();

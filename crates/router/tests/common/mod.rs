@@ -28,22 +28,26 @@ pub fn eventd_process(extra: &[&str]) -> Router {
     Router::start(extra)
 }
 
-/// Runs the router library in this test process: `flags` are parsed as
-/// `eventd`'s command line (with a listener on a free loopback port unless
-/// they name one), the router is bound and served on its own
+/// Runs the router library in this test process with default flags (see
+/// [`eventd_with`]).
+pub fn eventd() -> InProcess {
+    eventd_with(|_| {})
+}
+
+/// Runs the router library in this test process: `configure` sets the
+/// flags (as `eventd`'s command line would; a listener on a free loopback
+/// port unless it names one), the router is bound and served on its own
 /// runtime thread, and dropping the value shuts it down cleanly.
-pub fn eventd(flags: &[&str]) -> InProcess {
-    use clap::Parser as _;
-    // Listen URIs need a real port; the test kit hands out ports no other
-    // test process is using.
-    let listen = format!("elvin://127.0.0.1:{}", tbevents_testkit::free_port());
-    let mut args = vec!["eventd"];
-    if !flags.contains(&"--listen") {
-        args.extend(["--listen", listen.as_str()]);
+pub fn eventd_with(configure: impl FnOnce(&mut elvin_router::Flags)) -> InProcess {
+    let mut flags = elvin_router::Flags::default();
+    configure(&mut flags);
+    if flags.listen.is_empty() {
+        // Listen URIs need a real port; the test kit hands out ports no
+        // other test process is using.
+        let port = tbevents_testkit::free_port();
+        flags.listen.push(format!("elvin://127.0.0.1:{port}"));
     }
-    args.extend_from_slice(flags);
-    let cli = elvin_router::Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{e}"));
-    let settings = elvin_router::Settings::load(&cli).unwrap_or_else(|e| panic!("{e}"));
+    let settings = elvin_router::Settings::load(&flags).unwrap_or_else(|e| panic!("{e}"));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
