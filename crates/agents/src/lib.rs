@@ -9,7 +9,6 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`cli`] | the command line every agent accepts (`-s -p -e -k --host --vnode --store -l`) |
 //! | [`runtime`] | register with the node's router, subscribe with the Emulab shape, receive verified events, publish replies |
 //! | [`rows`] | read this node's rows (`virt_programs`, `virt_trafgens`, its control IP) from the store |
 //! | [`args`] | typed reading of `ARGS`, with errors that say what was wrong |
@@ -34,7 +33,6 @@
 //!   reconnect (with their subscriptions) after a lost connection.
 
 pub mod args;
-pub mod cli;
 pub mod logging;
 pub mod privilege;
 pub mod program;

@@ -1,11 +1,14 @@
 //! `program-agent`: runs an experiment's programs on one node. See
 //! `tbevents_agents::program` and docs/agents.md.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
+use args::CommonArgs;
 use clap::Parser;
-use tbevents_agents::cli::CommonArgs;
 use tbevents_agents::program::{self, DEFAULT_STOP_GRACE, ProgramAgent, ProgramConfig};
 use tbevents_agents::runtime::{self, AgentSpec, shutdown_signal};
 use tbevents_agents::{logging, privilege, rows};

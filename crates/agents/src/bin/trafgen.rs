@@ -1,11 +1,14 @@
 //! `trafgen`: the constant-bit-rate sources and sinks of one node. See
 //! `tbevents_agents::trafgen` and docs/agents.md.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
+use args::CommonArgs;
 use clap::Parser;
-use tbevents_agents::cli::CommonArgs;
 use tbevents_agents::runtime::{self, AgentSpec, shutdown_signal};
 use tbevents_agents::trafgen::{
     self, DEFAULT_REPORT_INTERVAL, ReportConfig, ReportEvents, TrafgenAgent,

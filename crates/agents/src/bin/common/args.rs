@@ -5,6 +5,9 @@
 //! changing the testbed too. `docs/agents.md` lists them. The short
 //! flags are Emulab's (`-s`, `-p`, `-e`, `-k`, `-l`); the rest are long
 //! options for what Emulab's agents read from files tmcd wrote.
+//!
+//! It belongs to the binaries (each includes it with `#[path]`), not to the
+//! library, which takes plain values.
 
 use std::path::PathBuf;
 
@@ -13,11 +16,11 @@ use tbevents_event::constants::ELVIN_PORT;
 use tbevents_store::ExperimentId;
 
 /// Where per-run logs go when `-l` is not given.
-pub const DEFAULT_LOG_DIR: &str = "/var/log/tbevents";
+pub(crate) const DEFAULT_LOG_DIR: &str = "/var/log/tbevents";
 
 /// Flags shared by every agent (flattened into each binary's parser).
 #[derive(Clone, Debug, Args)]
-pub struct CommonArgs {
+pub(crate) struct CommonArgs {
     /// The node's event router host.
     #[arg(
         short = 's',
@@ -25,64 +28,64 @@ pub struct CommonArgs {
         value_name = "HOST",
         default_value = "localhost"
     )]
-    pub server: String,
+    pub(crate) server: String,
 
     /// The node's event router port.
     #[arg(short = 'p', long = "port", value_name = "PORT", default_value_t = ELVIN_PORT)]
-    pub port: u16,
+    pub(crate) port: u16,
 
     /// The experiment, `pid/eid`.
     #[arg(short = 'e', long = "experiment", value_name = "PID/EID", value_parser = parse_experiment)]
-    pub experiment: ExperimentId,
+    pub(crate) experiment: ExperimentId,
 
     /// The experiment's event key file (as `tbevents create` writes it).
     #[arg(short = 'k', long = "keyfile", value_name = "PATH")]
-    pub keyfile: PathBuf,
+    pub(crate) keyfile: PathBuf,
 
     /// The HOST value this node answers to: its control IP, as the
     /// scheduler addresses it. Events with HOST `*` are for every node.
     /// Default (also for an empty value): the node's control IP from the
     /// store's swap-in mapping; without one, every HOST is accepted.
     #[arg(long = "host", value_name = "ADDR", value_parser = parse_host)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 
     /// The virtual node whose rows this agent serves.
     #[arg(long = "vnode", value_name = "NAME")]
-    pub vnode: String,
+    pub(crate) vnode: String,
 
     /// Where to read the experiment's rows (any store URL; read only).
     /// Default: $TBEVENTS_STORE, else sqlite:/var/lib/tbevents/tbevents.db.
     #[arg(long = "store", value_name = "URL")]
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
 
     /// Directory for per-run logs.
     #[arg(short = 'l', long = "logdir", value_name = "DIR", default_value = DEFAULT_LOG_DIR)]
-    pub logdir: PathBuf,
+    pub(crate) logdir: PathBuf,
 
     /// More logging (twice for everything, including the event library).
     #[arg(short = 'd', long = "debug", action = clap::ArgAction::Count)]
-    pub debug: u8,
+    pub(crate) debug: u8,
 }
 
 impl CommonArgs {
     /// `pid/eid` as events carry it in `EXPT`.
-    pub fn expt(&self) -> String {
+    pub(crate) fn expt(&self) -> String {
         self.experiment.to_string()
     }
 
     /// `--host`, unless absent or empty.
-    pub fn host(&self) -> Option<String> {
+    pub(crate) fn host(&self) -> Option<String> {
         self.host.clone().filter(|h| !h.is_empty())
     }
 
     /// The router's URI.
-    pub fn server_uri(&self) -> String {
+    pub(crate) fn server_uri(&self) -> String {
         tbevents_event::server_uri(&self.server, Some(self.port))
     }
 }
 
 /// Parses and checks `pid/eid` against Emulab's naming rules.
-pub fn parse_experiment(text: &str) -> Result<ExperimentId, String> {
+pub(crate) fn parse_experiment(text: &str) -> Result<ExperimentId, String> {
     let id = ExperimentId::parse(text)
         .ok_or_else(|| format!("`{text}` is not pid/eid (for example testbed/demo)"))?;
     id.validate().map_err(|error| error.to_string())?;
@@ -92,7 +95,7 @@ pub fn parse_experiment(text: &str) -> Result<ExperimentId, String> {
 /// A HOST value: no spaces or commas (they would split it in the
 /// subscription), and not `*` (which every node answers anyway). Empty
 /// means "not given".
-pub fn parse_host(text: &str) -> Result<String, String> {
+pub(crate) fn parse_host(text: &str) -> Result<String, String> {
     if text == "*" {
         return Err("give this node's control address, for example 10.0.0.2".to_owned());
     }
