@@ -8,7 +8,7 @@
 //! - **testbed control** (`tevc -c EVENT`, root only): a `TBCONTROL` event
 //!   sent at once, unsigned, to the boss node's private router.
 //!
-//! The module is the whole tool; `src/bin/tevc.rs` only calls [`main`].
+//! `src/bin/tevc.rs` parses the command line into a [`Request`] and calls [`execute`].
 //! Everything the user typed is checked (time, event name, experiment,
 //! arguments, key file) before any connection is made, so a mistake never
 //! half-sends. Every failure prints one `tevc: ...` line and exits with

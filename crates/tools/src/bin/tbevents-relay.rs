@@ -2,6 +2,10 @@
 //! signals live here; the relay itself is `tbevents_tools::relay`, and
 //! docs/relay.md describes it.
 
+// The flags' doc comments are `--help` text, where `[2001:db8::1]:2917`
+// is an address, not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
