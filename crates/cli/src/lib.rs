@@ -10,10 +10,12 @@
 //! | [`duration`] | `3s`, `250ms`, `1m` flags |
 //! | [`programs`] | finding (and in a source tree, building) the sibling programs a command starts |
 //! | [`help`] | the manual-page layout of the daemons' `--help` |
+//! | [`args`] | parsing `argv` with the exit conventions; the one-line usage problem |
 //!
 //! Each program owns its flags, messages and exit statuses; nothing here
 //! decides those.
 
+pub mod args;
 pub mod duration;
 pub mod help;
 pub mod limits;

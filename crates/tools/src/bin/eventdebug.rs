@@ -152,10 +152,8 @@ where
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
-            let text = error.to_string();
-            let first = text.lines().next().unwrap_or("bad usage");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("eventdebug: {}", EventdebugError::Usage(first.to_owned()));
+            let problem = tbevents_cli::args::usage_problem(&error);
+            eprintln!("eventdebug: {}", EventdebugError::Usage(problem));
             return EXIT_USAGE;
         }
     };

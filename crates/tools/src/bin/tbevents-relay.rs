@@ -174,13 +174,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match tbevents_cli::args::parse_or_exit(args, EXIT_USAGE) {
         Ok(cli) => cli,
-        Err(error) => {
-            // --help and --version arrive here too, with exit code 0.
-            let _ = error.print();
-            return u8::try_from(error.exit_code()).unwrap_or(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     tbevents_cli::init_logging(
         "tbevents-relay",
