@@ -89,6 +89,7 @@ fn producer_scheme_identifies_the_sender() {
             entries: vec![KeyEntry::Producer(vec![b"eve".to_vec()])],
         },
     );
+    producer.sync();
     sub.expect_nothing();
 }
 
@@ -121,6 +122,7 @@ fn consumer_scheme_lets_the_producer_choose_receivers() {
         },
     );
     assert_eq!(ids(&mut bob), (vec![bob_id], vec![]));
+    producer.sync();
     carol.expect_nothing();
 }
 
@@ -159,6 +161,7 @@ fn dual_scheme_needs_both_halves() {
             }],
         },
     );
+    producer.sync();
     sub.expect_nothing();
 }
 
@@ -205,6 +208,13 @@ fn connection_keys_apply_to_every_notification_and_subscription() {
         deliver_insecure: false,
         keys: Keys::new(),
     });
+    // The router has handled the UNotify once it closes the channel
+    // behind it.
+    unotifier
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    unotifier.expect_closed();
     sub.expect_nothing();
 }
 
@@ -251,6 +261,7 @@ fn submod_adds_and_removes_subscription_keys() {
     };
     // Without keys the secure-only subscription gets nothing.
     emit(&mut producer, false, signed.clone());
+    producer.sync();
     sub.expect_nothing();
     // Adding the producer's public key makes it a secure match.
     let public_k1 = Keys {
@@ -278,5 +289,6 @@ fn submod_adds_and_removes_subscription_keys() {
         Packet::SubRply(_)
     ));
     emit(&mut producer, false, signed);
+    producer.sync();
     sub.expect_nothing();
 }

@@ -34,8 +34,27 @@ fn sigterm_sends_disconn_shutdown_to_every_client_and_exits_zero() {
     for client in [&mut connected, &mut other, &mut fresh] {
         client.expect_disconn(disconn::SHUTDOWN);
     }
+    // Closing our ends ends the router's linger on each connection.
+    drop((connected, other, fresh));
     let status = router.proc.wait(Duration::from_secs(10));
     assert!(status.success(), "eventd exited with {status}");
+}
+
+#[test]
+fn the_library_shutdown_future_sends_disconn_shutdown_to_every_client() {
+    let mut router = common::eventd();
+    let mut connected = Client::connect(router.addr());
+    connected.subscribe("a == 1");
+    let mut fresh = Client::open(router.addr());
+    fresh.sync();
+    router.begin_stop();
+    for client in [&mut connected, &mut fresh] {
+        client.expect_disconn(disconn::SHUTDOWN);
+    }
+    // With our ends closed the router's run() returns; shutting down
+    // waits for that (and would re-raise a panic from it).
+    drop((connected, fresh));
+    router.shutdown();
 }
 
 #[test]
@@ -44,6 +63,7 @@ fn sigint_shuts_down_too() {
     let mut client = Client::connect(router.addr());
     router.proc.signal(signals::SIGINT);
     client.expect_disconn(disconn::SHUTDOWN);
+    drop(client);
     assert!(router.proc.wait(Duration::from_secs(10)).success());
 }
 

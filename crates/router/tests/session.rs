@@ -507,6 +507,7 @@ fn secrqst_changes_keys_atomically_and_enforces_the_limit() {
         deliver_insecure: false,
         keys: Keys::new(),
     });
+    producer.sync();
     sub.expect_nothing();
 }
 
@@ -576,6 +577,7 @@ fn no_delivery_before_a_subscription() {
     let mut quiet = Client::connect(router.addr());
     let mut producer = Client::connect(router.addr());
     producer.emit(emulab_event("p/e", 1));
+    producer.sync();
     quiet.expect_nothing();
 }
 

@@ -19,8 +19,6 @@ pub use tbevents_testkit::Router;
 
 /// How long a test waits for an expected packet.
 pub const WAIT: Duration = Duration::from_secs(10);
-/// How long a test waits to be sure nothing arrives.
-pub const QUIET: Duration = Duration::from_millis(300);
 
 /// Starts the `eventd` program on a free loopback port with `extra` flags,
 /// for the tests that need a process (signals, exit codes, its memory).
@@ -107,6 +105,14 @@ impl InProcess {
     /// The first endpoint's URI.
     pub fn uri(&self) -> String {
         format!("elvin://{}", self.addr())
+    }
+
+    /// Completes the router's shutdown future (every client gets
+    /// Disconn) without waiting for it to finish.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     /// Shuts the router down (every client gets Disconn) and waits for it.
@@ -249,10 +255,18 @@ impl<S: Read + Write + Timeouts> Client<S> {
             .expect("expected a packet from the router, got nothing (timeout or EOF)")
     }
 
-    /// Asserts that no packet arrives within [`QUIET`].
+    /// Asserts that the router has nothing queued for this client. A
+    /// caller expecting nothing from another connection first makes that
+    /// connection's round trip (`sync`), so the router has routed what it
+    /// sent.
     pub fn expect_nothing(&mut self) {
-        if let Some(packet) = self.recv_within(QUIET) {
-            panic!("expected nothing from the router, got {packet:?}");
+        // The router answers TestConn in order, after anything it already
+        // queued for this client: whatever arrives before the ConfConn is
+        // what should not have come.
+        self.send(elvin_proto::TestConn);
+        match self.recv() {
+            Packet::ConfConn(_) => {}
+            packet => panic!("expected nothing from the router, got {packet:?}"),
         }
     }
 
