@@ -73,7 +73,8 @@ pub fn settled(count: impl Fn() -> u64, quiet: Duration, timeout: Duration) -> u
 }
 
 /// Measures the TCP goodput from `from_ns` to the sink `count` over a
-/// window after a warm-up, in bit/s.
+/// window after a warm-up, in bit/s (a rate measured over a window, not a
+/// sleep-then-assert).
 pub fn tcp_rate(
     from_ns: &str,
     target: SocketAddr,
@@ -89,10 +90,27 @@ pub fn tcp_rate(
             warmup + window + Duration::from_millis(500),
         )
     });
+    // Samples of the sink's counter every 50 ms through the window, and the
+    // least-squares slope through them: on a loaded machine one late
+    // sample (the sink not yet scheduled to count what arrived) would
+    // skew a two-point difference, but barely moves the fit.
     std::thread::sleep(warmup);
-    let (c1, t1) = (count(), Instant::now());
-    std::thread::sleep(window);
-    let (c2, t2) = (count(), Instant::now());
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < window {
+        samples.push((start.elapsed().as_secs_f64(), count() as f64));
+        std::thread::sleep(Duration::from_millis(50));
+    }
     sender.join().unwrap().unwrap();
-    (c2 - c1) as f64 * 8.0 / (t2 - t1).as_secs_f64()
+    let n = samples.len() as f64;
+    let (mean_t, mean_c) = samples
+        .iter()
+        .fold((0.0, 0.0), |(t, c), (st, sc)| (t + st / n, c + sc / n));
+    let (num, den) = samples.iter().fold((0.0, 0.0), |(num, den), (t, c)| {
+        (
+            num + (t - mean_t) * (c - mean_c),
+            den + (t - mean_t).powi(2),
+        )
+    });
+    num / den * 8.0
 }
