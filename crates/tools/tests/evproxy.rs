@@ -23,9 +23,6 @@ use tbevents_testkit::{Proc, Router, free_port, signals};
 /// How long a test waits for something that should happen promptly.
 const PROMPT: Duration = Duration::from_secs(10);
 
-/// How long a test waits to be sure something does not happen.
-const QUIET: Duration = Duration::from_millis(700);
-
 /// The experiment key, as Emulab writes it.
 const KEY: &[u8] = b"5f4dcc3b5aa765d61d8327deb882cf99";
 
@@ -122,11 +119,17 @@ async fn next_raw(subscription: &mut Subscription) -> Attributes {
     (*notification.attributes).clone()
 }
 
-/// Asserts that nothing more arrives on a raw subscription for [`QUIET`].
-async fn assert_quiet(subscription: &mut Subscription, what: &str) {
-    if let Ok(Some(extra)) = tokio::time::timeout(QUIET, subscription.recv()).await {
-        panic!("{what}: unexpected {:?}", extra.attributes);
-    }
+/// Asserts that the next notification on a raw subscription is the
+/// sentinel `objname`. The caller sends the sentinel after everything that
+/// must not arrive, along the same path, so anything that should not have
+/// come would be ahead of it.
+async fn assert_sentinel_next(subscription: &mut Subscription, objname: &str, what: &str) {
+    let got = next_raw(subscription).await;
+    assert_eq!(
+        got.get_str("OBJNAME"),
+        Some(objname),
+        "{what}: expected the sentinel next, got {got:?}"
+    );
 }
 
 /// A producer event for this experiment.
@@ -226,7 +229,10 @@ async fn forwards_only_this_nodes_and_broadcast_events_with_their_signatures() {
             .verify(&got)
             .expect("the forwarded signature verifies");
     }
-    assert_quiet(&mut local_raw, "local router").await;
+    // Nothing more: a sentinel sent last is next.
+    let mut sentinel = event(&producer, EXPT, "*", "sentinel");
+    producer.notify(&mut sentinel).await.unwrap();
+    assert_sentinel_next(&mut local_raw, "sentinel", "local router").await;
 
     // -d: one line per forwarded event; the periodic summary counts them.
     let log = proxy.stderr();
@@ -235,7 +241,7 @@ async fn forwards_only_this_nodes_and_broadcast_events_with_their_signatures() {
         "{log}"
     );
     assert!(!log.contains("for-another-node"), "{log}");
-    wait_for_count(&mut proxy, "upstream_to_local=3", 1);
+    wait_for_count(&mut proxy, "upstream_to_local=4", 1);
 
     proxy.signal(signals::SIGTERM);
     let status = proxy.wait(PROMPT);
@@ -245,7 +251,7 @@ async fn forwards_only_this_nodes_and_broadcast_events_with_their_signatures() {
         .lines()
         .find(|line| line.contains("evproxy exiting"))
         .unwrap_or_else(|| panic!("no final line:\n{log}"));
-    assert!(exiting.contains("upstream_to_local=3"), "{exiting}");
+    assert!(exiting.contains("upstream_to_local=4"), "{exiting}");
     assert!(exiting.contains("local_to_upstream=0"), "{exiting}");
     assert!(exiting.contains("upstream_to_local_failed=0"), "{exiting}");
 }
@@ -311,12 +317,21 @@ async fn scheduler_requests_go_upstream_and_local_fired_events_do_not() {
     for expected in &sent {
         assert_eq!(sorted(&next_raw(&mut upstream_raw).await), sorted(expected));
     }
-    assert_quiet(&mut upstream_raw, "upstream router").await;
+    // Not the foreign request (sent after them) either: a request sent
+    // last is the next thing upstream sees.
+    let mut sentinel = event(&agent, EXPT, "*", "up-sentinel");
+    agent
+        .schedule(&mut sentinel, SystemTime::now())
+        .await
+        .unwrap();
+    assert_sentinel_next(&mut upstream_raw, "up-sentinel", "upstream router").await;
 
     // No loop on the node either: the local event was seen once, plus
-    // the three requests the agent made there, and nothing came back.
+    // the four requests the agent made there, and nothing came back. A
+    // fired event sent upstream now comes down the same path any looped
+    // copy would, after it, so it must be next.
     let mut seen = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..5 {
         seen.push(
             next_raw(&mut local_raw)
                 .await
@@ -331,14 +346,17 @@ async fn scheduler_requests_go_upstream_and_local_fired_events_do_not() {
         1,
         "{seen:?}"
     );
-    assert_quiet(&mut local_raw, "local router").await;
+    let down = keyed(&upstream).await;
+    let mut sentinel = event(&down, EXPT, "*", "down-sentinel");
+    down.notify(&mut sentinel).await.unwrap();
+    assert_sentinel_next(&mut local_raw, "down-sentinel", "local router").await;
 
     proxy.signal(signals::SIGINT);
     assert_eq!(proxy.wait(PROMPT).code(), Some(0));
     let log = proxy.stderr();
     let exiting = log.lines().find(|l| l.contains("evproxy exiting")).unwrap();
-    assert!(exiting.contains("local_to_upstream=2"), "{exiting}");
-    assert!(exiting.contains("upstream_to_local=0"), "{exiting}");
+    assert!(exiting.contains("local_to_upstream=3"), "{exiting}");
+    assert!(exiting.contains("upstream_to_local=1"), "{exiting}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +383,9 @@ async fn explicit_address_selects_that_nodes_events() {
         next_raw(&mut local_raw).await.get_str("HOST"),
         Some("10.1.1.2")
     );
-    assert_quiet(&mut local_raw, "local router").await;
+    let mut sentinel = event(&producer, EXPT, "10.1.1.2", "sentinel");
+    producer.notify(&mut sentinel).await.unwrap();
+    assert_sentinel_next(&mut local_raw, "sentinel", "local router").await;
 }
 
 /// Publishes broadcast events upstream (through fresh connections, since
