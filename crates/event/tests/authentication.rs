@@ -134,10 +134,32 @@ async fn signed_events_are_accepted_and_tampered_ones_dropped() {
     let mut last = signer.new_notification(&tuple());
     last.put("MARK", "last");
     signer.notify(&mut last).await.unwrap();
+    // Good sentinels through the other two connections, after what they
+    // sent: "last" (from the signer) and these end the waits below.
+    for (sender, mark) in [(&raw_sender, "end raw"), (&stranger, "end stranger")] {
+        sender
+            .notify_raw(signed(&signer, mark).attributes())
+            .await
+            .unwrap();
+    }
+    let mut swapped_end =
+        signer.new_notification(&AddressTuple::new().expt("p/e").objname("START"));
+    swapped_end.put("MARK", "end swapped");
+    signer.insert_hmac(&mut swapped_end).unwrap();
+    raw_sender
+        .notify_raw(swapped_end.attributes())
+        .await
+        .unwrap();
 
-    assert_eq!(marks(&mut subscription, 2).await, ["good", "last"]);
+    assert_eq!(
+        marks(&mut subscription, &["last", "end raw", "end stranger"]).await,
+        ["good"]
+    );
     assert_eq!(subscription.rejected(), 4);
-    assert_eq!(marks(&mut swapped_view, 0).await, Vec::<String>::new());
+    assert_eq!(
+        marks(&mut swapped_view, &["end swapped"]).await,
+        Vec::<String>::new()
+    );
     assert_eq!(swapped_view.rejected(), 1);
 }
 
@@ -157,9 +179,15 @@ async fn keyless_handles_see_everything() {
     let mut unsigned = watcher.new_notification(&tuple());
     unsigned.put("MARK", "unsigned");
     watcher.notify(&mut unsigned).await.unwrap();
+    // A sentinel after each producer's events.
+    for (sender, mark) in [(&signer, "end signer"), (&watcher, "end watcher")] {
+        let mut end = sender.new_notification(&tuple());
+        end.put("MARK", mark);
+        sender.notify(&mut end).await.unwrap();
+    }
 
     // Two producers: arrival order between them is not defined.
-    let mut seen = marks(&mut subscription, 3).await;
+    let mut seen = marks(&mut subscription, &["end signer", "end watcher"]).await;
     seen.sort();
     assert_eq!(seen, ["forged", "signed", "unsigned"]);
     assert_eq!(subscription.rejected(), 0);
@@ -216,8 +244,13 @@ async fn modified_events_are_re_signed_and_stale_signatures_fail() {
     automatic.put("MARK", "automatic");
     rewriter.notify(&mut automatic).await.unwrap();
     assert!(automatic.is_signed_with(key));
+    let mut end = received.clone();
+    end.set_scheduler(0);
+    end.set_host("10.1.1.2");
+    end.put("MARK", "end");
+    rewriter.notify(&mut end).await.unwrap();
 
-    assert_eq!(marks(&mut fired, 2).await, ["explicit", "automatic"]);
+    assert_eq!(marks(&mut fired, &["end"]).await, ["explicit", "automatic"]);
     assert_eq!(fired.rejected(), 1);
 }
 
@@ -266,16 +299,14 @@ async fn callbacks_only_see_authenticated_events() {
     let mut good = signer.new_notification(&tuple());
     good.put("MARK", "good");
     signer.notify(&mut good).await.unwrap();
+    // A sentinel: the unsigned event, sent first on the same connection,
+    // would have reached the callback before these if it got through.
+    let mut last = signer.new_notification(&tuple());
+    last.put("MARK", "last");
+    signer.notify(&mut last).await.unwrap();
 
     assert_eq!(soon("callback", rx.recv()).await.as_deref(), Some("good"));
-    // Nothing else: a signed sentinel sent last is the next callback.
-    let mut sentinel = signer.new_notification(&tuple());
-    sentinel.put("MARK", "sentinel");
-    signer.notify(&mut sentinel).await.unwrap();
-    assert_eq!(
-        soon("sentinel", rx.recv()).await.as_deref(),
-        Some("sentinel")
-    );
+    assert_eq!(soon("callback", rx.recv()).await.as_deref(), Some("last"));
     assert_eq!(subscription.rejected(), 1);
 }
 

@@ -16,11 +16,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::{KEY, PROMPT, QUIET, Router, key_file, soon};
+use common::{KEY, PROMPT, Router, key_file, soon};
 use tbevents_event::blocking;
 use tbevents_event::{
     AddressTuple, EventError, EventHandle, FiringTime, Reconnect, RegisterOptions,
 };
+
+/// One slice of a dispatch loop that runs until a condition or a deadline.
+const POLL: Duration = Duration::from_millis(100);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_sets_scheduler_and_time_once() {
@@ -244,7 +247,7 @@ fn blocking_poll_dispatches_to_the_right_callbacks() {
     let mut ran = consumer.poll_blocking(Some(PROMPT)).unwrap();
     let deadline = Instant::now() + PROMPT;
     while ran < 3 && Instant::now() < deadline {
-        ran += consumer.poll_blocking(Some(QUIET)).unwrap();
+        ran += consumer.poll_blocking(Some(POLL)).unwrap();
     }
     assert_eq!(ran, 3);
     let mut got = seen.lock().unwrap().clone();
@@ -267,7 +270,7 @@ fn blocking_poll_dispatches_to_the_right_callbacks() {
     send_blocking(&producer, "b");
     let deadline = Instant::now() + PROMPT;
     while seen.lock().unwrap().len() < 4 && Instant::now() < deadline {
-        consumer.poll_blocking(Some(QUIET)).unwrap();
+        consumer.poll_blocking(Some(POLL)).unwrap();
     }
     assert_eq!(
         seen.lock().unwrap()[3..],
@@ -324,7 +327,7 @@ fn blocking_main_runs_until_stopped_and_callbacks_can_reply() {
     }
     let deadline = Instant::now() + PROMPT;
     while replies.lock().unwrap().len() < 2 && Instant::now() < deadline {
-        tester.poll_blocking(Some(QUIET)).unwrap();
+        tester.poll_blocking(Some(POLL)).unwrap();
     }
     let mut got: Vec<String> = replies
         .lock()

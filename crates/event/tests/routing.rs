@@ -79,8 +79,9 @@ async fn hostile_values_are_accepted_and_match_only_their_literal() {
             }
         }
         send(&producer, &tuple, "literal").await;
+        send(&producer, &tuple, "end").await;
         assert_eq!(
-            marks(&mut subscription, 1).await,
+            marks(&mut subscription, &["end"]).await,
             ["literal"],
             "value {value:?}"
         );
@@ -111,8 +112,9 @@ async fn a_quote_injection_with_spaces_becomes_separate_literals() {
         "another token",
     )
     .await;
+    send(&producer, &AddressTuple::new().host("EXPT"), "end").await;
     assert_eq!(
-        marks(&mut subscription, 2).await,
+        marks(&mut subscription, &["end"]).await,
         ["token", "another token"]
     );
 }
@@ -190,14 +192,21 @@ async fn any_versus_all_end_to_end() {
         "other experiment",
     )
     .await;
+    // Matches all three subscriptions.
+    send(
+        &producer,
+        &AddressTuple::new().expt("p/e").host("10.1.1.2"),
+        "end",
+    )
+    .await;
 
-    assert_eq!(marks(&mut directed_only, 1).await, ["directed"]);
+    assert_eq!(marks(&mut directed_only, &["end"]).await, ["directed"]);
     assert_eq!(
-        marks(&mut broadcast_and_directed, 2).await,
+        marks(&mut broadcast_and_directed, &["end"]).await,
         ["broadcast", "directed"]
     );
     assert_eq!(
-        marks(&mut any_host, 3).await,
+        marks(&mut any_host, &["end"]).await,
         ["broadcast", "directed", "elsewhere"]
     );
 }
@@ -221,9 +230,11 @@ async fn scheduler_requests_and_live_events_never_cross() {
     let mut bare = tbevents_event::EventNotification::new();
     bare.put("MARK", "bare");
     producer.notify(&mut bare).await.unwrap();
+    send(&producer, &AddressTuple::new(), "end live").await;
+    send(&producer, &AddressTuple::new().scheduler(1), "end requests").await;
 
-    assert_eq!(marks(&mut live, 1).await, ["live"]);
-    assert_eq!(marks(&mut requests, 1).await, ["request"]);
+    assert_eq!(marks(&mut live, &["end live"]).await, ["live"]);
+    assert_eq!(marks(&mut requests, &["end requests"]).await, ["request"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

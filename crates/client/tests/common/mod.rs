@@ -227,8 +227,6 @@ impl MiniRouter {
         self.task.abort();
         let _ = self.task.await;
         self.conns.lock().unwrap().clear();
-        // Give the per-connection tasks a moment to notice.
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     /// Waits for the next packet of a given kind, skipping others.

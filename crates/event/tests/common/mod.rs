@@ -12,8 +12,6 @@ pub use tbevents_testkit::Router;
 
 /// How long a test waits for something that should happen promptly.
 pub const PROMPT: Duration = Duration::from_secs(5);
-/// How long a test waits to be confident something does not happen.
-pub const QUIET: Duration = Duration::from_millis(300);
 
 /// A 32-hex-character key like the ones Emulab generates.
 pub const KEY: &[u8] = b"5f4dcc3b5aa765d61d8327deb882cf99";
@@ -41,26 +39,32 @@ pub async fn soon<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
-/// The `MARK` attributes of what `subscription` receives: waits up to
-/// [`PROMPT`] for the first `expected`, then until it has been quiet for
-/// [`QUIET`] (so extra deliveries are caught too).
+/// The `MARK` attributes of what `subscription` receives, in arrival
+/// order, up to the moment every mark in `sentinels` has arrived (waiting
+/// up to [`PROMPT`]); the sentinels themselves are left out. A test sends
+/// each sentinel after the events under test on the same connection, so
+/// by the time it arrives anything sent before it has arrived too: extra
+/// or dropped deliveries show without waiting for quiet.
 pub async fn marks(
     subscription: &mut tbevents_event::EventSubscription,
-    expected: usize,
+    sentinels: &[&str],
 ) -> Vec<String> {
-    let mark = |event: tbevents_event::EventNotification| {
-        event.get_string("MARK").unwrap_or("?").to_owned()
-    };
+    let mut missing: Vec<&str> = sentinels.to_vec();
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + PROMPT;
-    while seen.len() < expected {
-        match tokio::time::timeout_at(deadline, subscription.recv()).await {
-            Ok(Some(event)) => seen.push(mark(event)),
-            _ => return seen,
+    while !missing.is_empty() {
+        let event = match tokio::time::timeout_at(deadline, subscription.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("the subscription ended; marks so far: {seen:?}"),
+            Err(_) => panic!("sentinels {missing:?} not received; marks so far: {seen:?}"),
+        };
+        let mark = event.get_string("MARK").unwrap_or("?").to_owned();
+        match missing.iter().position(|s| *s == mark) {
+            Some(i) => {
+                missing.remove(i);
+            }
+            None => seen.push(mark),
         }
-    }
-    while let Ok(Some(event)) = tokio::time::timeout(QUIET, subscription.recv()).await {
-        seen.push(mark(event));
     }
     seen
 }

@@ -107,15 +107,4 @@ impl Collector {
                 .expect("poll");
         }
     }
-
-    /// Dispatches for `wait` and returns how many events are waiting.
-    pub fn count_after(&self, wait: Duration) -> usize {
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline {
-            self.handle
-                .poll_blocking(Some(Duration::from_millis(50)))
-                .expect("poll");
-        }
-        self.received.lock().unwrap().len()
-    }
 }
