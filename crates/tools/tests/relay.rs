@@ -486,10 +486,22 @@ async fn elvin_clients_subscribe_and_notify_through_the_relay_to_eventd() {
     let mut other = event.clone();
     other.insert("EXPT", "testbed/other");
     publisher.notify(&other, true, &Keys::new()).await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), events.recv())
-            .await
-            .is_err()
+    // A matching sentinel after it, on the same connection: it must be
+    // the next delivery.
+    let mut sentinel = event.clone();
+    sentinel.insert("EVENTTYPE", "SENTINEL");
+    publisher
+        .notify(&sentinel, true, &Keys::new())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(PROMPT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.attributes.get_str("EVENTTYPE"),
+        Some("SENTINEL"),
+        "the non-matching event was not delivered"
     );
 
     // A round trip through the relay works as well (TestConn / ConfConn).
