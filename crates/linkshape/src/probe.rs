@@ -6,10 +6,11 @@
 //! a chosen network namespace (sockets are opened on a thread that joined
 //! it, see [`crate::netns`]). Servers run until dropped.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,17 +19,73 @@ use crate::netns::{in_netns, spawn_in_netns};
 /// How often server loops check whether they should stop.
 const POLL: Duration = Duration::from_millis(50);
 
+/// Least time between two samples of a server's [`Counter`] timeline.
+const SAMPLE_EVERY: Duration = Duration::from_millis(1);
+/// Most samples a timeline keeps (the oldest go first): at least 100 s
+/// of continuous traffic.
+const MAX_SAMPLES: usize = 100_000;
+
+/// What a probe server has received: a running total, and a timeline of
+/// it stamped by the receiving thread as it counts. A rate read from the
+/// timeline does not depend on when a reader happened to be scheduled,
+/// which a rate from two reads of the total does on a loaded machine.
+#[derive(Default)]
+struct Counter {
+    total: AtomicU64,
+    timeline: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl Counter {
+    fn add(&self, n: u64) {
+        let total = self.total.fetch_add(n, Ordering::Relaxed) + n;
+        let now = Instant::now();
+        let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+        match timeline.back_mut() {
+            // Within a sample's millisecond: it counts this too.
+            Some((at, last)) if now.duration_since(*at) < SAMPLE_EVERY => *last = total,
+            _ => {
+                if timeline.len() == MAX_SAMPLES {
+                    timeline.pop_front();
+                }
+                timeline.push_back((now, total));
+            }
+        }
+    }
+}
+
+/// The count at `at` by a timeline (the total of its last sample at or
+/// before `at`); `None` when the timeline does not reach back that far.
+fn count_at(timeline: &VecDeque<(Instant, u64)>, at: Instant) -> Option<u64> {
+    let later = timeline.partition_point(|(t, _)| *t <= at);
+    later.checked_sub(1).map(|i| timeline[i].1)
+}
+
 /// A background server thread; stopped and joined when dropped.
 pub struct Server {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<io::Result<()>>>,
-    count: Arc<AtomicU64>,
+    count: Arc<Counter>,
 }
 
 impl Server {
     /// Datagrams (echo, sink) or bytes (TCP sink) received so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.count.total.load(Ordering::Relaxed)
+    }
+
+    /// The rate (datagrams or bytes per second) the server received at
+    /// between `from` and `to`, from its own timestamped counts (to within
+    /// a millisecond at each end); `None` when its timeline does not reach
+    /// back to `from` or the window is empty.
+    pub fn rate_between(&self, from: Instant, to: Instant) -> Option<f64> {
+        let timeline = self
+            .count
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let seconds = to.checked_duration_since(from)?.as_secs_f64();
+        let received = count_at(&timeline, to)?.checked_sub(count_at(&timeline, from)?)?;
+        (seconds > 0.0).then(|| received as f64 / seconds)
     }
 }
 
@@ -48,10 +105,10 @@ fn start_server<S, O, F>(netns: &str, open: O, serve: F) -> io::Result<Server>
 where
     S: 'static,
     O: FnOnce() -> io::Result<S> + Send + 'static,
-    F: FnOnce(S, &AtomicBool, &AtomicU64) -> io::Result<()> + Send + 'static,
+    F: FnOnce(S, &AtomicBool, &Counter) -> io::Result<()> + Send + 'static,
 {
     let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
+    let count = Arc::new(Counter::default());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (s, c) = (stop.clone(), count.clone());
     let thread = spawn_in_netns(netns, move || {
@@ -99,7 +156,7 @@ pub fn udp_echo_server(netns: &str, addr: SocketAddr) -> io::Result<Server> {
             let mut buffer = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
                 if let Ok((n, from)) = socket.recv_from(&mut buffer) {
-                    count.fetch_add(1, Ordering::Relaxed);
+                    count.add(1);
                     let _ = socket.send_to(&buffer[..n], from);
                 }
             }
@@ -117,7 +174,7 @@ pub fn udp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
             let mut buffer = [0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
                 if socket.recv_from(&mut buffer).is_ok() {
-                    count.fetch_add(1, Ordering::Relaxed);
+                    count.add(1);
                 }
             }
             Ok(())
@@ -149,7 +206,7 @@ pub fn tcp_sink(netns: &str, addr: SocketAddr) -> io::Result<Server> {
                 match stream.read(&mut buffer) {
                     Ok(0) => break,
                     Ok(n) => {
-                        count.fetch_add(n as u64, Ordering::Relaxed);
+                        count.add(n as u64);
                     }
                     Err(e)
                         if matches!(
@@ -304,4 +361,42 @@ pub fn tcp_send_for(netns: &str, target: SocketAddr, duration: Duration) -> io::
         }
         Ok(written)
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_at_a_time_is_the_last_sample_before_it() {
+        let zero = Instant::now();
+        let at = |ms: u64| zero + Duration::from_millis(ms);
+        let timeline: VecDeque<_> = [(at(10), 100), (at(20), 300), (at(40), 700)].into();
+        assert_eq!(count_at(&timeline, at(5)), None, "before the first sample");
+        assert_eq!(count_at(&timeline, at(10)), Some(100));
+        assert_eq!(count_at(&timeline, at(39)), Some(300));
+        assert_eq!(count_at(&timeline, at(1_000)), Some(700));
+    }
+
+    #[test]
+    fn a_counter_keeps_its_total_and_a_bounded_timeline_of_it() {
+        let counter = Counter::default();
+        let started = Instant::now();
+        for _ in 0..10_000 {
+            counter.add(3);
+        }
+        assert_eq!(counter.total.load(Ordering::Relaxed), 30_000);
+        let timeline = counter.timeline.lock().unwrap();
+        // The last sample holds the total; samples are a millisecond apart
+        // at least and counts only grow.
+        assert_eq!(timeline.back().map(|(_, total)| *total), Some(30_000));
+        assert!(timeline.len() as u128 <= started.elapsed().as_millis() + 1);
+        assert!(
+            timeline
+                .iter()
+                .zip(timeline.iter().skip(1))
+                .all(|(a, b)| b.1 > a.1 && b.0 >= a.0 + SAMPLE_EVERY)
+        );
+        assert!(timeline.len() <= MAX_SAMPLES);
+    }
 }

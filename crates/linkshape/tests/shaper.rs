@@ -128,7 +128,7 @@ fn delay_bandwidth_loss_and_up_down_through_the_agent() {
     let rate = tcp_rate(
         &net.a,
         addr_b(7002),
-        || bulk.count(),
+        &bulk,
         Duration::from_secs(2),
         Duration::from_secs(4),
     );

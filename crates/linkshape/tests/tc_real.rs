@@ -59,7 +59,7 @@ fn tc_backend_limits_bandwidth_and_takes_the_link_down_and_up() {
     let rate = tcp_rate(
         &net.a,
         addr_b(7002),
-        || bulk.count(),
+        &bulk,
         Duration::from_secs(2),
         Duration::from_secs(3),
     );

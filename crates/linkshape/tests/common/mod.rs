@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use tbevents_linkshape::probe::Server;
+
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -72,45 +74,26 @@ pub fn settled(count: impl Fn() -> u64, quiet: Duration, timeout: Duration) -> u
     }
 }
 
-/// Measures the TCP goodput from `from_ns` to the sink `count` over a
-/// window after a warm-up, in bit/s (a rate measured over a window, not a
-/// sleep-then-assert).
+/// Measures the TCP goodput from `from_ns` to `sink` over a window after
+/// a warm-up, in bit/s, from the sink's own timestamped count
+/// (`Server::rate_between`): the sending call lasts past the window, so
+/// nothing here waits on a clock.
 pub fn tcp_rate(
     from_ns: &str,
     target: SocketAddr,
-    count: impl Fn() -> u64,
+    sink: &Server,
     warmup: Duration,
     window: Duration,
 ) -> f64 {
-    let ns = from_ns.to_string();
-    let sender = std::thread::spawn(move || {
-        tbevents_linkshape::probe::tcp_send_for(
-            &ns,
-            target,
-            warmup + window + Duration::from_millis(500),
-        )
-    });
-    // Samples of the sink's counter every 50 ms through the window, and the
-    // least-squares slope through them: on a loaded machine one late
-    // sample (the sink not yet scheduled to count what arrived) would
-    // skew a two-point difference, but barely moves the fit.
-    std::thread::sleep(warmup);
     let start = Instant::now();
-    let mut samples = Vec::new();
-    while start.elapsed() < window {
-        samples.push((start.elapsed().as_secs_f64(), count() as f64));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sender.join().unwrap().unwrap();
-    let n = samples.len() as f64;
-    let (mean_t, mean_c) = samples
-        .iter()
-        .fold((0.0, 0.0), |(t, c), (st, sc)| (t + st / n, c + sc / n));
-    let (num, den) = samples.iter().fold((0.0, 0.0), |(num, den), (t, c)| {
-        (
-            num + (t - mean_t) * (c - mean_c),
-            den + (t - mean_t).powi(2),
-        )
-    });
-    num / den * 8.0
+    tbevents_linkshape::probe::tcp_send_for(
+        from_ns,
+        target,
+        warmup + window + Duration::from_millis(500),
+    )
+    .unwrap();
+    let from = start + warmup;
+    sink.rate_between(from, from + window)
+        .expect("the sink counted bytes through the window")
+        * 8.0
 }
