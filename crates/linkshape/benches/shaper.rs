@@ -42,14 +42,14 @@ fn prefix(tag: &str) -> String {
 }
 
 fn goodput(from: &str, bulk: &tbevents_linkshape::probe::Server, target: SocketAddr) -> f64 {
-    let ns = from.to_string();
-    let sender = std::thread::spawn(move || tcp_send_for(&ns, target, Duration::from_secs(6)));
-    std::thread::sleep(Duration::from_secs(1));
-    let (c1, t1) = (bulk.count(), Instant::now());
-    std::thread::sleep(Duration::from_secs(4));
-    let (c2, t2) = (bulk.count(), Instant::now());
-    sender.join().unwrap().unwrap();
-    (c2 - c1) as f64 * 8.0 / (t2 - t1).as_secs_f64()
+    // Six seconds of sending; the rate is read from the sink's own
+    // timestamped count over seconds 1 to 5.
+    let start = Instant::now();
+    tcp_send_for(from, target, Duration::from_secs(6)).unwrap();
+    let from = start + Duration::from_secs(1);
+    bulk.rate_between(from, from + Duration::from_secs(4))
+        .expect("the sink counted bytes through the window")
+        * 8.0
 }
 
 fn us(d: Option<Duration>) -> f64 {

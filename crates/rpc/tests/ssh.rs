@@ -21,11 +21,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{EVENTS, Server, build_store};
+use common::{EVENTS, build_store};
 use tbevents_rpc::XmlRpcStore;
 use tbevents_store::{ExperimentId, ExperimentStore, StoreError};
+use tbevents_testkit::Proc;
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -56,13 +57,13 @@ struct SshLab {
     port: u16,
     store_url: String,
     id: ExperimentId,
-    sshd: Server,
+    sshd: Proc,
 }
 
 impl Drop for SshLab {
     fn drop(&mut self) {
-        let _ = self.sshd.child.kill();
-        let _ = self.sshd.child.wait();
+        // sshd first (the Proc kills it when dropped), then its account.
+        self.sshd.kill();
         let _ = Command::new("userdel").arg(&self.account).status();
     }
 }
@@ -167,42 +168,29 @@ impl SshLab {
         .unwrap();
         // sshd's privilege-separation directory.
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
-        let sshd = Server {
-            child: Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        };
+        let mut command = Command::new(SSHD);
+        command.arg("-D").arg("-e").arg("-f").arg(&config);
+        let mut sshd = Proc::spawn("sshd", command);
+        // `-e` logs to stderr; this line comes once the socket listens
+        // (and if sshd exits first, the wait says so with its log).
+        sshd.wait_for_output(
+            &format!("Server listening on 127.0.0.1 port {port}"),
+            Duration::from_secs(20),
+        );
         std::fs::write(
             dir.path().join("known_hosts"),
             format!("[127.0.0.1]:{port} {host_key}\n"),
         )
         .unwrap();
         chmod(&dir.path().join("known_hosts"), 0o644);
-        let mut lab = SshLab {
+        SshLab {
             dir,
             account,
             port,
             store_url,
             id,
             sshd,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = lab.sshd.child.try_wait() {
-                panic!("sshd exited with {status}: {}", lab.sshd_log());
-            }
-            assert!(Instant::now() < deadline, "sshd did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
         }
-        lab
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -210,7 +198,7 @@ impl SshLab {
     }
 
     fn sshd_log(&self) -> String {
-        std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
+        self.sshd.stderr()
     }
 
     /// The `ssh` command line: this lab's known_hosts only, no user or
