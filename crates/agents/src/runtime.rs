@@ -349,13 +349,10 @@ pub fn list(items: impl Iterator<Item = String>) -> String {
 /// it once, before serving, so a signal that arrives early is not lost.
 /// Needs a tokio runtime.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    let signals = tbevents_cli::termination();
+    let signals = tbevents_cli::shutdown_requested();
     async move {
         match signals {
-            Ok(signal) => {
-                let name = signal.await;
-                tracing::info!("{name} received");
-            }
+            Ok(requested) => requested.await,
             // Without handlers the default action of the signal stops
             // the process anyway.
             Err(_) => std::future::pending::<()>().await,

@@ -27,4 +27,4 @@ pub mod syslog;
 pub use duration::parse_duration;
 pub use help::MANPAGE_HELP_TEMPLATE;
 pub use logging::{LogFormat, LogReloader, LogSetup, LogStyle, init_logging};
-pub use signals::termination;
+pub use signals::{shutdown_requested, termination};

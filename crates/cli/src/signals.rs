@@ -15,3 +15,15 @@ pub fn termination()
         }
     })
 }
+
+/// The shutdown future a server hands its library: [`termination`], and
+/// `SIGTERM received` (or `SIGINT received`) logged when it comes. The
+/// handlers are installed before this returns.
+pub fn shutdown_requested()
+-> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let termination = termination()?;
+    Ok(async move {
+        let name = termination.await;
+        tracing::info!("{name} received");
+    })
+}

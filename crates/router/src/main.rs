@@ -310,18 +310,15 @@ fn main() -> ExitCode {
 async fn serve(settings: Settings, cli: Cli, log: LogReloader) -> anyhow::Result<()> {
     use anyhow::Context as _;
     // Handlers first, so a signal sent right after start-up is not lost.
-    let termination = tbevents_cli::signals::termination().context("cannot watch SIGTERM")?;
+    let requested = tbevents_cli::shutdown_requested().context("cannot watch SIGTERM")?;
     let mut hangups = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let router = Router::bind(settings).await?;
     let reloader = router.reloader(log);
     let shutdown = async move {
-        tokio::pin!(termination);
+        tokio::pin!(requested);
         loop {
             tokio::select! {
-                name = &mut termination => {
-                    tracing::info!("{name}: shutting down");
-                    return;
-                }
+                () = &mut requested => return,
                 _ = hangups.recv() => reload(&cli, &reloader),
             }
         }

@@ -38,11 +38,7 @@ fn main() -> ExitCode {
     let expt = format!("{}/{}", cli.pid, cli.eid);
     let result = runtime.block_on(async {
         // Handlers first, so a signal sent during start-up is not lost.
-        let termination = tbevents_cli::signals::termination()?;
-        let shutdown = async {
-            let name = termination.await;
-            tracing::info!("received {name}");
-        };
+        let shutdown = tbevents_cli::shutdown_requested()?;
         tbevents_sched::run::run(cli.settings(), shutdown).await
     });
     // Do not wait for blocked store calls or the router connection.

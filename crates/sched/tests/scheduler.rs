@@ -105,7 +105,7 @@ async fn static_events_reach_their_agents_signed_and_in_order() {
         log.contains("exiting: events fired: 7 (6 static, 1 TIME START, 0 dynamic)"),
         "{log}"
     );
-    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,13 +113,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let signal = tbevents_cli::termination().map_err(|e| {
+        let shutdown = tbevents_cli::shutdown_requested().map_err(|e| {
             tbevents_linkshape::agent::AgentError::Config(format!("cannot watch for SIGTERM: {e}"))
         })?;
-        let shutdown = async move {
-            let name = signal.await;
-            tracing::info!("{name} received");
-        };
         run(config, shutdown).await
     });
     match result {

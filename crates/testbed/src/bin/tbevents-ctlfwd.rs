@@ -61,17 +61,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
+        let shutdown = tbevents_cli::shutdown_requested()?;
         tracing::info!(testbed = %cli.testbed, upstream = %cli.upstream, listeners = bound.len(), "forwarding");
         let mut stdout = std::io::stdout();
         writeln!(stdout, "ready")?;
         stdout.flush()?;
         tokio::select! {
             result = forward::serve(bound, cli.upstream.clone()) => result,
-            _ = terminate.recv() => { tracing::info!("SIGTERM received"); Ok(()) }
-            _ = interrupt.recv() => { tracing::info!("SIGINT received"); Ok(()) }
+            () = shutdown => Ok(()),
         }
     });
     match result {

@@ -2,7 +2,6 @@
 //! connecting, filtering and printing are `tbevents_tools::eventdebug`,
 //! and docs/eventdebug.md describes the program.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +11,7 @@ use tbevents_event::{EventError, EventKey, server_uri};
 use tbevents_tools::eventdebug::{EXIT_USAGE, EventdebugError, SYNOPSIS, Settings, run};
 
 fn main() -> ExitCode {
-    ExitCode::from(run_main(std::env::args_os()))
+    ExitCode::from(run_main())
 }
 
 /// The manual `-h` prints.
@@ -141,15 +140,10 @@ fn settings(cli: Cli) -> Result<Settings, EventdebugError> {
     })
 }
 
-/// Runs `eventdebug` with `args` (the program name first) and returns the
-/// exit status.
-fn run_main<I, T>(args: I) -> u8
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
+/// Runs `eventdebug` and returns the exit status.
+fn run_main() -> u8 {
     tbevents_cli::init_logging("eventdebug", None, "warn", tbevents_cli::LogStyle::Tool);
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let problem = tbevents_cli::args::usage_problem(&error);

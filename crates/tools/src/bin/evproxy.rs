@@ -2,7 +2,6 @@
 //! live here; the proxy itself is `tbevents_tools::evproxy`, and
 //! docs/evproxy.md describes it.
 
-use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use tbevents_tools::evproxy::{
 };
 
 fn main() -> ExitCode {
-    ExitCode::from(run_main(std::env::args_os()))
+    ExitCode::from(run_main())
 }
 
 /// Exit status when the proxy cannot run or stops on an error.
@@ -183,23 +182,14 @@ fn configure(cli: Cli) -> Result<ProxyConfig, ProxyError> {
 /// Installs the signal handlers, then runs the proxy until SIGTERM or
 /// SIGINT.
 async fn run_until_signal(config: ProxyConfig) -> Result<ForwardCounts, ProxyError> {
-    let termination = tbevents_cli::termination().map_err(ProxyError::Signals)?;
-    run(config, async move {
-        let name = termination.await;
-        tracing::info!("{name} received");
-    })
-    .await
+    let shutdown = tbevents_cli::shutdown_requested().map_err(ProxyError::Signals)?;
+    run(config, shutdown).await
 }
 
-/// Runs `evproxy` with `args` (the program name first) and returns the
-/// exit status: 0 after SIGTERM or SIGINT (or for `--help`), 1 when the
-/// proxy cannot run, 2 for bad arguments.
-fn run_main<I, T>(args: I) -> u8
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let cli: Cli = match tbevents_cli::args::parse_or_exit(args, EXIT_USAGE) {
+/// Runs `evproxy` and returns the exit status: 0 after SIGTERM or SIGINT
+/// (or for `--help`), 1 when the proxy cannot run, 2 for bad arguments.
+fn run_main() -> u8 {
+    let cli: Cli = match tbevents_cli::args::parse_or_exit(std::env::args_os(), EXIT_USAGE) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -6,7 +6,6 @@
 // is an address, not a link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
-use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use tbevents_tools::relay::{
 };
 
 fn main() -> ExitCode {
-    ExitCode::from(run_main(std::env::args_os()))
+    ExitCode::from(run_main())
 }
 
 /// Exit status for a relay that cannot run (listen socket, runtime).
@@ -121,8 +120,8 @@ struct Cli {
 }
 
 async fn run_cli(cli: Cli) -> u8 {
-    let termination = match tbevents_cli::termination() {
-        Ok(termination) => termination,
+    let shutdown = match tbevents_cli::shutdown_requested() {
+        Ok(shutdown) => shutdown,
         Err(error) => {
             tracing::error!(%error, "cannot install the SIGTERM/SIGINT handlers");
             return EXIT_FAILURE;
@@ -157,24 +156,15 @@ async fn run_cli(cli: Cli) -> u8 {
             tracing::warn!(target = %target, %error, "the target name does not resolve (yet)")
         }
     }
-    relay
-        .run(async {
-            let name = termination.await;
-            tracing::info!("{name} received");
-        })
-        .await;
+    relay.run(shutdown).await;
     0
 }
 
-/// Runs `tbevents-relay` with `args` (the program name first) and returns
-/// the exit status: 0 after SIGTERM or SIGINT (or for `--help`), 1 when
-/// the relay cannot run, 2 for bad arguments.
-fn run_main<I, T>(args: I) -> u8
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let cli: Cli = match tbevents_cli::args::parse_or_exit(args, EXIT_USAGE) {
+/// Runs `tbevents-relay` and returns the exit status: 0 after SIGTERM or
+/// SIGINT (or for `--help`), 1 when the relay cannot run, 2 for bad
+/// arguments.
+fn run_main() -> u8 {
+    let cli: Cli = match tbevents_cli::args::parse_or_exit(std::env::args_os(), EXIT_USAGE) {
         Ok(cli) => cli,
         Err(code) => return code,
     };

@@ -2,7 +2,6 @@
 //! manual live here; checking and sending are `tbevents_tools::tevc`, and
 //! docs/tevc.md describes the program.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +9,7 @@ use clap::Parser;
 use tbevents_tools::tevc::{EXIT_FAILURE, Request, SYNOPSIS, TevcError, execute};
 
 fn main() -> ExitCode {
-    ExitCode::from(run_main(std::env::args_os()))
+    ExitCode::from(run_main())
 }
 
 /// The manual `-h` prints.
@@ -131,15 +130,10 @@ struct Cli {
     positional: Vec<String>,
 }
 
-/// Runs `tevc` with `args` (the program name first) and returns the exit
-/// status.
-fn run_main<I, T>(args: I) -> u8
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
+/// Runs `tevc` and returns the exit status.
+fn run_main() -> u8 {
     tbevents_cli::init_logging("tevc", None, "warn", tbevents_cli::LogStyle::Tool);
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let problem = tbevents_cli::args::usage_problem(&error);
