@@ -556,30 +556,31 @@ impl Transport {
                     "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tbevents-rpc\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                     body.len()
                 );
-                stream
-                    .write_all(head.as_bytes())
-                    .and_then(|()| stream.write_all(body))
-                    .and_then(|()| stream.flush())
-                    .map_err(|e| {
-                        Failure::Permanent(format!(
-                            "sending to {addr} failed (was the certificate refused?): {e}"
-                        ))
-                    })?;
                 let mut reader = BufReader::with_capacity(256 * 1024, stream);
+                let sent = {
+                    let stream = reader.get_mut();
+                    stream
+                        .write_all(head.as_bytes())
+                        .and_then(|()| stream.write_all(body))
+                        .and_then(|()| stream.flush())
+                        .map_err(|e| Failure::Transient(format!("sending to {addr} failed: {e}")))
+                };
                 // With TLS 1.3 the server judges the client certificate
                 // after the client thinks the handshake is done, so a
-                // refusal arrives as an alert on the first read.
-                read_response(&mut reader, true).map_err(|failure| match failure {
-                    Failure::Transient(e) if e.contains("alert") => Failure::Permanent(format!(
-                        "{addr} refused the TLS session ({e}): check that the client certificate is signed by the CA boss trusts"
-                    )),
-                    // A server that drops the session without an alert
-                    // may have refused the certificate, or restarted.
-                    Failure::Transient(e) if e.contains("without an answer") => Failure::Transient(format!(
-                        "{e} (if this persists, boss may be refusing the client certificate: check that it is signed by the CA boss trusts, and boss's log)"
-                    )),
-                    other => other,
-                })
+                // refusal arrives as an alert on the first read or write.
+                // A server that drops the session without an alert may
+                // have refused the certificate too, or restarted: that is
+                // retried, and the error says both.
+                sent.and_then(|()| read_response(&mut reader, true))
+                    .map_err(|failure| match failure {
+                        Failure::Transient(e) if e.contains("alert") => Failure::Permanent(format!(
+                            "{addr} refused the TLS session ({e}): check that the client certificate is signed by the CA boss trusts"
+                        )),
+                        Failure::Transient(e) => Failure::Transient(format!(
+                            "{e} (if this persists, boss may be refusing the client certificate: check that it is signed by the CA boss trusts, and boss's log)"
+                        )),
+                        permanent => permanent,
+                    })
             }
             Transport::Ssh { argv, session } => {
                 if session.is_none() {

@@ -248,3 +248,66 @@ fn a_scheduler_loads_its_experiment_over_https_and_fires_its_events() {
     }
     common::scheduler_fires_its_events(dir, &s.https_url("alice"), &[]);
 }
+
+/// A server that completes the TLS handshake and then hangs up without an
+/// answer (as a server refusing the client certificate after the
+/// handshake may): the client retries, then says the certificate may be
+/// the reason.
+#[test]
+fn a_session_dropped_after_the_handshake_is_retried_and_explained() {
+    use rustls_pki_types::pem::PemObject;
+    let s = setup();
+    let dir = s.dir.path();
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hangups = std::thread::spawn(move || {
+        let mut sessions = 0;
+        for stream in listener.incoming() {
+            let mut tcp = stream.unwrap();
+            let mut tls = rustls::ServerConnection::new(config.clone()).unwrap();
+            while tls.is_handshaking() {
+                if tls.complete_io(&mut tcp).is_err() {
+                    break;
+                }
+            }
+            sessions += 1;
+            drop(tcp);
+            if sessions == 5 {
+                return sessions;
+            }
+        }
+        sessions
+    });
+    let url = s
+        .https_url("alice")
+        .replace(&format!(":{}/", s.port), &format!(":{port}/"));
+    let err = XmlRpcStore::open(&url)
+        .unwrap()
+        .state(&s.id)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gave up after 5 attempts"), "{err}");
+    assert!(
+        err.contains("boss may be refusing the client certificate"),
+        "{err}"
+    );
+    assert_eq!(
+        hangups.join().unwrap(),
+        5,
+        "every attempt reached the server"
+    );
+}
