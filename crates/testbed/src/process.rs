@@ -187,8 +187,18 @@ mod tests {
         command.args(["-c", "while :; do sleep 1; done", &tag]);
         let record = spawn(command, "sh", None, None, &dir.path().join("log")).unwrap();
         assert!(record.alive());
+        // The kernel lets the parent go on at exec's point of no return,
+        // before it has set up the new argument area, so for a moment
+        // `/proc/<pid>/cmdline` is empty: wait for it, with a deadline.
         // (The shell's own forks for `sleep` may match too, until they exec.)
-        assert!(find_by_arguments(&["-c", &tag]).contains(&record.pid));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !find_by_arguments(&["-c", &tag]).contains(&record.pid) {
+            assert!(
+                Instant::now() < deadline,
+                "the spawned shell was never found by its arguments"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert!(stop_all(&[record.pid], Duration::from_secs(5)).is_empty());
         assert!(!record.alive());
     }
