@@ -272,15 +272,19 @@ pub async fn run(
         summary: &mut summary,
         progress: options.progress,
         nodes: prepared.topo.hosts.iter().cloned().collect(),
+        dropped: BTreeSet::new(),
     };
     let outcome = tokio::select! {
+        // A signal wins over a step that failed at the same moment, so the
+        // report names the real cause.
+        biased;
+        reason = cancel => Err(format!("cancelled by {reason}")),
         outcome = tokio::time::timeout(options.time_limit, run.conduct(&options, &steps, ltmap)) => {
             match outcome {
                 Ok(result) => result,
                 Err(_) => Err(format!("the run did not finish within its {} s limit", options.time_limit.as_secs())),
             }
         }
-        reason = cancel => Err(format!("cancelled by {reason}")),
     };
     match outcome {
         Ok(()) => {
@@ -369,6 +373,33 @@ struct Conductor<'a> {
     summary: &'a mut Summary,
     progress: bool,
     nodes: BTreeSet<String>,
+    /// Nodes that confirmed dropping this run (a KILL). Kept whichever
+    /// wait saw the confirmation: `tbevents linktest --kill` sends its own
+    /// KILL as well as the signal, so under load a node's confirmation can
+    /// arrive while a step is still being waited for.
+    dropped: BTreeSet<String>,
+}
+
+/// Why the nodes did not all finish a step.
+#[derive(Debug, PartialEq, Eq)]
+enum Shortfall {
+    /// The deadline passed; these nodes had not reported.
+    TimedOut(String),
+    /// These nodes dropped the run (a KILL reached them), so they never will.
+    Dropped(String),
+}
+
+impl Shortfall {
+    /// The reason a run failed, with `timed_out` saying what the missing
+    /// nodes did not do (`"did not finish step 3 in time"`).
+    fn reason(self, timed_out: impl FnOnce(&str) -> String) -> String {
+        match self {
+            Shortfall::TimedOut(missing) => timed_out(&missing),
+            Shortfall::Dropped(nodes) => {
+                format!("node(s) {nodes} dropped the run: a KILL reached them")
+            }
+        }
+    }
 }
 
 impl Conductor<'_> {
@@ -403,7 +434,10 @@ impl Conductor<'_> {
         .await;
         self.wait_for(READY_STEP, options.step_timeout)
             .await
-            .map_err(|missing| format!("no linktest daemon answered on node(s) {missing}"))?;
+            .map_err(|shortfall| {
+                shortfall
+                    .reason(|missing| format!("no linktest daemon answered on node(s) {missing}"))
+            })?;
         let mut level = 0;
         for step in steps {
             if step.level != level {
@@ -419,30 +453,45 @@ impl Conductor<'_> {
             .await;
             self.wait_for(step.number, options.step_timeout)
                 .await
-                .map_err(|missing| {
-                    format!(
-                        "node(s) {missing} did not finish step {} ({}) in time",
-                        step.number,
-                        action_name(&step.action)
-                    )
+                .map_err(|shortfall| {
+                    shortfall.reason(|missing| {
+                        format!(
+                            "node(s) {missing} did not finish step {} ({}) in time",
+                            step.number,
+                            action_name(&step.action)
+                        )
+                    })
                 })?;
             self.summary.steps_completed = step.number;
         }
         Ok(())
     }
 
-    /// Waits until every node reported COMPLETE for `step`; on the deadline,
-    /// returns the nodes still missing.
-    async fn wait_for(&mut self, step: u32, timeout: Duration) -> Result<(), String> {
+    /// Waits until every node reported COMPLETE for `step` (for
+    /// `KILLED_STEP`: every node not already known to have dropped the
+    /// run). Ends early when a node drops the run instead.
+    async fn wait_for(&mut self, step: u32, timeout: Duration) -> Result<(), Shortfall> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut waiting = self.nodes.clone();
+        let mut waiting: BTreeSet<String> = self.nodes.difference(&self.dropped).cloned().collect();
+        let list = |nodes: &BTreeSet<String>| nodes.iter().cloned().collect::<Vec<_>>().join(", ");
         while !waiting.is_empty() {
+            if step != KILLED_STEP && !self.dropped.is_empty() {
+                return Err(Shortfall::Dropped(list(&self.dropped)));
+            }
             let event = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(event)) => event,
-                Ok(None) => return Err("(the event connection closed)".into()),
-                Err(_) => return Err(waiting.into_iter().collect::<Vec<_>>().join(", ")),
+                Ok(None) => {
+                    return Err(Shortfall::TimedOut("(the event connection closed)".into()));
+                }
+                Err(_) => return Err(Shortfall::TimedOut(list(&waiting))),
             };
             match Message::from_event(&event) {
+                Ok(Message::Complete { run, node, step: s })
+                    if run == self.summary.run && s == KILLED_STEP =>
+                {
+                    waiting.remove(&node);
+                    self.dropped.insert(node);
+                }
                 Ok(Message::Complete { run, node, step: s })
                     if run == self.summary.run && s == step =>
                 {
@@ -466,7 +515,9 @@ impl Conductor<'_> {
     async fn wait_for_kill_acks(&mut self, timeout: Duration) {
         match self.wait_for(KILLED_STEP, timeout).await {
             Ok(()) => self.say("Every node stopped its part of the run."),
-            Err(missing) => self.say(&format!("No confirmation from node(s) {missing}.")),
+            Err(shortfall) => self.say(
+                &shortfall.reason(|missing| format!("No confirmation from node(s) {missing}.")),
+            ),
         }
     }
 }

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{LAB_LOCK, Lab, Topology, assert_no_errors, sh};
+use tbevents_linktest::protocol::Message;
 use tbevents_testkit::Proc;
 
 #[test]
@@ -135,24 +136,7 @@ fn kill_stops_a_running_linktest_and_every_node_drops_its_part() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("has been stopped"));
-    let status = running.wait(Duration::from_secs(20));
-    assert_eq!(status.code(), Some(255), "{}", running.stdout());
-    assert!(
-        running
-            .stdout()
-            .contains("Linktest has been cancelled: cancelled by SIGTERM"),
-        "{}",
-        running.stdout()
-    );
-    assert!(
-        running
-            .stderr()
-            .contains("Every node stopped its part of the run."),
-        "{}\n--- daemons\n{}",
-        running.stderr(),
-        lab.daemon_logs()
-    );
-    assert!(!lab.expdir().join("tbdata/linktest/linktest.pid").exists());
+    assert_cancelled(&mut running, &lab, "cancelled by SIGTERM");
     for daemon in &lab.daemons {
         assert!(
             daemon.stderr().contains("linktest run killed"),
@@ -169,6 +153,72 @@ fn kill_stops_a_running_linktest_and_every_node_drops_its_part() {
         }
     };
     assert_no_errors(code, &json, &lab);
+}
+
+/// Sends `LINKTEST KILL` (no run number) to the lab's experiment, as
+/// `tbevents linktest --kill` does alongside its signal.
+fn send_kill_event(lab: &Lab) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let server = tbevents_event::server_uri("127.0.0.1", Some(lab.router.port));
+        let options = tbevents_event::RegisterOptions::new()
+            .key_file(lab.key_file())
+            .unwrap();
+        let handle = tbevents_event::EventHandle::register_with(&server, options)
+            .await
+            .unwrap();
+        let mut kill =
+            Message::Kill { run: None }.to_event("lt/line", |t| handle.new_notification(t));
+        handle.notify(&mut kill).await.unwrap();
+        handle.unregister().await.unwrap();
+    });
+}
+
+#[test]
+fn a_kill_event_from_elsewhere_ends_the_run_at_once_and_names_the_nodes() {
+    let _serial = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut lab) = Lab::build(Topology::Line) else {
+        return;
+    };
+    // A long step timeout: only the nodes' confirmations can end this run
+    // before the test's deadline.
+    let mut running = Proc::spawn(
+        "tbevents-linktest",
+        lab.linktest(&["--start-level", "4", "--step-timeout", "600"]),
+    );
+    running.wait_for_output("Testing Bandwidth", Duration::from_secs(60));
+    // The controller is not signalled: it learns of the KILL only from
+    // the nodes' confirmations, which arrive while it waits for a step.
+    send_kill_event(&lab);
+    for daemon in &mut lab.daemons {
+        daemon.wait_for_output("linktest run killed", Duration::from_secs(20));
+    }
+    assert_cancelled(&mut running, &lab, "dropped the run: a KILL reached them");
+}
+
+/// Waits for a cancelled controller to exit and checks its report: exit
+/// status 255, the reason, every node's confirmation, no pid file left.
+fn assert_cancelled(running: &mut Proc, lab: &Lab, reason: &str) {
+    let status = running.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(255), "{}", running.stdout());
+    assert!(
+        running.stdout().contains("Linktest has been cancelled: ")
+            && running.stdout().contains(reason),
+        "{}",
+        running.stdout()
+    );
+    assert!(
+        running
+            .stderr()
+            .contains("Every node stopped its part of the run."),
+        "{}\n--- daemons\n{}",
+        running.stderr(),
+        lab.daemon_logs()
+    );
+    assert!(!lab.expdir().join("tbdata/linktest/linktest.pid").exists());
 }
 
 #[test]
