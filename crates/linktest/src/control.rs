@@ -402,6 +402,69 @@ impl Shortfall {
     }
 }
 
+/// The bookkeeping of one wait for a step: which nodes it still waits
+/// for. Kept apart from the event plumbing so its rules are unit-tested.
+#[derive(Debug)]
+struct StepWait {
+    step: u32,
+    waiting: BTreeSet<String>,
+}
+
+impl StepWait {
+    /// A wait for `step` by `nodes`. A step other than `KILLED_STEP` cannot
+    /// be finished once a node has dropped the run; the confirmation wait
+    /// skips the nodes that already confirmed.
+    fn new(
+        step: u32,
+        nodes: &BTreeSet<String>,
+        dropped: &BTreeSet<String>,
+    ) -> Result<StepWait, Shortfall> {
+        if step != KILLED_STEP && !dropped.is_empty() {
+            return Err(Shortfall::Dropped(list(dropped)));
+        }
+        Ok(StepWait {
+            step,
+            waiting: nodes.difference(dropped).cloned().collect(),
+        })
+    }
+
+    /// Takes one node's COMPLETE for this run. A "dropped the run"
+    /// confirmation is recorded in `dropped` whatever the wait is for, and
+    /// ends any other wait.
+    fn complete(
+        &mut self,
+        node: String,
+        step: u32,
+        dropped: &mut BTreeSet<String>,
+    ) -> Result<(), Shortfall> {
+        if step == KILLED_STEP {
+            self.waiting.remove(&node);
+            dropped.insert(node);
+            if self.step != KILLED_STEP {
+                return Err(Shortfall::Dropped(list(dropped)));
+            }
+        } else if step == self.step {
+            self.waiting.remove(&node);
+        }
+        Ok(())
+    }
+
+    /// Whether every node has reported.
+    fn done(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// The shortfall when the deadline passes now.
+    fn timed_out(&self) -> Shortfall {
+        Shortfall::TimedOut(list(&self.waiting))
+    }
+}
+
+/// Node names for a message: `a, b, c`.
+fn list(nodes: &BTreeSet<String>) -> String {
+    nodes.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
 impl Conductor<'_> {
     fn say(&self, text: &str) {
         if self.progress {
@@ -472,30 +535,18 @@ impl Conductor<'_> {
     /// run). Ends early when a node drops the run instead.
     async fn wait_for(&mut self, step: u32, timeout: Duration) -> Result<(), Shortfall> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut waiting: BTreeSet<String> = self.nodes.difference(&self.dropped).cloned().collect();
-        let list = |nodes: &BTreeSet<String>| nodes.iter().cloned().collect::<Vec<_>>().join(", ");
-        while !waiting.is_empty() {
-            if step != KILLED_STEP && !self.dropped.is_empty() {
-                return Err(Shortfall::Dropped(list(&self.dropped)));
-            }
+        let mut wait = StepWait::new(step, &self.nodes, &self.dropped)?;
+        while !wait.done() {
             let event = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(event)) => event,
                 Ok(None) => {
                     return Err(Shortfall::TimedOut("(the event connection closed)".into()));
                 }
-                Err(_) => return Err(Shortfall::TimedOut(list(&waiting))),
+                Err(_) => return Err(wait.timed_out()),
             };
             match Message::from_event(&event) {
-                Ok(Message::Complete { run, node, step: s })
-                    if run == self.summary.run && s == KILLED_STEP =>
-                {
-                    waiting.remove(&node);
-                    self.dropped.insert(node);
-                }
-                Ok(Message::Complete { run, node, step: s })
-                    if run == self.summary.run && s == step =>
-                {
-                    waiting.remove(&node);
+                Ok(Message::Complete { run, node, step }) if run == self.summary.run => {
+                    wait.complete(node, step, &mut self.dropped)?;
                 }
                 Ok(Message::NodeError {
                     run, node, record, ..
@@ -569,4 +620,76 @@ pub async fn stop(options: &RunOptions, wait: Duration) -> Result<Option<i32>, C
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(Some(pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_step_waits_for_every_node_and_ignores_other_steps() {
+        let mut dropped = BTreeSet::new();
+        let mut wait = StepWait::new(3, &nodes(&["a", "b"]), &dropped).unwrap();
+        wait.complete("a".into(), 3, &mut dropped).unwrap();
+        wait.complete("b".into(), 2, &mut dropped).unwrap();
+        assert!(!wait.done());
+        assert_eq!(wait.timed_out(), Shortfall::TimedOut("b".into()));
+        wait.complete("b".into(), 3, &mut dropped).unwrap();
+        assert!(wait.done());
+    }
+
+    #[test]
+    fn a_node_that_drops_the_run_ends_a_step_wait_even_as_the_last_one() {
+        let mut dropped = BTreeSet::new();
+        let mut wait = StepWait::new(3, &nodes(&["a", "b"]), &dropped).unwrap();
+        wait.complete("a".into(), 3, &mut dropped).unwrap();
+        assert_eq!(
+            wait.complete("b".into(), KILLED_STEP, &mut dropped),
+            Err(Shortfall::Dropped("b".into()))
+        );
+        assert_eq!(dropped, nodes(&["b"]));
+        // The next step cannot even begin.
+        assert_eq!(
+            StepWait::new(4, &nodes(&["a", "b"]), &dropped).unwrap_err(),
+            Shortfall::Dropped("b".into())
+        );
+    }
+
+    #[test]
+    fn the_confirmation_wait_counts_confirmations_seen_earlier() {
+        let mut dropped = nodes(&["b"]);
+        let mut wait = StepWait::new(KILLED_STEP, &nodes(&["a", "b", "c"]), &dropped).unwrap();
+        assert_eq!(wait.timed_out(), Shortfall::TimedOut("a, c".into()));
+        wait.complete("a".into(), KILLED_STEP, &mut dropped)
+            .unwrap();
+        wait.complete("c".into(), 5, &mut dropped).unwrap();
+        assert!(!wait.done());
+        wait.complete("c".into(), KILLED_STEP, &mut dropped)
+            .unwrap();
+        assert!(wait.done());
+        let everyone = nodes(&["a", "b", "c"]);
+        assert_eq!(dropped, everyone);
+        assert!(
+            StepWait::new(KILLED_STEP, &everyone, &dropped)
+                .unwrap()
+                .done()
+        );
+    }
+
+    #[test]
+    fn shortfalls_read_as_reasons() {
+        let timed_out = |missing: &str| format!("node(s) {missing} did not finish step 2 in time");
+        assert_eq!(
+            Shortfall::TimedOut("a, c".into()).reason(timed_out),
+            "node(s) a, c did not finish step 2 in time"
+        );
+        assert_eq!(
+            Shortfall::Dropped("b".into()).reason(timed_out),
+            "node(s) b dropped the run: a KILL reached them"
+        );
+    }
 }
