@@ -286,13 +286,13 @@ impl Inbox {
 }
 
 /// The body of an agent binary once its rows and key are loaded: on a
-/// fresh tokio runtime (`threads` workers; 0 for a single-threaded one),
+/// fresh tokio runtime with `threads`,
 /// registers and subscribes as `spec` says, logs `describe`, and runs
 /// `serve` with the connection until it returns.
 pub fn serve<F, Fut>(
     spec: AgentSpec,
     key: EventKey,
-    threads: usize,
+    threads: tbevents_cli::runtime::Threads,
     describe: String,
     serve: F,
 ) -> Result<(), String>
@@ -300,28 +300,16 @@ where
     F: FnOnce(Agent, Inbox) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let mut builder = if threads == 0 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(threads);
-        builder
-    };
-    let runtime = builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = runtime.block_on(async move {
+    // The runtime gives a stuck router connection at most a second at exit.
+    tbevents_cli::runtime::block_on("tbevents-agent", threads, async move {
         tracing::info!("{describe}");
         let (agent, inbox) = Agent::connect(&spec, key)
             .await
             .map_err(|e| format!("cannot register with the event router {}: {e}", spec.server))?;
         tracing::info!("registered with {}; waiting for events", spec.server);
         serve(agent, inbox).await
-    });
-    // Do not wait for a stuck router connection.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    result
+    })
+    .map_err(|e| format!("cannot start the async runtime: {e}"))?
 }
 
 /// An agent binary's exit: status 0, or the message logged and status 1.

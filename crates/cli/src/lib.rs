@@ -11,6 +11,7 @@
 //! | [`programs`] | finding (and in a source tree, building) the sibling programs a command starts |
 //! | [`help`] | the manual-page layout of the daemons' `--help` |
 //! | [`args`] | parsing `argv` with the exit conventions; the one-line usage problem |
+//! | [`runtime`] | running the main future on a Tokio runtime, with a bounded shutdown |
 //!
 //! Each program owns its flags, messages and exit statuses; nothing here
 //! decides those.
@@ -21,6 +22,7 @@ pub mod help;
 pub mod limits;
 pub mod logging;
 pub mod programs;
+pub mod runtime;
 pub mod signals;
 pub mod syslog;
 

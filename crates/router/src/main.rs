@@ -19,6 +19,7 @@ use std::sync::Arc;
 use clap::Parser;
 use elvin_router::config::{Flags, LogFormat, Settings};
 use elvin_router::server::{LogReloader, Reloader, Router};
+use tbevents_cli::runtime::Threads;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Command-line flags. Every flag overrides the configuration file's key
@@ -283,24 +284,15 @@ fn main() -> ExitCode {
     }
     let reload = init_logging(&settings);
     raise_open_files_limit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.workers)
-        .thread_name("eventd-worker")
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    let threads = Threads::Workers(settings.workers);
+    match tbevents_cli::runtime::block_on("eventd-worker", threads, serve(settings, cli, reload)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(error)) => {
+            tracing::error!("eventd failed: {error:#}");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             tracing::error!(%error, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(serve(settings, cli, reload));
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("eventd failed: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -39,6 +39,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use tbevents_cli::runtime::Threads;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
@@ -93,14 +94,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !(0.0..=3600.0).contains(&args.start_delay) || !(0.0..=3600.0).contains(&args.grace) {
         bail!("--start-delay and --grace must be between 0 and 3600 seconds");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(demo(args));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    result
+    tbevents_cli::runtime::block_on("tbevents-demo", Threads::Workers(2), demo(args))
+        .context("cannot start the async runtime")?
 }
 
 /// Who the scheduler runs as when the demo runs as root.

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tbevents_cli::runtime::{Threads, block_on};
 
 use clap::Args;
 use tbevents_linktest::control::{self, ControlError, RunOptions};
@@ -89,11 +90,7 @@ pub(crate) fn run(store: Option<&str>, args: LinktestArgs) -> anyhow::Result<Exi
         results_dir: None,
         progress: !args.json,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    block_on("tbevents-linktest", Threads::Workers(2), async move {
         if args.kill {
             return match control::stop(&options, Duration::from_secs(15)).await {
                 Ok(pid) => {
@@ -125,5 +122,5 @@ pub(crate) fn run(store: Option<&str>, args: LinktestArgs) -> anyhow::Result<Exi
             print!("{}", summary.to_text());
         }
         Ok(ExitCode::from(summary.exit_status()))
-    })
+    })?
 }

@@ -12,6 +12,7 @@ use clap::Parser;
 use tbevents_agents::program::{self, DEFAULT_STOP_GRACE, ProgramAgent, ProgramConfig};
 use tbevents_agents::runtime::{self, AgentSpec, shutdown_signal};
 use tbevents_agents::{logging, privilege, rows};
+use tbevents_cli::runtime::Threads;
 use tbevents_event::EventKey;
 
 #[derive(Debug, Parser)]
@@ -102,7 +103,7 @@ fn run(cli: Cli) -> Result<(), String> {
         config.user.name,
         config.logdir.display()
     );
-    runtime::serve(spec, key, 0, describe, |agent, inbox| {
+    runtime::serve(spec, key, Threads::Current, describe, |agent, inbox| {
         ProgramAgent::new(config, agent, programs).run(inbox, shutdown_signal())
     })
 }

@@ -14,6 +14,7 @@ use tbevents_agents::trafgen::{
     self, DEFAULT_REPORT_INTERVAL, ReportConfig, ReportEvents, TrafgenAgent,
 };
 use tbevents_agents::{logging, rows};
+use tbevents_cli::runtime::Threads;
 use tbevents_event::EventKey;
 
 #[derive(Debug, Parser)]
@@ -102,7 +103,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map(|s| format!("{} ({} on {})", s.name, s.proto, s.local))
         ),
     );
-    runtime::serve(spec, key, 2, describe, |agent, inbox| {
+    runtime::serve(spec, key, Threads::Workers(2), describe, |agent, inbox| {
         TrafgenAgent::start(agent, plan, report).run(inbox, shutdown_signal())
     })
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tbevents_cli::LogSetup;
+use tbevents_cli::runtime::{Threads, block_on};
 use tbevents_event::server_uri;
 use tbevents_linkshape::LinkSpec;
 use tbevents_linkshape::agent::{AgentConfig, BackendKind, run};
@@ -102,21 +103,16 @@ fn main() -> ExitCode {
         links: args.links,
     };
     tracing::info!(vnode = ?args.vnode, backend = ?config.backend, "delay-agent starting");
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("delay-agent: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    let result = block_on("delay-agent", Threads::Current, async {
         let shutdown = tbevents_cli::shutdown_requested().map_err(|e| {
             tbevents_linkshape::agent::AgentError::Config(format!("cannot watch for SIGTERM: {e}"))
         })?;
         run(config, shutdown).await
+    })
+    .unwrap_or_else(|error| {
+        Err(tbevents_linkshape::agent::AgentError::Config(format!(
+            "cannot start the runtime: {error}"
+        )))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

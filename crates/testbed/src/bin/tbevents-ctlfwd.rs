@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tbevents_cli::runtime::{Threads, block_on};
 use tbevents_testbed::forward::{self, Listen};
 
 /// The command line.
@@ -50,17 +51,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("tbevents-ctlfwd: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    let result = block_on("tbevents-ctlfwd", Threads::Current, async {
         let shutdown = tbevents_cli::shutdown_requested()?;
         tracing::info!(testbed = %cli.testbed, upstream = %cli.upstream, listeners = bound.len(), "forwarding");
         let mut stdout = std::io::stdout();
@@ -70,7 +61,8 @@ fn main() -> ExitCode {
             result = forward::serve(bound, cli.upstream.clone()) => result,
             () = shutdown => Ok(()),
         }
-    });
+    })
+    .unwrap_or_else(|error| Err(anyhow::Error::new(error).context("cannot start the async runtime")));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tbevents_cli::runtime::Threads;
 use tbevents_event::constants::BOSS_EVENT_PORT;
 use tbevents_event::{EventError, EventKey, server_uri};
 use tbevents_tools::eventdebug::{EXIT_USAGE, EventdebugError, SYNOPSIS, Settings, run};
@@ -156,16 +157,15 @@ fn run_main() -> u8 {
         return 0;
     }
     let result = settings(cli).and_then(|settings| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| EventdebugError::Register {
-                uri: settings.uri.clone(),
+        let uri = settings.uri.clone();
+        tbevents_cli::runtime::block_on("eventdebug", Threads::Current, run(settings)).map_err(
+            |error| EventdebugError::Register {
+                uri,
                 source: EventError::Client(Box::new(elvin_client::ClientError::Config(format!(
                     "cannot start the runtime: {error}"
                 )))),
-            })?;
-        runtime.block_on(run(settings))
+            },
+        )?
     });
     match result {
         Ok(()) => 0,

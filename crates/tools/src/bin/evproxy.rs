@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tbevents_cli::runtime::Threads;
 use tbevents_event::config::resolve_event_server;
 use tbevents_tools::evproxy::{
     DEFAULT_LOCAL_SERVER, ForwardCounts, ProxyConfig, ProxyError, router_uri, run,
@@ -206,24 +207,16 @@ fn run_main() -> u8 {
             return EXIT_USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("evproxy")
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
+    let result =
+        tbevents_cli::runtime::block_on("evproxy", Threads::Workers(2), run_until_signal(config));
+    match result {
+        Ok(Ok(_)) => 0,
+        Ok(Err(error)) => {
+            tracing::error!("evproxy: {error}");
+            EXIT_FAILURE
+        }
         Err(error) => {
             tracing::error!(%error, "cannot start the runtime");
-            return EXIT_FAILURE;
-        }
-    };
-    let result = runtime.block_on(run_until_signal(config));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(_) => 0,
-        Err(error) => {
-            tracing::error!("evproxy: {error}");
             EXIT_FAILURE
         }
     }

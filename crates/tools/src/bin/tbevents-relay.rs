@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use tbevents_cli::runtime::Threads;
 use tbevents_tools::relay::{
     DEFAULT_MAX_CONNECTIONS, Relay, RelayConfig, RelayError, Target, raise_open_files_limit,
 };
@@ -174,18 +175,9 @@ fn run_main() -> u8 {
         "info",
         tbevents_cli::LogStyle::Daemon,
     );
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .thread_name("tbevents-relay")
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
+    tbevents_cli::runtime::block_on("tbevents-relay", Threads::PerCore, run_cli(cli))
+        .unwrap_or_else(|error| {
             tracing::error!(%error, "cannot start the runtime");
-            return EXIT_FAILURE;
-        }
-    };
-    let code = runtime.block_on(run_cli(cli));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    code
+            EXIT_FAILURE
+        })
 }
