@@ -349,6 +349,13 @@ mod config_tests {
         Cli::try_parse_from(all).unwrap().flags()
     }
 
+    /// Why these flags alone (no configuration file) are refused.
+    fn refusal(args: &[&str]) -> String {
+        Settings::resolve(&FileConfig::default(), &cli(args))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn defaults_listen_on_the_standard_port() {
         let s = Settings::resolve(&FileConfig::default(), &cli(&[])).unwrap();
@@ -390,20 +397,11 @@ mod config_tests {
         let file = FileConfig::parse("[limits]\npacket_max_length = 12").unwrap();
         let err = Settings::resolve(&file, &cli(&[])).unwrap_err().to_string();
         assert!(err.contains("limits.packet_max_length"), "{err}");
-        let err = Settings::resolve(&FileConfig::default(), &cli(&["--listen", "http://x"]))
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&["--listen", "http://x"]);
         assert!(err.contains("listen"), "{err}");
-        let err = Settings::resolve(
-            &FileConfig::default(),
-            &cli(&["--send-queue-drop-policy", "random"]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&["--send-queue-drop-policy", "random"]);
         assert!(err.contains("oldest, newest"), "{err}");
-        let err = Settings::resolve(&FileConfig::default(), &cli(&["--idle-timeout", "0"]))
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&["--idle-timeout", "0"]);
         assert!(err.contains("idle_timeout"), "{err}");
     }
 
@@ -417,29 +415,17 @@ mod config_tests {
 
     #[test]
     fn tls_endpoint_needs_a_certificate() {
-        let err = Settings::resolve(
-            &FileConfig::default(),
-            &cli(&["--listen", "elvin:/secure/127.0.0.1:2918"]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&["--listen", "elvin:/secure/127.0.0.1:2918"]);
         assert!(err.contains("tls.cert"), "{err}");
-        let err = Settings::resolve(&FileConfig::default(), &cli(&["--tls-cert", "c.pem"]))
-            .unwrap_err()
-            .to_string();
+        let err = refusal(&["--tls-cert", "c.pem"]);
         assert!(err.contains("tls.key"), "{err}");
-        let err = Settings::resolve(
-            &FileConfig::default(),
-            &cli(&[
-                "--tls-cert",
-                "c.pem",
-                "--tls-key",
-                "k.pem",
-                "--tls-require-client-cert",
-            ]),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = refusal(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-require-client-cert",
+        ]);
         assert!(err.contains("client_ca"), "{err}");
     }
 }

@@ -613,6 +613,19 @@ fn median_rtt(from: &str, to: &str, to_ip: Ipv4Addr, count: usize) -> Duration {
     rtts[rtts.len() / 2]
 }
 
+/// The median round trip from `a` to b on link0 once it has risen above
+/// `floor` (a change reaching the delay node), or the last one measured
+/// when 20 s have passed.
+fn rtt_once_above(a: &str, b: &str, floor: Duration) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rtt = median_rtt(a, b, B_ON_LINK0, 5);
+        if rtt > floor || Instant::now() > deadline {
+            return rtt;
+        }
+    }
+}
+
 #[test]
 fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
     if !is_root() {
@@ -661,13 +674,7 @@ fn a_shaped_link_goes_through_a_delay_node_that_link_events_change() {
     lab.send_link_event("link0", "MODIFY", "DELAY=50ms");
     // Both directions get 50 ms: about 100 ms round trip (± 10 %), once
     // the change has reached the delay node.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        let rtt = median_rtt(&a, &b, B_ON_LINK0, 5);
-        if rtt > Duration::from_millis(90) || Instant::now() > deadline {
-            break rtt;
-        }
-    };
+    let after = rtt_once_above(&a, &b, Duration::from_millis(90));
     assert!(
         after > Duration::from_millis(90) && after < Duration::from_millis(110),
         "{after:?}"
@@ -746,13 +753,7 @@ fn a_shaped_lan_passes_linktest_and_a_member_changed_behind_its_back_is_named() 
         names::node_namespace(&p, "a"),
         names::node_namespace(&p, "b"),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let rtt = loop {
-        let rtt = median_rtt(&a, &b, B_ON_LINK0, 5);
-        if rtt > Duration::from_millis(80) || Instant::now() > deadline {
-            break rtt;
-        }
-    };
+    let rtt = rtt_once_above(&a, &b, Duration::from_millis(80));
     // 40 + 5 ms each way.
     assert!(
         rtt > Duration::from_millis(85) && rtt < Duration::from_millis(110),
