@@ -77,6 +77,9 @@ struct SshSession {
     stdout: BufReader<ChildStdout>,
     /// The last lines ssh (or the forced command) wrote to stderr.
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Disconnected once the stderr thread has read to the end (it holds
+    /// the sender), so `explain` can wait for ssh's last words.
+    stderr_read: std::sync::mpsc::Receiver<()>,
 }
 
 /// Lines of ssh's stderr kept to explain a failed session.
@@ -102,9 +105,11 @@ impl SshSession {
         // pipe; every line is logged, the last few kept for the error.
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
         let keep = Arc::clone(&tail);
+        let (reading, stderr_read) = std::sync::mpsc::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name("ssh-stderr".into())
             .spawn(move || {
+                let _reading = reading;
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     tracing::info!("ssh: {line}");
                     let mut tail = keep.lock();
@@ -124,6 +129,7 @@ impl SshSession {
             stdin,
             stdout: BufReader::with_capacity(256 * 1024, stdout),
             stderr: tail,
+            stderr_read,
         })
     }
 
@@ -144,9 +150,12 @@ impl SshSession {
                 _ => break None,
             }
         };
-        // The stderr thread sees EOF once ssh has exited; give it a moment
-        // to store the last line.
-        std::thread::sleep(Duration::from_millis(20));
+        // The stderr thread reaches the end once ssh has exited (unless
+        // something ssh started still holds the pipe: then wait no more
+        // than half a second).
+        if status.is_some() {
+            let _ = self.stderr_read.recv_timeout(Duration::from_millis(500));
+        }
         let said = self
             .stderr
             .lock()
